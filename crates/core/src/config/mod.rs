@@ -1,0 +1,266 @@
+//! The site owner's `consent.json`: its model and its validation (the linter).
+//!
+//! ```
+//! use unticked_core::config::{Config, ConfigProblem};
+//!
+//! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
+//! let config = Config::from_json(&text).expect("the demo config is clean");
+//! assert_eq!(config.form("checkout").unwrap().purposes.len(), 5);
+//!
+//! // A pre-ticked purpose is not a setting anyone can make (R1).
+//! let bad = text.replacen(r#""version": 1,"#, r#""version": 1, "checked": true,"#, 1);
+//! let Err(ConfigProblem::Invalid(errors)) = Config::from_json(&bad) else { panic!() };
+//! assert_eq!(errors[0].rule().id(), "R1");
+//! ```
+//!
+//! Validated [`Config`] is a different type from the JSON text, and every later stage takes
+//! the validated type. A consent purpose has no field for "checked", "required" or "default":
+//! trying to write one is an error that cites the rule it would break.
+
+mod error;
+mod read;
+
+pub use error::{ConfigError, ConfigProblem, ErrorCode, Rule};
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in the order the schema lists them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value as written in `consent.json`.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Reads the value as written in `consent.json`.
+            pub fn from_name(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// The one channel a purpose reaches the shopper through (R2, R9).
+    Channel { Email = "email", Sms = "sms", Phone = "phone", Post = "post", Web = "web" }
+);
+
+string_enum!(
+    /// How the contact was acquired, recorded with each consent (R11: legacy contacts are
+    /// tagged by source).
+    Source {
+        Checkout = "checkout", Newsletter = "newsletter", Account = "account", Popup = "popup",
+        Contest = "contest", Import = "import", Phone = "phone", Store = "store",
+    }
+);
+
+string_enum!(
+    /// Categories of personal data a purpose uses (Art. 13(1)(c), 14(1)(d)).
+    DataCategory {
+        Email = "email", Phone = "phone", Name = "name", PostalAddress = "postal-address",
+        Birthday = "birthday", PurchaseHistory = "purchase-history",
+        BrowsingHistory = "browsing-history",
+    }
+);
+
+string_enum!(
+    /// A recipient's role (Art. 13(1)(e); Art. 4(7)–(10)).
+    RecipientRole {
+        Controller = "controller", JointController = "joint-controller",
+        Processor = "processor", ThirdParty = "third-party",
+    }
+);
+
+string_enum!(
+    /// The safeguard for a transfer outside the EU/EEA (Art. 13(1)(f); Art. 45–47).
+    Safeguard {
+        AdequacyDecision = "adequacy-decision", EuUsDpf = "eu-us-dpf",
+        StandardContractualClauses = "standard-contractual-clauses",
+        BindingCorporateRules = "binding-corporate-rules",
+    }
+);
+
+string_enum!(
+    /// Extra inputs a purpose may add to the form while it is ticked (R8).
+    ExtraField { Birthday = "birthday" }
+);
+
+/// A validated `consent.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub controller: Controller,
+    pub privacy_notice: PrivacyNotice,
+    /// Where records are posted: https, http on loopback, or a same-origin path.
+    pub endpoint: String,
+    /// Declared locales, e.g. `en`, `lv`, `pl-PL`; every purpose text exists in each.
+    pub locales: Vec<String>,
+    /// One of `locales`.
+    pub default_locale: String,
+    /// Form kinds in file order.
+    pub forms: Vec<Form>,
+    /// Purposes in file order, ids unique.
+    pub purposes: Vec<Purpose>,
+}
+
+/// Who decides why and how the data is processed (Art. 13(1)(a)–(b)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    pub name: String,
+    pub address: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub dpo: Option<Dpo>,
+}
+
+/// The data protection officer's contact (Art. 13(1)(b)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dpo {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+/// The privacy notice the choices point to, and its version (recorded with each consent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacyNotice {
+    pub url: String,
+    pub version: String,
+}
+
+/// One kind of form (`<form data-unticked="KIND">`) and the purposes it offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    pub kind: String,
+    pub source: Source,
+    /// Purpose ids, in display order, each defined in [`Config::purposes`].
+    pub purposes: Vec<String>,
+    pub contact: ContactFields,
+}
+
+/// CSS selectors of the form's own contact inputs, per channel kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContactFields {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One thing a shopper can agree to: one purpose, one channel, one box.
+///
+/// There is deliberately no field for an initial state: a box always renders unticked
+/// (R1) and is never required (R3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purpose {
+    /// Stable slug; a new meaning gets a new id or a new `version` (R11).
+    pub id: String,
+    /// Bumped when the wording or the processing changes (R11).
+    pub version: u32,
+    pub channel: Channel,
+    /// A W3C DPV purpose term, e.g. `dpv:DirectMarketing`.
+    pub dpv: String,
+    /// Label and description per declared locale, in `locales` order.
+    pub text: Vec<(String, PurposeText)>,
+    pub data: Vec<DataCategory>,
+    pub recipients: Vec<Recipient>,
+    pub transfers: Vec<Transfer>,
+    pub retention: Retention,
+    /// The logic of profiling per locale, where the purpose profiles (Art. 13(2)(f)).
+    pub profiling: Option<Vec<(String, String)>>,
+    pub fields: Vec<ExtraField>,
+}
+
+/// What a purpose says in one language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeText {
+    /// Performative, e.g. "I agree to receive offers by e-mail".
+    pub label: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub name: String,
+    pub role: RecipientRole,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// ISO 3166-1 alpha-2, outside the EU/EEA.
+    pub country: String,
+    pub safeguard: Safeguard,
+}
+
+/// How long the data is kept (Art. 13(2)(a)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    UntilWithdrawn,
+    Months(u32),
+}
+
+impl Config {
+    /// Parses and validates a config, reporting every problem found, not just the first.
+    ///
+    /// # Errors
+    /// [`ConfigProblem::NotJson`] when the text is not JSON; [`ConfigProblem::Invalid`]
+    /// with each problem's JSON Pointer, code and rule otherwise.
+    pub fn from_json(text: &str) -> Result<Config, ConfigProblem> {
+        match crate::json::parse(text) {
+            Ok(json) => read::config(&json).map_err(ConfigProblem::Invalid),
+            Err(e) if e.duplicate_key => Err(ConfigProblem::Invalid(vec![ConfigError {
+                path: String::new(),
+                code: ErrorCode::DuplicateKey,
+                message: format!(
+                    "{} at line {} column {}: each name may appear once",
+                    e.message, e.line, e.column
+                ),
+            }])),
+            Err(e) => Err(ConfigProblem::NotJson(e)),
+        }
+    }
+
+    /// The form of this kind, if the config has one.
+    pub fn form(&self, kind: &str) -> Option<&Form> {
+        self.forms.iter().find(|f| f.kind == kind)
+    }
+
+    /// The purpose with this id, if the config has one.
+    pub fn purpose(&self, id: &str) -> Option<&Purpose> {
+        self.purposes.iter().find(|p| p.id == id)
+    }
+
+    /// The purposes a form offers, in its display order.
+    pub fn purposes_of<'c>(&'c self, form: &'c Form) -> impl Iterator<Item = &'c Purpose> + 'c {
+        form.purposes.iter().filter_map(|id| self.purpose(id))
+    }
+}
+
+impl Purpose {
+    /// The purpose's text in `locale`, which must be one of the config's declared locales.
+    pub fn text_in(&self, locale: &str) -> Option<&PurposeText> {
+        self.text.iter().find(|(l, _)| l == locale).map(|(_, t)| t)
+    }
+
+    /// The profiling logic in `locale`, where the purpose profiles.
+    pub fn profiling_in(&self, locale: &str) -> Option<&str> {
+        let texts = self.profiling.as_ref()?;
+        texts.iter().find(|(l, _)| l == locale).map(|(_, t)| t.as_str())
+    }
+}
+
+/// EU member states and the EEA countries (Iceland, Liechtenstein, Norway), ISO 3166-1
+/// alpha-2. Greece is `GR` in ISO (the EU's own "EL" is not used here). A recipient
+/// elsewhere is a transfer under GDPR Chapter V and needs a safeguard (Art. 13(1)(f)).
+pub const EEA_COUNTRIES: &[&str] = &[
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV",
+    "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "IS", "LI", "NO",
+];
+
+/// Whether `country` (ISO 3166-1 alpha-2) is in the EU/EEA.
+pub fn in_eea(country: &str) -> bool {
+    EEA_COUNTRIES.contains(&country)
+}

@@ -1,0 +1,20 @@
+//! Unticked's pure core: the config model and its linter, the rules, locales and the view
+//! of the consent choices. No DOM, no clock, no network; the widget (`src/`) and the
+//! collector (`crates/collector`) are thin edges around it.
+//!
+//! ```
+//! use unticked_core::{config::Config, view};
+//!
+//! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
+//! let config = Config::from_json(&text).unwrap();
+//! let form = config.form("newsletter").unwrap();
+//! let fieldset = view::choices(&config, form, "lv", Some("lv"), "u1");
+//! let boxes: Vec<_> = fieldset.descendants().into_iter().filter(|e| e.tag == "input").collect();
+//! assert!(boxes.iter().all(|b| b.get("checked").is_none() && b.get("required").is_none()));
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod json;
+pub mod locale;
+pub mod view;

@@ -1,0 +1,193 @@
+//! What the widget shows for one form, as a small element tree.
+//!
+//! The widget turns this tree into DOM with `createElement`, `setAttribute` and text nodes
+//! only, never `innerHTML`, so no config or translated text is ever parsed as markup.
+//! Keeping the tree here makes the rendering testable natively: a property test checks that
+//! no config the validator accepts yields a ticked, required or disabled consent box.
+
+use crate::config::{Config, Form};
+use crate::locale;
+
+/// Class names, shared with `www/unticked.css`.
+pub mod class {
+    pub const ROOT: &str = "unticked";
+    pub const LEGEND: &str = "unticked__legend";
+    pub const INTRO: &str = "unticked__intro";
+    pub const PURPOSE: &str = "unticked__purpose";
+    pub const BOX: &str = "unticked__box";
+    pub const LABEL: &str = "unticked__label";
+    pub const OPTIONAL: &str = "unticked__optional";
+    pub const DESCRIPTION: &str = "unticked__description";
+    pub const NOTICE: &str = "unticked__notice";
+}
+
+/// Attribute names of the public contract (DESIGN.md).
+pub mod attr {
+    /// On a `<form>`: the form kind, e.g. `checkout`.
+    pub const FORM_KIND: &str = "data-unticked";
+    /// On an element inside the form: where the choices go.
+    pub const SLOT: &str = "data-unticked-slot";
+    /// On the rendered `<fieldset>`: the purpose id of each row is on its container.
+    pub const PURPOSE: &str = "data-unticked-purpose";
+    /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
+    pub const INPUT_NAME_PREFIX: &str = "consent.";
+}
+
+/// One node of the rendered tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+}
+
+/// An element: tag, attributes in order, children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element {
+    pub tag: &'static str,
+    pub attrs: Vec<(&'static str, String)>,
+    pub children: Vec<Node>,
+}
+
+impl Element {
+    fn new(tag: &'static str) -> Self {
+        Element {
+            tag,
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.attrs.push((name, value.into()));
+        self
+    }
+
+    fn class(self, name: &str) -> Self {
+        self.attr("class", name)
+    }
+
+    fn text(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Text(text.into()));
+        self
+    }
+
+    fn child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    /// The value of an attribute, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every element in this subtree (itself included), depth first.
+    pub fn descendants(&self) -> Vec<&Element> {
+        let mut out = vec![self];
+        for child in &self.children {
+            if let Node::Element(e) = child {
+                out.extend(e.descendants());
+            }
+        }
+        out
+    }
+
+    /// The concatenated text of this subtree, as `textContent` would give it.
+    pub fn text_content(&self) -> String {
+        let mut out = String::new();
+        for child in &self.children {
+            match child {
+                Node::Text(t) => out.push_str(t),
+                Node::Element(e) => out.push_str(&e.text_content()),
+            }
+        }
+        out
+    }
+}
+
+/// Whether two locale tags name the same language (`lv` and `lv-LV` do).
+fn same_language(a: &str, b: &str) -> bool {
+    let language = |t: &str| t.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+    language(a) == language(b)
+}
+
+/// Renders the consent choices of `form` in `locale` (one of the config's declared locales).
+///
+/// `id_prefix` keeps element ids unique when several forms share a page; `page_lang` is the
+/// page's `<html lang>`, so the fieldset carries its own `lang` when it differs (WCAG 3.1.2).
+pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&str>, id_prefix: &str) -> Element {
+    let words = locale::texts_for(locale);
+    let intro_id = format!("{id_prefix}-intro");
+    let mut root = Element::new("fieldset")
+        .class(class::ROOT)
+        .attr(attr::FORM_KIND, form.kind.as_str())
+        .attr("aria-describedby", intro_id.as_str());
+    if !page_lang.is_some_and(|page| same_language(page, locale)) {
+        root = root.attr("lang", locale);
+    }
+    root = root
+        .child(Element::new("legend").class(class::LEGEND).text(words.legend))
+        .child(
+            Element::new("p")
+                .class(class::INTRO)
+                .attr("id", intro_id)
+                .text(words.intro),
+        );
+
+    for purpose in config.purposes_of(form) {
+        // A validated config has every purpose text in every declared locale; the default
+        // locale is the safe fallback should a caller pass an undeclared one.
+        let Some(text) = purpose
+            .text_in(locale)
+            .or_else(|| purpose.text_in(&config.default_locale))
+        else {
+            continue;
+        };
+        let input_id = format!("{id_prefix}-{}", purpose.id);
+        let description_id = format!("{input_id}-desc");
+        let input = Element::new("input")
+            .attr("type", "checkbox")
+            .class(class::BOX)
+            .attr("id", input_id.as_str())
+            .attr("name", format!("{}{}", attr::INPUT_NAME_PREFIX, purpose.id))
+            .attr("value", "yes")
+            .attr("aria-describedby", description_id.as_str());
+        let label = Element::new("label")
+            .class(class::LABEL)
+            .attr("for", input_id)
+            .text(text.label.as_str())
+            .text(" ")
+            .child(
+                Element::new("span")
+                    .class(class::OPTIONAL)
+                    .text(format!("({})", words.optional)),
+            );
+        let description = Element::new("p")
+            .class(class::DESCRIPTION)
+            .attr("id", description_id)
+            .text(text.description.as_str());
+        root = root.child(
+            Element::new("div")
+                .class(class::PURPOSE)
+                .attr(attr::PURPOSE, purpose.id.as_str())
+                .child(input)
+                .child(label)
+                .child(description),
+        );
+    }
+
+    let notice = &config.privacy_notice;
+    root.child(
+        Element::new("p")
+            .class(class::NOTICE)
+            .text(format!("{}: {}. ", words.controller, config.controller.name))
+            .child(
+                Element::new("a")
+                    .attr("href", notice.url.as_str())
+                    .attr("target", "_blank")
+                    .attr("rel", "noopener noreferrer")
+                    .text(words.privacy_notice),
+            )
+            .text(format!(" ({} {}). {}", words.version, notice.version, words.withdraw)),
+    )
+}

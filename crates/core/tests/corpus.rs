@@ -1,0 +1,104 @@
+//! Shared test vectors for configs, read by one runner.
+//!
+//! `testdata/config/good/*.json` are plain configs that must lint clean.
+//! `testdata/config/bad/<defect>.json` each carry `desc`, `expect` (the exact set of
+//! problems, as code and JSON Pointer, or "not-json") and the config itself, either as
+//! `config` or, where the defect cannot survive a JSON round trip, as `config_text`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use unticked_core::config::{Config, ConfigProblem};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn good_configs_lint_clean() {
+    let mut paths = files("testdata/config/good");
+    paths.push(root().join("www/consent.json"));
+    assert!(paths.len() >= 5);
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(problem) = Config::from_json(&text) {
+            panic!("{}: {problem}", path.display());
+        }
+    }
+}
+
+#[test]
+fn bad_configs_report_exactly_their_defect() {
+    let paths = files("testdata/config/bad");
+    assert!(paths.len() >= 25, "the corpus keeps at least 25 bad configs");
+    let mut failures = Vec::new();
+    for path in &paths {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(case["desc"].as_str().is_some_and(|d| !d.is_empty()), "{name}: no desc");
+        let text = match case.get("config_text") {
+            Some(t) => t.as_str().unwrap().to_string(),
+            None => serde_json::to_string_pretty(&case["config"]).unwrap(),
+        };
+        let result = Config::from_json(&text);
+        match (&case["expect"], result) {
+            (serde_json::Value::String(s), Err(ConfigProblem::NotJson(_))) if s == "not-json" => {}
+            (serde_json::Value::Array(expected), Err(ConfigProblem::Invalid(errors))) => {
+                let want: BTreeSet<(String, String)> = expected
+                    .iter()
+                    .map(|e| {
+                        (
+                            e["code"].as_str().unwrap().to_string(),
+                            e["path"].as_str().unwrap().to_string(),
+                        )
+                    })
+                    .collect();
+                let got: BTreeSet<(String, String)> = errors
+                    .iter()
+                    .map(|e| (e.code.as_str().to_string(), e.path.clone()))
+                    .collect();
+                if want != got {
+                    failures.push(format!("{name}: expected {want:?}\n    got {got:?}"));
+                }
+                for e in &errors {
+                    assert!(!e.message.is_empty(), "{name}: empty message");
+                    // Rule problems cite their rule in the report line.
+                    assert!(e.to_string().contains(e.rule().id()), "{name}: {e}");
+                }
+            }
+            (expect, other) => failures.push(format!("{name}: expected {expect}, got {other:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rule_breaking_configs_cite_the_rule() {
+    for (file, rule) in [
+        ("pre-ticked-checked-true", "R1"),
+        ("required-purpose", "R3"),
+        ("accept-all-switch", "R2"),
+        ("channel-array", "R2"),
+        ("legal-basis-contract", "R4"),
+        ("missing-translation", "R5"),
+    ] {
+        let case: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join(format!("testdata/config/bad/{file}.json"))).unwrap(),
+        )
+        .unwrap();
+        let Err(ConfigProblem::Invalid(errors)) = Config::from_json(&case["config"].to_string()) else {
+            panic!("{file} must be invalid");
+        };
+        assert_eq!(errors[0].rule().id(), rule, "{file}");
+        assert!(!errors[0].rule().source().is_empty());
+    }
+}
