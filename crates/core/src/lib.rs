@@ -12,7 +12,14 @@
 //! let boxes: Vec<_> = fieldset.descendants().into_iter().filter(|e| e.tag == "input").collect();
 //! assert!(boxes.iter().all(|b| b.get("checked").is_none() && b.get("required").is_none()));
 //! ```
+#![no_std]
 #![forbid(unsafe_code)]
+
+// No std: the widget links this crate into a no_std wasm build, where std's panic and
+// formatting machinery would cost more than the widget itself (measured with twiggy).
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod config;
 pub mod json;

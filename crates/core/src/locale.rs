@@ -4,6 +4,9 @@
 //! widget itself shows around them (legend, "optional", the notice link) are built in, so a
 //! shop only translates what is its own.
 
+#[allow(unused_imports)]
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
 /// Languages the widget ships texts for. A config may declare only these (with any region).
 pub const SUPPORTED: &[&str] = &["en", "lv", "pl", "cs", "de", "lt", "et"];
 

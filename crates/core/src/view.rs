@@ -5,6 +5,9 @@
 //! Keeping the tree here makes the rendering testable natively: a property test checks that
 //! no config the validator accepts yields a ticked, required or disabled consent box.
 
+#[allow(unused_imports)]
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
 use crate::config::{Config, Form};
 use crate::locale;
 

@@ -1,6 +1,9 @@
 //! What can be wrong with a config, each problem with its JSON Pointer and rule.
 
-use std::fmt;
+#[allow(unused_imports)]
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
+use core::fmt;
 
 /// The rule a problem breaks: `Schema` for shape (types, names, formats), or one of the rules
 /// R1–R11 of `DESIGN.md` with its legal source.
@@ -231,4 +234,4 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
-impl std::error::Error for ConfigProblem {}
+impl core::error::Error for ConfigProblem {}

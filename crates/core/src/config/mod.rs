@@ -17,10 +17,20 @@
 //! the validated type. A consent purpose has no field for "checked", "required" or "default":
 //! trying to write one is an error that cites the rule it would break.
 
+#[allow(unused_imports)]
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
 mod error;
 mod read;
 
 pub use error::{ConfigError, ConfigProblem, ErrorCode, Rule};
+
+/// An enum written in `consent.json` as one of a fixed set of names.
+pub trait Named: Copy + 'static {
+    /// Every value, in the order of [`Named::NAMES`].
+    const ALL: &'static [Self];
+    const NAMES: &'static [&'static str];
+}
 
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
@@ -41,6 +51,11 @@ macro_rules! string_enum {
             pub fn from_name(text: &str) -> Option<Self> {
                 match text { $($text => Some($name::$variant),)+ _ => None }
             }
+        }
+
+        impl Named for $name {
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+            const NAMES: &'static [&'static str] = &[$($text),+];
         }
     };
 }
@@ -214,10 +229,7 @@ impl Config {
             Err(e) if e.duplicate_key => Err(ConfigProblem::Invalid(vec![ConfigError {
                 path: String::new(),
                 code: ErrorCode::DuplicateKey,
-                message: format!(
-                    "{} at line {} column {}: each name may appear once",
-                    e.message, e.line, e.column
-                ),
+                message: format!("{e}: each name may appear once"),
             }])),
             Err(e) => Err(ConfigProblem::NotJson(e)),
         }

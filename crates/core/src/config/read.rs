@@ -3,6 +3,9 @@
 //! A hand-written reader rather than `#[derive(Deserialize)]`: serde stops at the first
 //! error, and the linter must report all of them, each with its path and rule.
 
+#[allow(unused_imports)]
+use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+
 use super::error::{ConfigError, ErrorCode};
 use super::*;
 use crate::json::Json;
@@ -52,7 +55,7 @@ fn forbidden_key(key: &str) -> Option<ErrorCode> {
     let folded: String = key
         .chars()
         .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
+        .map(|c| c.to_ascii_lowercase())
         .collect();
     FORBIDDEN_KEYS.iter().find(|(k, _)| *k == folded).map(|(_, code)| *code)
 }
@@ -211,48 +214,39 @@ impl Reader {
         }
     }
 
-    fn enum_value<T: Copy>(
-        &mut self,
-        value: &Json,
-        path: String,
-        parse: fn(&str) -> Option<T>,
-        all: &[T],
-        name: fn(T) -> &'static str,
-    ) -> Option<T> {
+    /// Reads one of `names`, returning its index. Not generic, so the six enums share one
+    /// copy of this code in the wasm.
+    fn name_index(&mut self, value: &Json, path: String, names: &[&str]) -> Option<usize> {
         let text = self.text_value(value, path.clone())?;
-        let found = parse(&text);
+        let found = names.iter().position(|n| *n == text);
         if found.is_none() {
-            let allowed: Vec<&str> = all.iter().map(|v| name(*v)).collect();
             self.err(
                 path,
                 ErrorCode::UnknownValue,
-                format!("\"{text}\" is not one of: {}", allowed.join(", ")),
+                format!("\"{text}\" is not one of: {}", names.join(", ")),
             );
         }
         found
     }
 
-    /// An array of distinct enum values.
-    fn enum_list<T: Copy + PartialEq>(
-        &mut self,
-        obj: &mut Obj<'_>,
-        key: &str,
-        parse: fn(&str) -> Option<T>,
-        all: &[T],
-        name: fn(T) -> &'static str,
-    ) -> Vec<T> {
+    fn enum_value<T: Named>(&mut self, value: &Json, path: String) -> Option<T> {
+        self.name_index(value, path, T::NAMES).map(|i| T::ALL[i])
+    }
+
+    /// An array of distinct names, as indices into `names`.
+    fn name_list(&mut self, obj: &mut Obj<'_>, key: &str, names: &[&str]) -> Vec<usize> {
         let mut out = Vec::new();
         let Some((value, path)) = obj.take(key) else { return out };
         let Some(items) = self.array(value, &path, "an array of strings") else {
             return out;
         };
         for (i, item) in items.iter().enumerate() {
-            if let Some(v) = self.enum_value(item, index(&path, i), parse, all, name) {
+            if let Some(v) = self.name_index(item, index(&path, i), names) {
                 if out.contains(&v) {
                     self.err(
                         index(&path, i),
                         ErrorCode::DuplicateItem,
-                        format!("\"{}\" is listed twice", name(v)),
+                        format!("\"{}\" is listed twice", names[v]),
                     );
                 } else {
                     out.push(v);
@@ -260,6 +254,14 @@ impl Reader {
             }
         }
         out
+    }
+
+    /// An array of distinct enum values.
+    fn enum_list<T: Named>(&mut self, obj: &mut Obj<'_>, key: &str) -> Vec<T> {
+        self.name_list(obj, key, T::NAMES)
+            .into_iter()
+            .map(|i| T::ALL[i])
+            .collect()
     }
 
     fn country(&mut self, obj: &mut Obj<'_>, key: &str) -> Option<String> {
@@ -347,17 +349,6 @@ fn is_dpv_term(text: &str) -> bool {
 
 fn is_selector(text: &str) -> bool {
     !text.contains(['{', '}', '<'])
-}
-
-fn whole_number(value: &Json) -> Option<u64> {
-    match value {
-        Json::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 1e15)
-                .map(|f| f as u64)
-        }),
-        _ => None,
-    }
 }
 
 pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
@@ -587,7 +578,7 @@ fn read_purposes(r: &mut Reader, value: &Json, path: &str, locales: Option<&[Str
 }
 
 /// Reads `{ "<locale>": T }`, requiring every declared locale and no other.
-fn read_per_locale<T>(
+fn read_per_locale<T: Clone>(
     r: &mut Reader,
     value: &Json,
     path: String,
@@ -630,9 +621,13 @@ fn read_per_locale<T>(
         }
     }
     // Keep the declared locale order, whatever order the file used.
-    if let Some(locales) = locales {
-        out.sort_by_key(|(l, _)| locales.iter().position(|d| d == l));
-    }
+    let out = match locales {
+        Some(locales) => locales
+            .iter()
+            .filter_map(|l| out.iter().position(|(k, _)| k == l).map(|i| out[i].clone()))
+            .collect(),
+        None => out,
+    };
     (ok && locales.is_none_or(|l| l.len() == out.len())).then_some(out)
 }
 
@@ -649,7 +644,7 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
     });
     let version = r
         .required(&mut obj, "version")
-        .and_then(|(v, p)| match whole_number(v) {
+        .and_then(|(v, p)| match v.as_whole_number() {
             Some(n) if (1..=u64::from(u32::MAX)).contains(&n) => Some(n as u32),
             Some(_) => {
                 r.err(p, ErrorCode::OutOfRange, "version starts at 1");
@@ -669,7 +664,7 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
             );
             None
         }
-        Some((v, p)) => r.enum_value(v, p, Channel::from_name, Channel::ALL, Channel::as_str),
+        Some((v, p)) => r.enum_value::<Channel>(v, p),
         None => {
             r.err(obj.path.clone(), ErrorCode::MissingField, "missing field \"channel\"");
             None
@@ -707,25 +702,13 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
             })
         })
     });
-    let data = r.enum_list(
-        &mut obj,
-        "data",
-        DataCategory::from_name,
-        DataCategory::ALL,
-        DataCategory::as_str,
-    );
+    let data = r.enum_list::<DataCategory>(&mut obj, "data");
     let recipients = read_list(r, &mut obj, "recipients", |r, v, p| {
         let mut o = r.object(v, p)?;
         let name = r.text(&mut o, "name");
-        let role = r.required(&mut o, "role").and_then(|(v, p)| {
-            r.enum_value(
-                v,
-                p,
-                RecipientRole::from_name,
-                RecipientRole::ALL,
-                RecipientRole::as_str,
-            )
-        });
+        let role = r
+            .required(&mut o, "role")
+            .and_then(|(v, p)| r.enum_value::<RecipientRole>(v, p));
         let country = r.country(&mut o, "country");
         r.finish(o);
         Some(Recipient {
@@ -739,7 +722,7 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
         let country = r.country(&mut o, "country");
         let safeguard = r
             .required(&mut o, "safeguard")
-            .and_then(|(v, p)| r.enum_value(v, p, Safeguard::from_name, Safeguard::ALL, Safeguard::as_str));
+            .and_then(|(v, p)| r.enum_value::<Safeguard>(v, p));
         r.finish(o);
         let country = country?;
         if in_eea(&country) {
@@ -754,13 +737,15 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
         Json::String(s) if s == "until-withdrawn" => Some(Retention::UntilWithdrawn),
         Json::Object(_) => {
             let mut o = r.object(v, p)?;
-            let months = r.required(&mut o, "months").and_then(|(v, p)| match whole_number(v) {
-                Some(n) if (1..=240).contains(&n) => Some(n as u32),
-                _ => {
-                    r.err(p, ErrorCode::OutOfRange, "months must be a whole number from 1 to 240");
-                    None
-                }
-            });
+            let months = r
+                .required(&mut o, "months")
+                .and_then(|(v, p)| match v.as_whole_number() {
+                    Some(n) if (1..=240).contains(&n) => Some(n as u32),
+                    _ => {
+                        r.err(p, ErrorCode::OutOfRange, "months must be a whole number from 1 to 240");
+                        None
+                    }
+                });
             r.finish(o);
             months.map(Retention::Months)
         }
@@ -776,13 +761,7 @@ fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[St
     let profiling = obj
         .take("profiling")
         .map(|(v, p)| read_per_locale(r, v, p, locales, "profiling logic", |r, v, p| r.text_value(v, p)));
-    let fields = r.enum_list(
-        &mut obj,
-        "fields",
-        ExtraField::from_name,
-        ExtraField::ALL,
-        ExtraField::as_str,
-    );
+    let fields = r.enum_list::<ExtraField>(&mut obj, "fields");
     let purpose_path = obj.path.clone();
     r.finish(obj);
 
@@ -876,7 +855,7 @@ fn read_form(r: &mut Reader, kind: &str, value: &Json, path: String, purposes: O
     let mut obj = r.object(value, path.clone())?;
     let source = r
         .required(&mut obj, "source")
-        .and_then(|(v, p)| r.enum_value(v, p, Source::from_name, Source::ALL, Source::as_str));
+        .and_then(|(v, p)| r.enum_value::<Source>(v, p));
     let ids = r.required(&mut obj, "purposes").and_then(|(v, p)| {
         let items = r.array(v, &p, "an array of purpose ids")?;
         if items.is_empty() {

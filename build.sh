@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Unticked: set-up, build, serve, test, measure. Idempotent on a fresh machine.
+#
+#   ./build.sh              build the widget to www/pkg/ and the `unticked` binary
+#   ./build.sh serve        build, then serve the demo shop on http://127.0.0.1:${PORT:-8080}/
+#   ./build.sh test         fmt, clippy, native tests, browser tests, end-to-end tests
+#   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
+#   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
+#   ./build.sh screenshots  refresh docs/*.png from the running demo
+set -euo pipefail
+cd "$(dirname "$0")"
+
+WASM_TARGET=wasm32-unknown-unknown
+CHROMIUM=/usr/bin/chromium
+CHROMEDRIVER=/usr/bin/chromedriver
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# The wasm-bindgen CLI must match the crate exactly; Cargo.toml pins it with "=".
+wasm_bindgen_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+
+setup_build() {
+  if ! rustup target list --installed | grep -qx "$WASM_TARGET"; then
+    step "adding the $WASM_TARGET target"
+    rustup target add "$WASM_TARGET"
+  fi
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+      rustup component add "$component"
+    fi
+  done
+  local want
+  want=$(wasm_bindgen_version)
+  if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
+    step "installing wasm-bindgen-cli $want (about 3 minutes, once)"
+    # Not --locked: one of its pinned dependencies is not in the registry here (TOOLCHAIN.md).
+    cargo install wasm-bindgen-cli --version "$want"
+  fi
+  # wasm-opt from npm's binaryen: Debian's binaryen 108 breaks wasm-bindgen output.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    step "installing node tools (binaryen, playwright-core, axe-core)"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+setup_browser() {
+  if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
+    step "installing Chromium and ChromeDriver from Debian"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
+build_widget() {
+  setup_build
+  step "building the widget (wasm, release)"
+  cargo build --release --target "$WASM_TARGET" -p unticked
+  rm -rf www/pkg
+  wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name unticked \
+    --remove-name-section --remove-producers-section \
+    "target/$WASM_TARGET/release/unticked.wasm"
+  node_modules/.bin/wasm-opt -Oz www/pkg/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
+  # One script tag must be enough: the module starts itself once instantiated. Should
+  # instantiation fail (an old browser, a blocked fetch), it logs and the forms stay as they are.
+  if ! grep -q '^async function __wbg_init' www/pkg/unticked.js; then
+    echo "build.sh: wasm-bindgen's glue no longer has __wbg_init; update the self-start line" >&2
+    exit 1
+  fi
+  cat >>www/pkg/unticked.js <<'EOF'
+
+// Appended by build.sh: start on load, never throw into the page.
+__wbg_init().then(() => start()).catch((e) => console.error("unticked: could not start; the forms work without it:", e));
+EOF
+}
+
+build_collector() {
+  step "building the unticked binary"
+  cargo build -p unticked-collector
+}
+
+build() {
+  build_widget
+  build_collector
+}
+
+serve() {
+  build
+  step "serving the demo shop"
+  exec target/debug/unticked serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
+}
+
+size() {
+  [ -f www/pkg/unticked_bg.wasm ] || build_widget
+  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/unticked.css
+}
+
+# Starts the collector on a free port in the background; sets SERVER_PID and BASE_URL.
+start_server() {
+  local log
+  log=$(mktemp)
+  target/debug/unticked serve --www www --config www/consent.json --addr 127.0.0.1:0 >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    BASE_URL=$(sed -n 's#^unticked: serving .* on \(http://[^ ]*\)/$#\1#p' "$log")
+    [ -n "$BASE_URL" ] && return 0
+    sleep 0.1
+  done
+  cat "$log" >&2
+  echo "build.sh: the collector did not start" >&2
+  exit 1
+}
+
+render_time() {
+  setup_browser
+  build
+  start_server
+  trap 'kill $SERVER_PID 2>/dev/null' EXIT
+  node tools/render-time.mjs "$BASE_URL/checkout.html" "${LOADS:-15}"
+}
+
+screenshots() {
+  setup_browser
+  build
+  UPDATE_SCREENSHOTS=1 node --test tests/e2e/demo.test.mjs
+}
+
+test_all() {
+  setup_build
+  setup_browser
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "clippy (native and wasm)"
+  cargo clippy --workspace --all-targets -- -D warnings
+  cargo clippy -p unticked --target "$WASM_TARGET" -- -D warnings
+  cargo clippy -p unticked --target "$WASM_TARGET" --features std --all-targets -- -D warnings
+  step "native tests"
+  cargo test --workspace
+  step "browser tests (wasm in headless Chromium)"
+  # Never -q here: wasm-bindgen-test-runner rejects it (TOOLCHAIN.md).
+  CHROMEDRIVER="$CHROMEDRIVER" cargo test -p unticked --target "$WASM_TARGET" --features std --tests
+  build
+  step "end-to-end tests (demo shop + collector + Chromium)"
+  node --test --test-concurrency=1 tests/e2e/
+  size
+}
+
+case "${1:-build}" in
+  build) build ;;
+  serve) serve ;;
+  test) test_all ;;
+  size) size ;;
+  render-time) render_time ;;
+  screenshots) screenshots ;;
+  setup) setup_build; setup_browser ;;
+  *)
+    echo "usage: ./build.sh [build|serve|test|size|render-time|screenshots|setup]" >&2
+    exit 2
+    ;;
+esac

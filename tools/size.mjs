@@ -1,0 +1,30 @@
+// Prints raw, gzip -9 and brotli sizes of the widget's files and their gzip total, and
+// fails when the total is above the budget (DESIGN.md: goal 15 KB, never above 35 KB).
+import { readFileSync } from "node:fs";
+import { gzipSync, brotliCompressSync, constants } from "node:zlib";
+import { basename } from "node:path";
+
+const BUDGET = 35 * 1024;
+const GOAL = 15 * 1024;
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  console.error("usage: node tools/size.mjs FILE...");
+  process.exit(2);
+}
+const pad = (v, n) => String(v).padStart(n);
+console.log(`${"file".padEnd(20)} ${pad("raw", 8)} ${pad("gzip -9", 8)} ${pad("brotli", 8)}`);
+let gzipTotal = 0, rawTotal = 0, brTotal = 0;
+for (const file of files) {
+  const bytes = readFileSync(file);
+  const gz = gzipSync(bytes, { level: 9 }).length;
+  const br = brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
+  rawTotal += bytes.length; gzipTotal += gz; brTotal += br;
+  console.log(`${basename(file).padEnd(20)} ${pad(bytes.length, 8)} ${pad(gz, 8)} ${pad(br, 8)}`);
+}
+console.log(`${"total".padEnd(20)} ${pad(rawTotal, 8)} ${pad(gzipTotal, 8)} ${pad(brTotal, 8)}`);
+const kb = (n) => (n / 1024).toFixed(1);
+console.log(`gzip total ${kb(gzipTotal)} KiB (goal ${kb(GOAL)} KiB, budget ${kb(BUDGET)} KiB)`);
+if (gzipTotal > BUDGET) {
+  console.error(`size: over budget by ${gzipTotal - BUDGET} bytes`);
+  process.exit(1);
+}
