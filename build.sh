@@ -45,7 +45,7 @@ setup_build() {
   fi
   # wasm-opt from npm's binaryen: Debian's binaryen 108 breaks wasm-bindgen output.
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    step "installing node tools (binaryen, playwright-core, axe-core)"
+    step "installing node tools (binaryen, esbuild, playwright-core, axe-core)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }
@@ -78,6 +78,11 @@ build_widget() {
 // Appended by build.sh: start on load, never throw into the page.
 __wbg_init().then(() => start()).catch((e) => console.error("unticked: could not start; the forms work without it:", e));
 EOF
+  # The minified glue and stylesheet are what shoppers download; www/unticked.css stays the
+  # readable source and www/pkg/unticked.css is the shipped copy.
+  node_modules/.bin/esbuild www/pkg/unticked.js --minify --format=esm --target=es2020 \
+    --log-level=warning --allow-overwrite --outfile=www/pkg/unticked.js
+  node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
 }
 
 build_collector() {
@@ -98,7 +103,7 @@ serve() {
 
 size() {
   [ -f www/pkg/unticked_bg.wasm ] || build_widget
-  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/unticked.css
+  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css
 }
 
 # Starts the collector on a free port in the background; sets SERVER_PID and BASE_URL.
@@ -140,6 +145,7 @@ test_all() {
   cargo clippy --workspace --all-targets -- -D warnings
   cargo clippy -p unticked --target "$WASM_TARGET" -- -D warnings
   cargo clippy -p unticked --target "$WASM_TARGET" --features std --all-targets -- -D warnings
+  cargo clippy -p unticked-core --no-default-features --all-targets -- -D warnings
   step "native tests"
   cargo test --workspace
   step "browser tests (wasm in headless Chromium)"

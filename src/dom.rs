@@ -57,13 +57,21 @@ pub fn build(document: &Document, element: &Element) -> Result<web_sys::Element,
     Ok(out)
 }
 
+/// A plain object with these properties. Dictionaries are built this way rather than
+/// through web-sys's typed setters: each setter is one more import and JS shim to download.
+pub fn object(entries: &[(&str, &JsValue)]) -> js_sys::Object {
+    let object = js_sys::Object::new();
+    for (key, value) in entries {
+        let _ = js_sys::Reflect::set(&object, &JsValue::from_str(key), value);
+    }
+    object
+}
+
 /// Dispatches a bubbling `CustomEvent` named `name` with `detail` on `target`.
 /// A listener that throws does not reach the widget (DOM dispatch reports it to the page).
 pub fn dispatch(target: &web_sys::EventTarget, name: &str, detail: &JsValue) {
-    let init = web_sys::CustomEventInit::new();
-    init.set_bubbles(true);
-    init.set_detail(detail);
-    if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict(name, &init) {
+    let init = object(&[("bubbles", &JsValue::TRUE), ("detail", detail)]);
+    if let Ok(event) = web_sys::CustomEvent::new_with_event_init_dict(name, init.unchecked_ref()) {
         let _ = target.dispatch_event(&event);
     }
 }

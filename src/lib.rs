@@ -42,9 +42,8 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 pub mod dom;
 mod widget;
 
-use alloc::format;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
+use unticked_core::text::{concat, decimal};
 
 pub use widget::Widget;
 
@@ -94,23 +93,29 @@ impl StartError {
 
     pub fn message(&self) -> String {
         match self {
-            StartError::NoConfig => format!(
-                "no config: add data-config=\"/consent.json\" to the widget's script tag, or an inline <script type=\"application/json\" id=\"{INLINE_CONFIG_ID}\">"
-            ),
-            StartError::Unreachable { url, reason } => format!("could not load the config from {url}: {reason}"),
-            StartError::NotJson(e) => format!("the config is not valid JSON: {e}"),
-            StartError::Invalid(e) => format!("the config breaks the rules, so no choices are shown ({e}); run `unticked lint` on it"),
-            StartError::Dom(e) => format!("could not render the choices: {e}"),
+            StartError::NoConfig => concat(&[
+                "no config: add data-config=\"/consent.json\" to the widget's script tag, or an inline <script type=\"application/json\" id=\"",
+                INLINE_CONFIG_ID,
+                "\">",
+            ]),
+            StartError::Unreachable { url, reason } => concat(&["could not load the config from ", url, ": ", reason]),
+            StartError::NotJson(e) => concat(&["the config is not valid JSON: ", e]),
+            StartError::Invalid(e) => concat(&[
+                "the config breaks the rules, so no choices are shown: ",
+                e,
+                ". `unticked lint` explains each problem",
+            ]),
+            StartError::Dom(e) => concat(&["could not render the choices: ", e]),
         }
     }
 }
 
+/// What a thrown value says, e.g. "TypeError: Failed to fetch" (its `String(value)`).
 fn js_error_text(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| "unknown error".to_string())
+    if value.is_null() || value.is_undefined() {
+        return "unknown error".to_string();
+    }
+    value.unchecked_ref::<js_sys::Object>().to_string().into()
 }
 
 /// Finds the config the page declares: the inline script first, then `data-config` on the
@@ -169,7 +174,10 @@ pub fn load_config_text(source: ConfigSource, done: impl FnOnce(Result<String, S
             Err(e) => return done(Err(unreachable(&url, js_error_text(&e)))),
         };
         if !response.ok() {
-            return done(Err(unreachable(&url, format!("HTTP {}", response.status()))));
+            return done(Err(unreachable(
+                &url,
+                concat(&["HTTP ", &decimal(response.status().into())]),
+            )));
         }
         match response.text() {
             Ok(text) => settle(&text, move |outcome| match outcome {
@@ -187,10 +195,16 @@ pub fn load_config_text(source: ConfigSource, done: impl FnOnce(Result<String, S
 /// [`StartError::NotJson`] or [`StartError::Invalid`] naming every problem.
 pub fn parse_config(text: &str) -> Result<Config, StartError> {
     Config::from_json(text).map_err(|problem| match problem {
-        ConfigProblem::NotJson(e) => StartError::NotJson(e.to_string()),
+        ConfigProblem::NotJson(e) => StartError::NotJson(e.describe()),
         ConfigProblem::Invalid(errors) => {
-            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            StartError::Invalid(list.join("; "))
+            let mut list = String::new();
+            for e in &errors {
+                if !list.is_empty() {
+                    list.push_str("; ");
+                }
+                list.push_str(&e.describe());
+            }
+            StartError::Invalid(list)
         }
     })
 }
@@ -213,11 +227,9 @@ pub fn run(source: Option<ConfigSource>, done: impl FnOnce(Result<Widget, StartE
 /// the document. Never throws.
 pub fn report(error: &StartError) {
     let message = error.message();
-    web_sys::console::error_1(&JsValue::from_str(&format!("unticked: {message}")));
+    web_sys::console::error_1(&JsValue::from_str(&concat(&["unticked: ", &message])));
     if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-        let detail = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&detail, &"code".into(), &error.code().into());
-        let _ = js_sys::Reflect::set(&detail, &"message".into(), &message.into());
+        let detail = dom::object(&[("code", &error.code().into()), ("message", &message.into())]);
         dom::dispatch(&document, ERROR_EVENT, &detail);
     }
 }

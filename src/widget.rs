@@ -1,7 +1,6 @@
 //! A mounted widget: owns its mutation observer and its listeners; dropping it detaches.
 
 use crate::dom::{self, Listener};
-use alloc::format;
 use alloc::rc::{Rc, Weak};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -9,7 +8,8 @@ use core::cell::RefCell;
 use core::sync::atomic::{AtomicU32, Ordering};
 use unticked_core::config::Config;
 use unticked_core::locale;
-use unticked_core::view::{self, attr, class};
+use unticked_core::text::{concat, decimal};
+use unticked_core::view::{self, attr};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, HtmlFormElement, HtmlInputElement, MutationObserver, MutationRecord};
@@ -18,6 +18,8 @@ use web_sys::{Document, HtmlFormElement, HtmlInputElement, MutationObserver, Mut
 pub const CHANGE_EVENT: &str = "unticked:change";
 
 const FORM_SELECTOR: &str = "form[data-unticked]";
+const ROOT_SELECTOR: &str = "fieldset.unticked";
+const SLOT_SELECTOR: &str = "[data-unticked-slot]";
 const SUBMIT_SELECTOR: &str = "button[type=submit], input[type=submit], button:not([type])";
 
 /// The widget attached to a page: every `form[data-unticked]` present now or added later
@@ -38,10 +40,7 @@ struct Inner {
 /// One form with its rendered choices.
 struct Mounted {
     form: HtmlFormElement,
-    kind: String,
     fieldset: web_sys::Element,
-    locale: String,
-    id_prefix: String,
     _on_change: Listener,
 }
 
@@ -51,8 +50,8 @@ static NEXT_PREFIX: AtomicU32 = AtomicU32::new(1);
 fn unique_prefix(document: &Document) -> String {
     loop {
         let n = NEXT_PREFIX.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("unticked-{n}");
-        if document.get_element_by_id(&format!("{prefix}-intro")).is_none() {
+        let prefix = concat(&["unticked-", &decimal(n.into())]);
+        if document.get_element_by_id(&concat(&[&prefix, "-intro"])).is_none() {
             return prefix;
         }
     }
@@ -60,7 +59,7 @@ fn unique_prefix(document: &Document) -> String {
 
 impl Widget {
     /// Renders the choices into every configured form on the page and keeps watching for
-    /// forms added later (single-page shops) and for changes of `lang`.
+    /// forms added later (single-page shops). The locale is chosen when a form is mounted.
     ///
     /// # Errors
     /// When the page has no document or the observer cannot start.
@@ -83,15 +82,18 @@ impl Widget {
             },
         );
         let observer = MutationObserver::new(on_mutation.as_ref().unchecked_ref())?;
-        let options = web_sys::MutationObserverInit::new();
-        options.set_child_list(true);
-        options.set_subtree(true);
-        options.set_attributes(true);
-        options.set_attribute_filter(&js_sys::Array::of2(&"lang".into(), &attr::FORM_KIND.into()));
+        let filter = js_sys::Array::of1(&attr::FORM_KIND.into());
+        let yes = JsValue::TRUE;
+        let options = dom::object(&[
+            ("childList", &yes),
+            ("subtree", &yes),
+            ("attributes", &yes),
+            ("attributeFilter", &filter),
+        ]);
         let root = document
             .document_element()
             .ok_or_else(|| JsValue::from_str("no document element"))?;
-        observer.observe_with_options(&root, &options)?;
+        observer.observe_with_options(&root, options.unchecked_ref())?;
         inner.mount_within(&root);
         Ok(Widget {
             inner,
@@ -117,7 +119,6 @@ impl Drop for Widget {
 
 impl Inner {
     fn on_mutations(self: &Rc<Self>, records: &js_sys::Array) {
-        let mut relocalise = false;
         let mut removed = false;
         for record in records.iter() {
             let Ok(record) = record.dyn_into::<MutationRecord>() else {
@@ -133,7 +134,6 @@ impl Inner {
                         }
                     }
                 }
-                "attributes" if record.attribute_name().as_deref() == Some("lang") => relocalise = true,
                 "attributes" => {
                     if let Some(element) = record.target().and_then(|n| n.dyn_into::<web_sys::Element>().ok()) {
                         self.mount_within(&element);
@@ -145,9 +145,6 @@ impl Inner {
         if removed {
             // Forms a single-page shop has thrown away: drop their listeners with them.
             self.mounted.borrow_mut().retain(|m| m.form.is_connected());
-        }
-        if relocalise {
-            self.relocalise();
         }
     }
 
@@ -185,14 +182,6 @@ impl Inner {
         (locale.to_string(), page_lang)
     }
 
-    fn render(&self, form: &HtmlFormElement, kind: &str, id_prefix: &str) -> Option<(web_sys::Element, String)> {
-        let form_config = self.config.form(kind)?;
-        let (locale, page_lang) = self.locale_for(form);
-        let tree = view::choices(&self.config, form_config, &locale, page_lang.as_deref(), id_prefix);
-        let fieldset = dom::build(&self.document, &tree).ok()?;
-        Some((fieldset, locale))
-    }
-
     fn mount(self: &Rc<Self>, form: HtmlFormElement) {
         if self.mounted.borrow().iter().any(|m| m.form == form) {
             return;
@@ -200,12 +189,13 @@ impl Inner {
         let Some(kind) = form.get_attribute(attr::FORM_KIND) else {
             return;
         };
-        if self.config.form(&kind).is_none() {
-            self.warn_unknown_kind(&kind);
-            return;
-        }
+        let Some(form_config) = self.config.form(&kind) else {
+            return self.warn_unknown_kind(&kind);
+        };
+        let (locale, page_lang) = self.locale_for(&form);
         let id_prefix = unique_prefix(&self.document);
-        let Some((fieldset, locale)) = self.render(&form, &kind, &id_prefix) else {
+        let tree = view::choices(&self.config, form_config, &locale, page_lang.as_deref(), &id_prefix);
+        let Ok(fieldset) = dom::build(&self.document, &tree) else {
             return;
         };
         if insert(&form, &fieldset).is_err() {
@@ -214,10 +204,7 @@ impl Inner {
         let on_change = change_listener(&form);
         self.mounted.borrow_mut().push(Mounted {
             form,
-            kind,
             fieldset,
-            locale,
-            id_prefix,
             _on_change: on_change,
         });
     }
@@ -228,37 +215,23 @@ impl Inner {
             return;
         }
         warned.push(kind.to_string());
-        let known: Vec<&str> = self.config.forms.iter().map(|f| f.kind.as_str()).collect();
-        web_sys::console::warn_1(&JsValue::from_str(&format!(
-            "unticked: form kind \"{kind}\" is not in the config (known: {}); that form gets no choices",
-            known.join(", ")
-        )));
-    }
-
-    /// Re-renders forms whose locale changed (a language switcher set `lang`), keeping the
-    /// shopper's ticks.
-    fn relocalise(&self) {
-        for mounted in self.mounted.borrow_mut().iter_mut() {
-            let (locale, _) = self.locale_for(&mounted.form);
-            if locale == mounted.locale {
-                continue;
-            }
-            let Some((fresh, locale)) = self.render(&mounted.form, &mounted.kind, &mounted.id_prefix) else {
-                continue;
-            };
-            carry_ticks(&mounted.fieldset, &fresh);
-            if mounted.fieldset.replace_with_with_node_1(&fresh).is_ok() {
-                mounted.fieldset = fresh;
-                mounted.locale = locale;
-            }
+        let mut message = concat(&[
+            "unticked: form kind \"",
+            kind,
+            "\" is not in the config; that form gets no choices. Known:",
+        ]);
+        for form in &self.config.forms {
+            message.push(' ');
+            message.push_str(&form.kind);
         }
+        web_sys::console::warn_1(&JsValue::from_str(&message));
     }
 }
 
 /// Where the choices go: the form's `[data-unticked-slot]`, else just before its submit
 /// button, else at the end of the form.
 fn insert(form: &HtmlFormElement, fieldset: &web_sys::Element) -> Result<(), JsValue> {
-    if let Some(slot) = form.query_selector(&format!("[{}]", attr::SLOT))? {
+    if let Some(slot) = form.query_selector(SLOT_SELECTOR)? {
         slot.append_child(fieldset)?;
         return Ok(());
     }
@@ -272,31 +245,8 @@ fn insert(form: &HtmlFormElement, fieldset: &web_sys::Element) -> Result<(), JsV
     Ok(())
 }
 
-fn consent_boxes(fieldset: &web_sys::Element) -> Vec<HtmlInputElement> {
-    let Ok(list) = fieldset.query_selector_all(&format!("input.{}", class::BOX)) else {
-        return Vec::new();
-    };
-    (0..list.length())
-        .filter_map(|i| list.item(i)?.dyn_into::<HtmlInputElement>().ok())
-        .collect()
-}
-
 fn purpose_of(input: &HtmlInputElement) -> Option<String> {
     input.name().strip_prefix(attr::INPUT_NAME_PREFIX).map(str::to_string)
-}
-
-/// Copies the shopper's ticks from an old rendering to a new one, by purpose.
-fn carry_ticks(old: &web_sys::Element, fresh: &web_sys::Element) {
-    let ticked: Vec<String> = consent_boxes(old)
-        .iter()
-        .filter(|b| b.checked())
-        .filter_map(purpose_of)
-        .collect();
-    for input in consent_boxes(fresh) {
-        if purpose_of(&input).is_some_and(|p| ticked.contains(&p)) {
-            input.set_checked(true);
-        }
-    }
 }
 
 /// Listens on the form (so it survives re-rendering) and reports each change of a consent
@@ -307,14 +257,16 @@ fn change_listener(form: &HtmlFormElement) -> Listener {
         let Some(input) = event.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else {
             return;
         };
-        if !input.class_list().contains(class::BOX) {
+        // Only the widget's own boxes: a page checkbox with the same name is not one.
+        if !input.closest(ROOT_SELECTOR).is_ok_and(|f| f.is_some()) {
             return;
         }
         let Some(purpose) = purpose_of(&input) else { return };
-        let detail = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&detail, &"purpose".into(), &purpose.into());
-        let _ = js_sys::Reflect::set(&detail, &"checked".into(), &input.checked().into());
-        let _ = js_sys::Reflect::set(&detail, &"trusted".into(), &event.is_trusted().into());
+        let detail = dom::object(&[
+            ("purpose", &purpose.into()),
+            ("checked", &input.checked().into()),
+            ("trusted", &event.is_trusted().into()),
+        ]);
         dom::dispatch(&target, CHANGE_EVENT, &detail);
     })
 }

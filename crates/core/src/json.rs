@@ -14,6 +14,7 @@
 #[allow(unused_imports)]
 use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
 
+use crate::text::{concat, decimal};
 use core::fmt;
 
 /// Deepest nesting accepted; far beyond any config, well within the stack.
@@ -44,11 +45,19 @@ pub struct JsonError {
 
 impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{} at line {} column {}", self.message, self.line, self.column)
+        f.write_str(&self.describe())
     }
 }
 
 impl core::error::Error for JsonError {}
+
+impl JsonError {
+    /// The message with its position, as `Display` prints it (without `core::fmt`).
+    pub fn describe(&self) -> String {
+        let (line, column) = (decimal(self.line as u64), decimal(self.column as u64));
+        concat(&[&self.message, " at line ", &line, " column ", &column])
+    }
+}
 
 /// Parses `text` as one JSON document.
 ///
@@ -85,11 +94,21 @@ impl Json {
     /// The value as a whole number: `3` or `3.0`, not `3.5`, `-3` or `3e0`.
     pub fn as_whole_number(&self) -> Option<u64> {
         let Json::Number(literal) = self else { return None };
-        let (int, frac) = literal.split_once('.').unwrap_or((literal, ""));
-        if !frac.bytes().all(|b| b == b'0') || !int.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+        // Digits, then optionally '.' and zeros; at most 15 digits, far beyond any version.
+        let mut value: u64 = 0;
+        let mut bytes = literal.bytes();
+        let mut digits = 0;
+        for b in bytes.by_ref() {
+            match b {
+                b'0'..=b'9' if digits < 15 => {
+                    value = value * 10 + u64::from(b - b'0');
+                    digits += 1;
+                }
+                b'.' if digits > 0 => return bytes.all(|b| b == b'0').then_some(value),
+                _ => return None,
+            }
         }
-        int.parse().ok()
+        (digits > 0).then_some(value)
     }
 
     /// Whether a value would read as "yes" to a site owner: `true`, a non-zero number, or a
@@ -123,9 +142,15 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> JsonError {
-        let before = self.slice(0, self.pos);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        // Column in characters: count the bytes that start a UTF-8 sequence.
+        let (mut line, mut column) = (1, 1);
+        for &b in self.bytes.get(..self.pos).unwrap_or_default() {
+            if b == b'\n' {
+                (line, column) = (line + 1, 1);
+            } else if b & 0xC0 != 0x80 {
+                column += 1;
+            }
+        }
         JsonError {
             message: message.into(),
             line,
@@ -139,6 +164,10 @@ impl Parser<'_> {
     /// (and the Unicode tables it drags in) out of the wasm.
     fn slice(&self, from: usize, to: usize) -> &str {
         self.text.get(from..to).unwrap_or_default()
+    }
+
+    fn rest(&self) -> &[u8] {
+        self.bytes.get(self.pos..).unwrap_or_default()
     }
 
     fn peek(&self) -> Option<u8> {
@@ -162,16 +191,29 @@ impl Parser<'_> {
     }
 
     fn unexpected(&self, wanted: &[u8]) -> JsonError {
-        let wanted: Vec<String> = wanted.iter().map(|b| format!("'{}'", *b as char)).collect();
-        let found = match self.slice(self.pos, self.text.len()).chars().next() {
-            None => "the end of the text".to_string(),
-            Some(c) => format!("'{c}'"),
-        };
-        self.error(format!("expected {} but found {found}", wanted.join(" or ")))
+        let mut message = String::from("expected ");
+        for (i, b) in wanted.iter().enumerate() {
+            if i > 0 {
+                message.push_str(" or ");
+            }
+            message.push('\'');
+            message.push(*b as char);
+            message.push('\'');
+        }
+        message.push_str(" but found ");
+        match self.slice(self.pos, self.text.len()).chars().next() {
+            None => message.push_str("the end of the text"),
+            Some(c) => {
+                message.push('\'');
+                message.push(c);
+                message.push('\'');
+            }
+        }
+        self.error(message)
     }
 
     fn literal(&mut self, word: &str, value: Json) -> Result<Json, JsonError> {
-        if self.bytes[self.pos..].starts_with(word.as_bytes()) {
+        if self.rest().starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(value)
         } else {
@@ -221,7 +263,7 @@ impl Parser<'_> {
             let key = self.string()?;
             if members.iter().any(|(k, _)| *k == key) {
                 self.pos = key_at;
-                let mut e = self.error(format!("duplicate key \"{key}\""));
+                let mut e = self.error(concat(&["duplicate key \"", &key, "\""]));
                 e.duplicate_key = true;
                 return Err(e);
             }
@@ -304,7 +346,7 @@ impl Parser<'_> {
                 let first = self.hex4()?;
                 let code = if (0xD800..0xDC00).contains(&first) {
                     // A high surrogate must be followed by an escaped low surrogate.
-                    if !self.bytes[self.pos..].starts_with(b"\\u") {
+                    if !self.rest().starts_with(b"\\u") {
                         return Err(self.error("lone surrogate in a \\u escape"));
                     }
                     self.pos += 2;

@@ -10,6 +10,7 @@ use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec:
 
 use crate::config::{Config, Form};
 use crate::locale;
+use crate::text::concat;
 
 /// Class names, shared with `www/unticked.css`.
 pub mod class {
@@ -52,6 +53,7 @@ pub struct Element {
 }
 
 impl Element {
+    #[inline(never)]
     fn new(tag: &'static str) -> Self {
         Element {
             tag,
@@ -60,20 +62,24 @@ impl Element {
         }
     }
 
+    #[inline(never)]
     fn attr(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.attrs.push((name, value.into()));
         self
     }
 
+    #[inline(never)]
     fn class(self, name: &str) -> Self {
         self.attr("class", name)
     }
 
+    #[inline(never)]
     fn text(mut self, text: impl Into<String>) -> Self {
         self.children.push(Node::Text(text.into()));
         self
     }
 
+    #[inline(never)]
     fn child(mut self, child: Element) -> Self {
         self.children.push(Node::Element(child));
         self
@@ -120,7 +126,7 @@ fn same_language(a: &str, b: &str) -> bool {
 /// page's `<html lang>`, so the fieldset carries its own `lang` when it differs (WCAG 3.1.2).
 pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&str>, id_prefix: &str) -> Element {
     let words = locale::texts_for(locale);
-    let intro_id = format!("{id_prefix}-intro");
+    let intro_id = concat(&[id_prefix, "-intro"]);
     let mut root = Element::new("fieldset")
         .class(class::ROOT)
         .attr(attr::FORM_KIND, form.kind.as_str())
@@ -146,13 +152,13 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
         else {
             continue;
         };
-        let input_id = format!("{id_prefix}-{}", purpose.id);
-        let description_id = format!("{input_id}-desc");
+        let input_id = concat(&[id_prefix, "-", &purpose.id]);
+        let description_id = concat(&[&input_id, "-desc"]);
         let input = Element::new("input")
             .attr("type", "checkbox")
             .class(class::BOX)
             .attr("id", input_id.as_str())
-            .attr("name", format!("{}{}", attr::INPUT_NAME_PREFIX, purpose.id))
+            .attr("name", concat(&[attr::INPUT_NAME_PREFIX, &purpose.id]))
             .attr("value", "yes")
             .attr("aria-describedby", description_id.as_str());
         let label = Element::new("label")
@@ -163,7 +169,7 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
             .child(
                 Element::new("span")
                     .class(class::OPTIONAL)
-                    .text(format!("({})", words.optional)),
+                    .text(concat(&["(", words.optional, ")"])),
             );
         let description = Element::new("p")
             .class(class::DESCRIPTION)
@@ -183,7 +189,7 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
     root.child(
         Element::new("p")
             .class(class::NOTICE)
-            .text(format!("{}: {}. ", words.controller, config.controller.name))
+            .text(concat(&[words.controller, ": ", &config.controller.name, ". "]))
             .child(
                 Element::new("a")
                     .attr("href", notice.url.as_str())
@@ -191,6 +197,13 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
                     .attr("rel", "noopener noreferrer")
                     .text(words.privacy_notice),
             )
-            .text(format!(" ({} {}). {}", words.version, notice.version, words.withdraw)),
+            .text(concat(&[
+                " (",
+                words.version,
+                " ",
+                &notice.version,
+                "). ",
+                words.withdraw,
+            ])),
     )
 }

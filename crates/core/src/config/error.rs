@@ -3,6 +3,7 @@
 #[allow(unused_imports)]
 use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
 
+use crate::text::concat;
 use core::fmt;
 
 /// The rule a problem breaks: `Schema` for shape (types, names, formats), or one of the rules
@@ -201,12 +202,26 @@ impl ConfigError {
     pub fn rule(&self) -> Rule {
         self.code.rule()
     }
+
+    /// `path: rule code: message`, as `Display` prints it (without `core::fmt`).
+    pub fn describe(&self) -> String {
+        let path = if self.path.is_empty() { "/" } else { &self.path };
+        let separator = if self.message.is_empty() { "" } else { ": " };
+        concat(&[
+            path,
+            ": ",
+            self.rule().id(),
+            " ",
+            self.code.as_str(),
+            separator,
+            &self.message,
+        ])
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let path = if self.path.is_empty() { "/" } else { &self.path };
-        write!(f, "{path}: {}: {}", self.rule(), self.message)
+        f.write_str(&self.describe())
     }
 }
 

@@ -229,7 +229,7 @@ impl Config {
             Err(e) if e.duplicate_key => Err(ConfigProblem::Invalid(vec![ConfigError {
                 path: String::new(),
                 code: ErrorCode::DuplicateKey,
-                message: format!("{e}: each name may appear once"),
+                message: crate::text::concat(&[&e.describe(), ": each name may appear once"]),
             }])),
             Err(e) => Err(ConfigProblem::NotJson(e)),
         }

@@ -1,7 +1,14 @@
-//! Reads a [`Json`] tree into a [`Config`], collecting every problem with its JSON Pointer.
+//! Checks a [`Json`] tree against the shape of `consent.json` and the rules, collecting
+//! every problem with its JSON Pointer, then builds the typed [`Config`].
 //!
-//! A hand-written reader rather than `#[derive(Deserialize)]`: serde stops at the first
-//! error, and the linter must report all of them, each with its path and rule.
+//! One static description of the shape ([`ROOT`] and the tables it points to) drives a
+//! single checker. A hand-written derive would stop at the first error (serde does), and
+//! straight-line reading code was the largest part of the widget's wasm (measured with
+//! twiggy); a table costs a few hundred bytes. `schema/consent.schema.json` describes the
+//! same shape for editors, and a test keeps the two in agreement on every vector.
+//!
+//! Relations between parts (purpose ids, form references, translations, transfers) are
+//! checked on the parts whose shape is right, so every problem is reported in one run.
 
 #[allow(unused_imports)]
 use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
@@ -62,26 +69,195 @@ fn forbidden_key(key: &str) -> Option<ErrorCode> {
 
 fn forbidden_message(key: &str, code: ErrorCode, value: &Json) -> String {
     match code {
-        ErrorCode::PreTicked if value.is_truthy() => format!(
+        ErrorCode::PreTicked if value.is_truthy() => message!(
             "\"{key}\" would pre-tick a consent box, and a pre-ticked box is not consent: every box starts unticked, remove \"{key}\""
         ),
-        ErrorCode::PreTicked => format!(
+        ErrorCode::PreTicked => message!(
             "\"{key}\" is not a setting: every consent box starts unticked and only the shopper can tick it; remove \"{key}\""
         ),
-        ErrorCode::RequiredConsent => format!(
+        ErrorCode::RequiredConsent => message!(
             "\"{key}\" would make marketing consent a condition of the purchase or sign-up, which it must never be; remove \"{key}\""
         ),
-        ErrorCode::BundledChannels => format!(
+        ErrorCode::BundledChannels => message!(
             "\"{key}\" bundles several channels behind one box: give each channel its own purpose with one \"channel\""
         ),
-        ErrorCode::AcceptAll => format!(
+        ErrorCode::AcceptAll => message!(
             "\"{key}\" would grant several purposes with one switch: each purpose gets its own box"
         ),
-        _ => format!(
+        _ => message!(
             "\"{key}\": accepting terms or a privacy policy is not consent and is never recorded as one; keep it out of consent.json"
         ),
     }
 }
+
+/// The shape of one value in `consent.json`.
+enum Shape {
+    /// A string with something other than white space in it.
+    Text,
+    Email,
+    Url,
+    /// A stable id: lowercase words joined by single hyphens.
+    Slug,
+    Locale,
+    Country,
+    Dpv,
+    Selector,
+    Whole {
+        min: u64,
+        max: u64,
+    },
+    OneOf(&'static [&'static str]),
+    /// One channel name; a list of channels is bundling (R2).
+    Channel,
+    /// Only "consent": anything else is not consent (R4).
+    LegalBasis,
+    /// "until-withdrawn" or `{ "months": N }`.
+    Retention,
+    Object(&'static [Field]),
+    /// An array; `empty` is the problem when it has no items, `duplicate` when one repeats.
+    List {
+        item: &'static Shape,
+        empty: Option<ErrorCode>,
+        duplicate: Option<ErrorCode>,
+    },
+    /// `{ "<form kind>": FORM }`.
+    Forms,
+    /// `{ "<declared locale>": … }`, every declared locale present.
+    PerLocale(&'static Shape),
+}
+
+struct Field {
+    name: &'static str,
+    required: bool,
+    shape: Shape,
+}
+
+const fn req(name: &'static str, shape: Shape) -> Field {
+    Field {
+        name,
+        required: true,
+        shape,
+    }
+}
+
+const fn opt(name: &'static str, shape: Shape) -> Field {
+    Field {
+        name,
+        required: false,
+        shape,
+    }
+}
+
+const fn list(item: &'static Shape) -> Shape {
+    Shape::List {
+        item,
+        empty: None,
+        duplicate: None,
+    }
+}
+
+const fn distinct(item: &'static Shape, duplicate: ErrorCode) -> Shape {
+    Shape::List {
+        item,
+        empty: None,
+        duplicate: Some(duplicate),
+    }
+}
+
+static CONTROLLER: [Field; 5] = [
+    req("name", Shape::Text),
+    req("address", Shape::Text),
+    req("email", Shape::Email),
+    opt("phone", Shape::Text),
+    opt(
+        "dpo",
+        Shape::Object(&[opt("name", Shape::Text), req("email", Shape::Email)]),
+    ),
+];
+static NOTICE: [Field; 2] = [req("url", Shape::Url), req("version", Shape::Text)];
+static FORM: [Field; 3] = [
+    req("source", Shape::OneOf(<Source as Named>::NAMES)),
+    req(
+        "purposes",
+        Shape::List {
+            item: &Shape::Text,
+            empty: Some(ErrorCode::EmptyForm),
+            duplicate: Some(ErrorCode::DuplicateFormPurpose),
+        },
+    ),
+    opt(
+        "contact",
+        Shape::Object(&[opt("email", Shape::Selector), opt("phone", Shape::Selector)]),
+    ),
+];
+static PURPOSE: [Field; 12] = [
+    req("id", Shape::Slug),
+    req(
+        "version",
+        Shape::Whole {
+            min: 1,
+            max: u32::MAX as u64,
+        },
+    ),
+    req("channel", Shape::Channel),
+    req("dpv", Shape::Dpv),
+    opt("legal_basis", Shape::LegalBasis),
+    req(
+        "text",
+        Shape::PerLocale(&Shape::Object(&[
+            req("label", Shape::Text),
+            req("description", Shape::Text),
+        ])),
+    ),
+    opt(
+        "data",
+        distinct(&Shape::OneOf(<DataCategory as Named>::NAMES), ErrorCode::DuplicateItem),
+    ),
+    opt(
+        "recipients",
+        list(&Shape::Object(&[
+            req("name", Shape::Text),
+            req("role", Shape::OneOf(<RecipientRole as Named>::NAMES)),
+            req("country", Shape::Country),
+        ])),
+    ),
+    opt(
+        "transfers",
+        list(&Shape::Object(&[
+            req("country", Shape::Country),
+            req("safeguard", Shape::OneOf(<Safeguard as Named>::NAMES)),
+        ])),
+    ),
+    req("retention", Shape::Retention),
+    opt("profiling", Shape::PerLocale(&Shape::Text)),
+    opt(
+        "fields",
+        distinct(&Shape::OneOf(<ExtraField as Named>::NAMES), ErrorCode::DuplicateItem),
+    ),
+];
+const LOCALES: Shape = Shape::List {
+    item: &Shape::Locale,
+    empty: Some(ErrorCode::EmptyValue),
+    duplicate: Some(ErrorCode::DuplicateLocale),
+};
+static ROOT: [Field; 8] = [
+    // Editors find the schema through "$schema"; it carries no meaning here.
+    opt("$schema", Shape::Text),
+    req("controller", Shape::Object(&CONTROLLER)),
+    req("privacy_notice", Shape::Object(&NOTICE)),
+    req("endpoint", Shape::Url),
+    req("locales", LOCALES),
+    req("default_locale", Shape::Locale),
+    req(
+        "purposes",
+        Shape::List {
+            item: &Shape::Object(&PURPOSE),
+            empty: Some(ErrorCode::EmptyValue),
+            duplicate: None,
+        },
+    ),
+    req("forms", Shape::Forms),
+];
 
 /// RFC 6901 §4: `~` is written `~0` and `/` is written `~1` inside a reference token.
 fn child(path: &str, key: &str) -> String {
@@ -99,201 +275,251 @@ fn child(path: &str, key: &str) -> String {
 }
 
 fn index(path: &str, i: usize) -> String {
-    format!("{path}/{i}")
+    crate::text::concat(&[path, "/", &crate::text::decimal(i as u64)])
 }
 
-struct Reader {
-    errors: Vec<ConfigError>,
-}
-
-/// One JSON object being read: remembers which members were taken so that the rest can
-/// be reported as unknown.
-struct Obj<'j> {
-    path: String,
-    members: &'j [(String, Json)],
-    taken: Vec<bool>,
-}
-
-impl<'j> Obj<'j> {
-    fn take(&mut self, key: &str) -> Option<(&'j Json, String)> {
-        let at = self.members.iter().position(|(k, _)| k == key)?;
-        self.taken[at] = true;
-        Some((&self.members[at].1, child(&self.path, key)))
+fn get<'j>(value: &'j Json, key: &str) -> Option<&'j Json> {
+    match value {
+        Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+        _ => None,
     }
 }
 
-impl Reader {
-    fn err(&mut self, path: String, code: ErrorCode, message: impl Into<String>) {
+fn str_of(value: Option<&Json>) -> Option<&str> {
+    match value {
+        Some(Json::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn items(value: Option<&Json>) -> &[Json] {
+    match value {
+        Some(Json::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    errors: Vec<ConfigError>,
+    /// The declared locales, once `/locales` is known to be right.
+    locales: Option<Vec<String>>,
+}
+
+impl Checker {
+    fn err(&mut self, path: &str, code: ErrorCode, message: String) {
         self.errors.push(ConfigError {
-            path,
+            path: path.to_string(),
             code,
-            message: message.into(),
+            message,
         });
     }
 
-    fn wrong_type(&mut self, path: String, expected: &str, got: &Json) {
-        let message = format!("expected {expected}, found {}", got.type_name());
-        self.err(path, ErrorCode::WrongType, message);
+    fn wrong_type(&mut self, path: &str, expected: &str, got: &Json) {
+        self.err(
+            path,
+            ErrorCode::WrongType,
+            message!("expected {expected}, found {}", got.type_name()),
+        );
     }
 
-    fn object<'j>(&mut self, value: &'j Json, path: String) -> Option<Obj<'j>> {
-        match value {
-            Json::Object(members) => Some(Obj {
+    /// Checks `value` against `shape`, reporting every problem; true when there is none.
+    fn check(&mut self, value: &Json, shape: &Shape, path: &str) -> bool {
+        let before = self.errors.len();
+        match shape {
+            Shape::Object(fields) => self.object(value, fields, path),
+            Shape::List { item, empty, duplicate } => self.list(value, item, *empty, *duplicate, path),
+            Shape::Forms => self.forms(value, path),
+            Shape::PerLocale(inner) => self.per_locale(value, inner, path),
+            Shape::Retention => match value {
+                Json::String(s) if s == "until-withdrawn" => {}
+                Json::Object(_) => {
+                    self.object(value, &[req("months", Shape::Whole { min: 1, max: 240 })], path);
+                }
+                _ => self.err(
+                    path,
+                    ErrorCode::UnknownValue,
+                    message!("retention is \"until-withdrawn\" or {{ \"months\": N }}"),
+                ),
+            },
+            Shape::Channel if matches!(value, Json::Array(_)) => self.err(
                 path,
-                members,
-                taken: vec![false; members.len()],
-            }),
-            other => {
-                self.wrong_type(path, "an object", other);
-                None
+                ErrorCode::BundledChannels,
+                message!(
+                    "one purpose has exactly one channel: split it into one purpose per channel, each with its own box"
+                ),
+            ),
+            Shape::Whole { min, max } => match value.as_whole_number() {
+                Some(n) if (*min..=*max).contains(&n) => {}
+                Some(_) => self.err(
+                    path,
+                    ErrorCode::OutOfRange,
+                    message!("must be a whole number from {min} to {max}"),
+                ),
+                None => self.wrong_type(path, "a whole number", value),
+            },
+            _ => self.scalar(value, shape, path),
+        }
+        self.errors.len() == before
+    }
+
+    /// The shapes that are strings with a format.
+    fn scalar(&mut self, value: &Json, shape: &Shape, path: &str) {
+        let text = match value {
+            Json::String(s) if s.trim().is_empty() => {
+                return self.err(path, ErrorCode::EmptyValue, message!("must not be empty"));
             }
+            Json::String(s) => s.as_str(),
+            other => return self.wrong_type(path, "a string", other),
+        };
+        let problem = match shape {
+            Shape::Email => (!is_email(text)).then(|| (ErrorCode::UnknownValue, message!("\"{text}\" is not an e-mail address"))),
+            Shape::Url => check_url(text).err().map(|code| (code, url_message(text, code))),
+            Shape::Slug => (!is_slug(text)).then(|| {
+                (ErrorCode::InvalidSlug, message!("\"{text}\" is not a stable id: use lowercase letters, digits and single hyphens, e.g. \"email-offers\""))
+            }),
+            Shape::Locale => check_locale(text).err().map(|code| (code, locale_message(text, code))),
+            Shape::Country => (!is_country(text))
+                .then(|| (ErrorCode::InvalidCountry, message!("\"{text}\" is not an ISO 3166-1 alpha-2 country code such as \"LV\""))),
+            Shape::Dpv => (!is_dpv_term(text))
+                .then(|| (ErrorCode::InvalidDpvTerm, message!("\"{text}\" is not a W3C DPV purpose term such as \"dpv:DirectMarketing\""))),
+            Shape::Selector => (!is_selector(text))
+                .then(|| (ErrorCode::InvalidSelector, message!("\"{text}\" is not a CSS selector such as \"#email\" or \"input[name=phone]\""))),
+            Shape::OneOf(names) => (!names.contains(&text))
+                .then(|| (ErrorCode::UnknownValue, message!("\"{text}\" is not one of: {}", names.join(", ")))),
+            Shape::Channel => (!<Channel as Named>::NAMES.contains(&text))
+                .then(|| (ErrorCode::UnknownValue, message!("\"{text}\" is not one of: {}", <Channel as Named>::NAMES.join(", ")))),
+            Shape::LegalBasis => (text != "consent").then(|| {
+                (ErrorCode::NotConsent, message!("legal basis \"{text}\" is not consent: Unticked only asks for and records consent; terms, contracts and legitimate interest do not belong in a consent box"))
+            }),
+            _ => None,
+        };
+        if let Some((code, message)) = problem {
+            self.err(path, code, message);
         }
     }
 
-    /// Reports the members nobody took: as the rule they break where they try to pre-tick,
-    /// require or bundle, and as unknown fields otherwise.
-    fn finish(&mut self, obj: Obj<'_>) {
-        for ((key, value), taken) in obj.members.iter().zip(obj.taken) {
-            if taken {
+    fn object(&mut self, value: &Json, fields: &[Field], path: &str) {
+        let Json::Object(members) = value else {
+            return self.wrong_type(path, "an object", value);
+        };
+        for field in fields {
+            match members.iter().find(|(k, _)| k == field.name) {
+                Some((_, v)) => {
+                    self.check(v, &field.shape, &child(path, field.name));
+                }
+                None if field.required => self.err(
+                    path,
+                    ErrorCode::MissingField,
+                    message!("missing field \"{}\"", field.name),
+                ),
+                None => {}
+            }
+        }
+        for (key, value) in members {
+            if fields.iter().any(|f| f.name == key) {
                 continue;
             }
-            let path = child(&obj.path, key);
+            let at = child(path, key);
             match forbidden_key(key) {
-                Some(code) => {
-                    let message = forbidden_message(key, code, value);
-                    self.err(path, code, message);
-                }
-                None => self.err(path, ErrorCode::UnknownField, format!("unknown field \"{key}\"")),
+                Some(code) => self.err(&at, code, forbidden_message(key, code, value)),
+                None => self.err(&at, ErrorCode::UnknownField, message!("unknown field \"{key}\"")),
             }
         }
     }
 
-    fn required<'j>(&mut self, obj: &mut Obj<'j>, key: &str) -> Option<(&'j Json, String)> {
-        let found = obj.take(key);
-        if found.is_none() {
-            self.err(
-                obj.path.clone(),
-                ErrorCode::MissingField,
-                format!("missing field \"{key}\""),
-            );
-        }
-        found
-    }
-
-    fn text_value(&mut self, value: &Json, path: String) -> Option<String> {
-        match value {
-            Json::String(s) if s.trim().is_empty() => {
-                self.err(path, ErrorCode::EmptyValue, "must not be empty");
-                None
-            }
-            Json::String(s) => Some(s.clone()),
-            other => {
-                self.wrong_type(path, "a string", other);
-                None
-            }
-        }
-    }
-
-    fn text(&mut self, obj: &mut Obj<'_>, key: &str) -> Option<String> {
-        let (value, path) = self.required(obj, key)?;
-        self.text_value(value, path)
-    }
-
-    fn optional_text(&mut self, obj: &mut Obj<'_>, key: &str) -> Option<String> {
-        let (value, path) = obj.take(key)?;
-        self.text_value(value, path)
-    }
-
-    fn array<'j>(&mut self, value: &'j Json, path: &str, what: &str) -> Option<&'j [Json]> {
-        match value {
-            Json::Array(items) => Some(items),
-            other => {
-                self.wrong_type(path.to_string(), what, other);
-                None
-            }
-        }
-    }
-
-    /// Reads one of `names`, returning its index. Not generic, so the six enums share one
-    /// copy of this code in the wasm.
-    fn name_index(&mut self, value: &Json, path: String, names: &[&str]) -> Option<usize> {
-        let text = self.text_value(value, path.clone())?;
-        let found = names.iter().position(|n| *n == text);
-        if found.is_none() {
-            self.err(
-                path,
-                ErrorCode::UnknownValue,
-                format!("\"{text}\" is not one of: {}", names.join(", ")),
-            );
-        }
-        found
-    }
-
-    fn enum_value<T: Named>(&mut self, value: &Json, path: String) -> Option<T> {
-        self.name_index(value, path, T::NAMES).map(|i| T::ALL[i])
-    }
-
-    /// An array of distinct names, as indices into `names`.
-    fn name_list(&mut self, obj: &mut Obj<'_>, key: &str, names: &[&str]) -> Vec<usize> {
-        let mut out = Vec::new();
-        let Some((value, path)) = obj.take(key) else { return out };
-        let Some(items) = self.array(value, &path, "an array of strings") else {
-            return out;
+    fn list(&mut self, value: &Json, item: &Shape, empty: Option<ErrorCode>, duplicate: Option<ErrorCode>, path: &str) {
+        let Json::Array(values) = value else {
+            return self.wrong_type(path, "an array", value);
         };
-        for (i, item) in items.iter().enumerate() {
-            if let Some(v) = self.name_index(item, index(&path, i), names) {
-                if out.contains(&v) {
-                    self.err(
-                        index(&path, i),
-                        ErrorCode::DuplicateItem,
-                        format!("\"{}\" is listed twice", names[v]),
-                    );
-                } else {
-                    out.push(v);
+        if let (true, Some(code)) = (values.is_empty(), empty) {
+            self.err(path, code, message!("must list at least one"));
+        }
+        for (i, v) in values.iter().enumerate() {
+            let at = index(path, i);
+            if self.check(v, item, &at) {
+                // Distinct lists hold strings; compare those rather than whole JSON trees.
+                let repeated = str_of(Some(v)).is_some_and(|t| values[..i].iter().any(|p| str_of(Some(p)) == Some(t)));
+                if let (true, Some(code)) = (repeated, duplicate) {
+                    self.err(&at, code, message!("listed twice"));
                 }
             }
         }
-        out
     }
 
-    /// An array of distinct enum values.
-    fn enum_list<T: Named>(&mut self, obj: &mut Obj<'_>, key: &str) -> Vec<T> {
-        self.name_list(obj, key, T::NAMES)
-            .into_iter()
-            .map(|i| T::ALL[i])
-            .collect()
-    }
-
-    fn country(&mut self, obj: &mut Obj<'_>, key: &str) -> Option<String> {
-        let (value, path) = self.required(obj, key)?;
-        let text = self.text_value(value, path.clone())?;
-        if text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase()) {
-            Some(text)
-        } else {
+    fn forms(&mut self, value: &Json, path: &str) {
+        let Json::Object(members) = value else {
+            return self.wrong_type(path, "an object", value);
+        };
+        if members.is_empty() {
             self.err(
                 path,
-                ErrorCode::InvalidCountry,
-                format!("\"{text}\" is not an ISO 3166-1 alpha-2 country code such as \"LV\""),
+                ErrorCode::EmptyValue,
+                message!("define at least one form kind, e.g. \"checkout\""),
             );
-            None
+        }
+        for (kind, form) in members {
+            let at = child(path, kind);
+            if !is_slug(kind) {
+                self.err(&at, ErrorCode::InvalidSlug, message!("form kind \"{kind}\" must be lowercase letters, digits and single hyphens, as in data-unticked=\"checkout\""));
+            }
+            self.object(form, &FORM, &at);
         }
     }
 
-    fn url(&mut self, obj: &mut Obj<'_>, key: &str) -> Option<String> {
-        let (value, path) = self.required(obj, key)?;
-        let text = self.text_value(value, path.clone())?;
-        match check_url(&text) {
-            Ok(()) => Some(text),
-            Err(code) => {
-                let message = if code == ErrorCode::InsecureUrl {
-                    format!("\"{text}\" must use https (plain http only on localhost or 127.0.0.1) or be a same-origin path such as \"/v1/records\"")
-                } else {
-                    format!("\"{text}\" is not an https URL or a same-origin path starting with \"/\"")
-                };
-                self.err(path, code, message);
-                None
+    /// R5: the shopper is informed in every language the site declares.
+    fn per_locale(&mut self, value: &Json, inner: &Shape, path: &str) {
+        let Json::Object(members) = value else {
+            return self.wrong_type(path, "an object", value);
+        };
+        let before = self.errors.len();
+        let declared = self.locales.clone();
+        for (key, v) in members {
+            let at = child(path, key);
+            if let Err(code) = check_locale(key) {
+                self.err(&at, code, locale_message(key, code));
+            } else if declared.as_ref().is_some_and(|d| !d.contains(key)) {
+                self.err(
+                    &at,
+                    ErrorCode::UndeclaredLocale,
+                    message!("text for \"{key}\", which /locales does not declare"),
+                );
+            } else {
+                self.check(v, inner, &at);
             }
         }
+        if self.errors.len() > before {
+            return;
+        }
+        for locale in declared.iter().flatten() {
+            if !members.iter().any(|(k, _)| k == locale) {
+                self.err(
+                    path,
+                    ErrorCode::MissingTranslation,
+                    message!(
+                        "no text in \"{locale}\", which /locales declares: shoppers must be informed in their language"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn is_email(text: &str) -> bool {
+    text.split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+        && !text.chars().any(char::is_whitespace)
+}
+
+fn is_country(text: &str) -> bool {
+    text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn url_message(text: &str, code: ErrorCode) -> String {
+    if code == ErrorCode::InsecureUrl {
+        message!("\"{text}\" must use https (plain http only on localhost or 127.0.0.1) or be a same-origin path such as \"/v1/records\"")
+    } else {
+        message!("\"{text}\" is not an https URL or a same-origin path starting with \"/\"")
     }
 }
 
@@ -351,142 +577,6 @@ fn is_selector(text: &str) -> bool {
     !text.contains(['{', '}', '<'])
 }
 
-pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
-    let mut r = Reader { errors: Vec::new() };
-    let config = read_config(&mut r, json);
-    match (config, r.errors.is_empty()) {
-        (Some(config), true) => Ok(config),
-        _ => {
-            debug_assert!(!r.errors.is_empty(), "a config that failed to read has a reason");
-            Err(r.errors)
-        }
-    }
-}
-
-fn read_config(r: &mut Reader, json: &Json) -> Option<Config> {
-    let mut root = r.object(json, String::new())?;
-    // Editors find the schema through "$schema"; it carries no meaning here.
-    if let Some((value, path)) = root.take("$schema") {
-        r.text_value(value, path);
-    }
-    let controller = r
-        .required(&mut root, "controller")
-        .and_then(|(v, p)| read_controller(r, v, p));
-    let privacy_notice = r
-        .required(&mut root, "privacy_notice")
-        .and_then(|(v, p)| read_notice(r, v, p));
-    let endpoint = r.url(&mut root, "endpoint");
-    let locales = read_locales(r, &mut root);
-    let default_locale = read_default_locale(r, &mut root, locales.as_deref());
-    let purposes = r
-        .required(&mut root, "purposes")
-        .and_then(|(v, p)| read_purposes(r, v, &p, locales.as_deref()));
-    let forms = r
-        .required(&mut root, "forms")
-        .and_then(|(v, p)| read_forms(r, v, p, purposes.as_ref()));
-    let purposes = purposes.map(|p| p.valid);
-    r.finish(root);
-
-    Some(Config {
-        controller: controller?,
-        privacy_notice: privacy_notice?,
-        endpoint: endpoint?,
-        locales: locales?,
-        default_locale: default_locale?,
-        forms: forms?,
-        purposes: purposes?,
-    })
-}
-
-fn read_controller(r: &mut Reader, value: &Json, path: String) -> Option<Controller> {
-    let mut obj = r.object(value, path)?;
-    let name = r.text(&mut obj, "name");
-    let address = r.text(&mut obj, "address");
-    let email = read_email(r, &mut obj, "email", true);
-    let phone = r.optional_text(&mut obj, "phone");
-    let dpo = obj.take("dpo").and_then(|(v, p)| {
-        let mut dpo = r.object(v, p)?;
-        let name = r.optional_text(&mut dpo, "name");
-        let email = read_email(r, &mut dpo, "email", true);
-        r.finish(dpo);
-        Some(Dpo { name, email: email? })
-    });
-    r.finish(obj);
-    Some(Controller {
-        name: name?,
-        address: address?,
-        email: email?,
-        phone,
-        dpo,
-    })
-}
-
-fn read_email(r: &mut Reader, obj: &mut Obj<'_>, key: &str, required: bool) -> Option<String> {
-    let (value, path) = if required {
-        r.required(obj, key)?
-    } else {
-        obj.take(key)?
-    };
-    let text = r.text_value(value, path.clone())?;
-    let ok = text
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
-        && !text.chars().any(char::is_whitespace);
-    if !ok {
-        r.err(
-            path,
-            ErrorCode::UnknownValue,
-            format!("\"{text}\" is not an e-mail address"),
-        );
-        return None;
-    }
-    Some(text)
-}
-
-fn read_notice(r: &mut Reader, value: &Json, path: String) -> Option<PrivacyNotice> {
-    let mut obj = r.object(value, path)?;
-    let url = r.url(&mut obj, "url");
-    let version = r.text(&mut obj, "version");
-    r.finish(obj);
-    Some(PrivacyNotice {
-        url: url?,
-        version: version?,
-    })
-}
-
-fn read_locales(r: &mut Reader, root: &mut Obj<'_>) -> Option<Vec<String>> {
-    let (value, path) = r.required(root, "locales")?;
-    let items = r.array(value, &path, "an array of locale tags")?;
-    if items.is_empty() {
-        r.err(
-            path.clone(),
-            ErrorCode::EmptyValue,
-            "declare at least one locale, e.g. [\"en\"]",
-        );
-        return None;
-    }
-    let mut locales: Vec<String> = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let at = index(&path, i);
-        let Some(tag) = r.text_value(item, at.clone()) else {
-            ok = false;
-            continue;
-        };
-        if let Err(code) = check_locale(&tag) {
-            let message = locale_message(&tag, code);
-            r.err(at, code, message);
-            ok = false;
-        } else if locales.contains(&tag) {
-            r.err(at, ErrorCode::DuplicateLocale, format!("\"{tag}\" is declared twice"));
-            ok = false;
-        } else {
-            locales.push(tag);
-        }
-    }
-    ok.then_some(locales)
-}
-
 fn check_locale(tag: &str) -> Result<(), ErrorCode> {
     let (language, region) = match tag.split_once('-') {
         Some((l, r)) => (l, Some(r)),
@@ -506,453 +596,271 @@ fn check_locale(tag: &str) -> Result<(), ErrorCode> {
 
 fn locale_message(tag: &str, code: ErrorCode) -> String {
     if code == ErrorCode::UnsupportedLocale {
-        format!(
+        message!(
             "\"{tag}\": the widget has no built-in texts in this language; supported: {}",
             locale::SUPPORTED.join(", ")
         )
     } else {
-        format!("\"{tag}\" is not a locale tag such as \"lv\" or \"pl-PL\"")
+        message!("\"{tag}\" is not a locale tag such as \"lv\" or \"pl-PL\"")
     }
 }
 
-fn read_default_locale(r: &mut Reader, root: &mut Obj<'_>, locales: Option<&[String]>) -> Option<String> {
-    let (value, path) = r.required(root, "default_locale")?;
-    let tag = r.text_value(value, path.clone())?;
-    if let Err(code) = check_locale(&tag) {
-        let message = locale_message(&tag, code);
-        r.err(path, code, message);
-        return None;
-    }
-    if let Some(locales) = locales {
-        if !locales.contains(&tag) {
-            r.err(
-                path,
-                ErrorCode::UndeclaredDefaultLocale,
-                format!("\"{tag}\" is not one of the declared /locales"),
+/// Checks `json` and, when it has no problem, builds the [`Config`].
+pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
+    let mut checker = Checker::default();
+    if let Some(locales) = get(json, "locales") {
+        if Checker::default().check(locales, &LOCALES, "/locales") {
+            checker.locales = Some(
+                items(Some(locales))
+                    .iter()
+                    .filter_map(|l| str_of(Some(l)))
+                    .map(String::from)
+                    .collect(),
             );
-            return None;
         }
     }
-    Some(tag)
-}
-
-/// The purposes that read cleanly, and every id the file names (so that a form naming a
-/// purpose whose body has a problem is not also reported as naming an unknown one).
-struct Purposes {
-    valid: Vec<Purpose>,
-    named: Vec<String>,
-}
-
-/// `None` when `purposes` is not even an array, so forms are not checked against it.
-fn read_purposes(r: &mut Reader, value: &Json, path: &str, locales: Option<&[String]>) -> Option<Purposes> {
-    let mut purposes: Vec<Purpose> = Vec::new();
-    let items = r.array(value, path, "an array of purposes")?;
-    let named = items
-        .iter()
-        .filter_map(|p| match p {
-            Json::Object(members) => members.iter().find(|(k, _)| k == "id").and_then(|(_, v)| match v {
-                Json::String(id) => Some(id.clone()),
-                _ => None,
-            }),
-            _ => None,
-        })
-        .collect();
-    if items.is_empty() {
-        r.err(path.to_string(), ErrorCode::EmptyValue, "define at least one purpose");
+    checker.check(json, &Shape::Object(&ROOT), "");
+    let (purposes, forms) = relations(&mut checker, json);
+    if checker.errors.is_empty() {
+        Ok(build(json, checker.locales.unwrap_or_default(), purposes, forms))
+    } else {
+        Err(checker.errors)
     }
-    for (i, item) in items.iter().enumerate() {
-        let at = index(path, i);
-        if let Some(purpose) = read_purpose(r, item, at.clone(), locales) {
-            if purposes.iter().any(|p| p.id == purpose.id) {
-                r.err(
-                    child(&at, "id"),
-                    ErrorCode::DuplicatePurposeId,
-                    format!("purpose id \"{}\" is used twice; ids must be unique", purpose.id),
-                );
-            } else {
-                purposes.push(purpose);
+}
+
+/// Whether `value` alone has the shape (without reporting anything).
+fn fits(value: &Json, shape: &Shape, locales: &Option<Vec<String>>) -> bool {
+    Checker {
+        errors: Vec::new(),
+        locales: locales.clone(),
+    }
+    .check(value, shape, "")
+}
+
+/// The checks that relate parts of the file, on the parts whose shape is right. Returns
+/// those parts, built: when nothing is wrong they are the whole config.
+fn relations(c: &mut Checker, json: &Json) -> (Vec<Purpose>, Vec<Form>) {
+    let locales = c.locales.clone();
+    if let (Some(declared), Some(default)) = (&locales, str_of(get(json, "default_locale"))) {
+        if check_locale(default).is_ok() && !declared.iter().any(|l| l == default) {
+            c.err(
+                "/default_locale",
+                ErrorCode::UndeclaredDefaultLocale,
+                message!("\"{default}\" is not one of the declared /locales"),
+            );
+        }
+    }
+    let all_purposes = get(json, "purposes");
+    let purpose_shape = Shape::Object(&PURPOSE);
+    let mut valid: Vec<Purpose> = Vec::new();
+    for (i, p) in items(all_purposes).iter().enumerate() {
+        if !fits(p, &purpose_shape, &locales) {
+            continue;
+        }
+        let path = index("/purposes", i);
+        let purpose = build_purpose(p, locales.as_deref().unwrap_or_default());
+        if valid.iter().any(|v| v.id == purpose.id) {
+            c.err(
+                &child(&path, "id"),
+                ErrorCode::DuplicatePurposeId,
+                message!("purpose id \"{}\" is used twice; ids must be unique", purpose.id),
+            );
+            continue;
+        }
+        purpose_relations(c, &purpose, &path);
+        valid.push(purpose);
+    }
+    // Every id the file names, so a form naming a purpose whose body has a problem is not
+    // also reported as naming an unknown one.
+    let named: Vec<&str> = items(all_purposes)
+        .iter()
+        .filter_map(|p| str_of(get(p, "id")))
+        .collect();
+    let mut built_forms = Vec::new();
+    let Some(Json::Object(forms)) = get(json, "forms") else {
+        return (valid, built_forms);
+    };
+    for (kind, form) in forms {
+        let path = child("/forms", kind);
+        for (i, id) in items(get(form, "purposes")).iter().enumerate() {
+            if let Some(id) = str_of(Some(id)) {
+                if matches!(all_purposes, Some(Json::Array(_))) && !named.contains(&id) {
+                    c.err(
+                        &index(&child(&path, "purposes"), i),
+                        ErrorCode::UnknownPurpose,
+                        message!("no purpose with id \"{id}\" in /purposes"),
+                    );
+                }
             }
         }
-    }
-    Some(Purposes { valid: purposes, named })
-}
-
-/// Reads `{ "<locale>": T }`, requiring every declared locale and no other.
-fn read_per_locale<T: Clone>(
-    r: &mut Reader,
-    value: &Json,
-    path: String,
-    locales: Option<&[String]>,
-    what: &str,
-    mut read: impl FnMut(&mut Reader, &Json, String) -> Option<T>,
-) -> Option<Vec<(String, T)>> {
-    let mut obj = r.object(value, path.clone())?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (key, item) in obj.members {
-        let at = child(&path, key);
-        if let Err(code) = check_locale(key) {
-            r.err(at, code, locale_message(key, code));
-            ok = false;
-        } else if locales.is_some_and(|l| !l.contains(key)) {
-            r.err(
-                at,
-                ErrorCode::UndeclaredLocale,
-                format!("{what} for \"{key}\", which /locales does not declare"),
-            );
-            ok = false;
-        } else if let Some(v) = read(r, item, at) {
-            out.push((key.clone(), v));
-        } else {
-            ok = false;
+        if fits(form, &Shape::Object(&FORM), &locales) {
+            let form = build_form(kind, form);
+            contact_relations(c, &form, &valid, &path);
+            built_forms.push(form);
         }
     }
-    obj.taken.iter_mut().for_each(|t| *t = true);
-    r.finish(obj);
-    for locale in locales.unwrap_or_default() {
-        if !out.iter().any(|(l, _)| l == locale) && ok {
-            r.err(
-                path.clone(),
-                ErrorCode::MissingTranslation,
-                format!(
-                    "no {what} in \"{locale}\", which /locales declares: shoppers must be informed in their language"
+    (valid, built_forms)
+}
+
+fn purpose_relations(c: &mut Checker, purpose: &Purpose, path: &str) {
+    // R5: the information layer lists the data from `data`; an extra input whose data is
+    // not listed would collect something the shopper was not told about.
+    if purpose.fields.contains(&ExtraField::Birthday) && !purpose.data.contains(&DataCategory::Birthday) {
+        c.err(
+            &child(path, "fields"),
+            ErrorCode::UndeclaredData,
+            message!("the birthday field collects a birthday, so \"data\" must list \"birthday\" to tell the shopper"),
+        );
+    }
+    for (i, transfer) in purpose.transfers.iter().enumerate() {
+        if in_eea(&transfer.country) {
+            c.err(
+                &child(&index(&child(path, "transfers"), i), "country"),
+                ErrorCode::TransferInsideEea,
+                message!(
+                    "{} is in the EU/EEA: a recipient there is not a transfer, list it under \"recipients\" only",
+                    transfer.country
                 ),
             );
         }
     }
-    // Keep the declared locale order, whatever order the file used.
-    let out = match locales {
-        Some(locales) => locales
-            .iter()
-            .filter_map(|l| out.iter().position(|(k, _)| k == l).map(|i| out[i].clone()))
-            .collect(),
-        None => out,
-    };
-    (ok && locales.is_none_or(|l| l.len() == out.len())).then_some(out)
-}
-
-fn read_purpose(r: &mut Reader, value: &Json, path: String, locales: Option<&[String]>) -> Option<Purpose> {
-    let mut obj = r.object(value, path)?;
-    let id = r.required(&mut obj, "id").and_then(|(v, p)| {
-        let id = r.text_value(v, p.clone())?;
-        if is_slug(&id) {
-            Some(id)
-        } else {
-            r.err(p, ErrorCode::InvalidSlug, format!("\"{id}\" is not a stable id: use lowercase letters, digits and single hyphens, e.g. \"email-offers\""));
-            None
-        }
-    });
-    let version = r
-        .required(&mut obj, "version")
-        .and_then(|(v, p)| match v.as_whole_number() {
-            Some(n) if (1..=u64::from(u32::MAX)).contains(&n) => Some(n as u32),
-            Some(_) => {
-                r.err(p, ErrorCode::OutOfRange, "version starts at 1");
-                None
-            }
-            None => {
-                r.wrong_type(p, "a whole number", v);
-                None
-            }
-        });
-    let channel = match obj.take("channel") {
-        Some((Json::Array(_), p)) => {
-            r.err(
-                p,
-                ErrorCode::BundledChannels,
-                "one purpose has exactly one channel: split it into one purpose per channel, each with its own box",
-            );
-            None
-        }
-        Some((v, p)) => r.enum_value::<Channel>(v, p),
-        None => {
-            r.err(obj.path.clone(), ErrorCode::MissingField, "missing field \"channel\"");
-            None
-        }
-    };
-    let dpv = r.required(&mut obj, "dpv").and_then(|(v, p)| {
-        let term = r.text_value(v, p.clone())?;
-        if is_dpv_term(&term) {
-            Some(term)
-        } else {
-            r.err(
-                p,
-                ErrorCode::InvalidDpvTerm,
-                format!("\"{term}\" is not a W3C DPV purpose term such as \"dpv:DirectMarketing\""),
-            );
-            None
-        }
-    });
-    if let Some((v, p)) = obj.take("legal_basis") {
-        if let Some(basis) = r.text_value(v, p.clone()) {
-            if basis != "consent" {
-                r.err(p, ErrorCode::NotConsent, format!("legal basis \"{basis}\" is not consent: Unticked only asks for and records consent; terms, contracts and legitimate interest do not belong in a consent box"));
-            }
-        }
-    }
-    let text = r.required(&mut obj, "text").and_then(|(v, p)| {
-        read_per_locale(r, v, p, locales, "label and description", |r, v, p| {
-            let mut t = r.object(v, p)?;
-            let label = r.text(&mut t, "label");
-            let description = r.text(&mut t, "description");
-            r.finish(t);
-            Some(PurposeText {
-                label: label?,
-                description: description?,
-            })
-        })
-    });
-    let data = r.enum_list::<DataCategory>(&mut obj, "data");
-    let recipients = read_list(r, &mut obj, "recipients", |r, v, p| {
-        let mut o = r.object(v, p)?;
-        let name = r.text(&mut o, "name");
-        let role = r
-            .required(&mut o, "role")
-            .and_then(|(v, p)| r.enum_value::<RecipientRole>(v, p));
-        let country = r.country(&mut o, "country");
-        r.finish(o);
-        Some(Recipient {
-            name: name?,
-            role: role?,
-            country: country?,
-        })
-    });
-    let transfers = read_list(r, &mut obj, "transfers", |r, v, p| {
-        let mut o = r.object(v, p.clone())?;
-        let country = r.country(&mut o, "country");
-        let safeguard = r
-            .required(&mut o, "safeguard")
-            .and_then(|(v, p)| r.enum_value::<Safeguard>(v, p));
-        r.finish(o);
-        let country = country?;
-        if in_eea(&country) {
-            r.err(child(&p, "country"), ErrorCode::TransferInsideEea, format!("{country} is in the EU/EEA: a recipient there is not a transfer, list it under \"recipients\" only"));
-        }
-        Some(Transfer {
-            country,
-            safeguard: safeguard?,
-        })
-    });
-    let retention = r.required(&mut obj, "retention").and_then(|(v, p)| match v {
-        Json::String(s) if s == "until-withdrawn" => Some(Retention::UntilWithdrawn),
-        Json::Object(_) => {
-            let mut o = r.object(v, p)?;
-            let months = r
-                .required(&mut o, "months")
-                .and_then(|(v, p)| match v.as_whole_number() {
-                    Some(n) if (1..=240).contains(&n) => Some(n as u32),
-                    _ => {
-                        r.err(p, ErrorCode::OutOfRange, "months must be a whole number from 1 to 240");
-                        None
-                    }
-                });
-            r.finish(o);
-            months.map(Retention::Months)
-        }
-        _ => {
-            r.err(
-                p,
-                ErrorCode::UnknownValue,
-                "retention is \"until-withdrawn\" or { \"months\": N }",
-            );
-            None
-        }
-    });
-    let profiling = obj
-        .take("profiling")
-        .map(|(v, p)| read_per_locale(r, v, p, locales, "profiling logic", |r, v, p| r.text_value(v, p)));
-    let fields = r.enum_list::<ExtraField>(&mut obj, "fields");
-    let purpose_path = obj.path.clone();
-    r.finish(obj);
-
-    // R5: the information layer lists the data from `data`; an extra input whose data is
-    // not listed would collect something the shopper was not told about.
-    if fields.contains(&ExtraField::Birthday) && !data.contains(&DataCategory::Birthday) {
-        r.err(
-            child(&purpose_path, "fields"),
-            ErrorCode::UndeclaredData,
-            "the birthday field collects a birthday, so \"data\" must list \"birthday\" to tell the shopper",
-        );
-    }
-    let (recipients, transfers) = (recipients?, transfers?);
     // R5, Art. 13(1)(f): a recipient outside the EU/EEA is a transfer, and the shopper is
     // told its safeguard.
-    for (i, recipient) in recipients.iter().enumerate() {
-        if !in_eea(&recipient.country) && !transfers.iter().any(|t| t.country == recipient.country) {
-            r.err(
-                format!("{purpose_path}/recipients/{i}/country"),
-                ErrorCode::TransferWithoutSafeguard,
-                format!("recipient \"{}\" is in {}, outside the EU/EEA: add a \"transfers\" entry for {} with its safeguard", recipient.name, recipient.country, recipient.country),
-            );
+    for (i, recipient) in purpose.recipients.iter().enumerate() {
+        if !in_eea(&recipient.country) && !purpose.transfers.iter().any(|t| t.country == recipient.country) {
+            c.err(&child(&index(&child(path, "recipients"), i), "country"), ErrorCode::TransferWithoutSafeguard, message!("recipient \"{}\" is in {}, outside the EU/EEA: add a \"transfers\" entry for it with its safeguard", recipient.name, recipient.country));
         }
     }
-    Some(Purpose {
-        id: id?,
-        version: version?,
-        channel: channel?,
-        dpv: dpv?,
-        text: text?,
-        data,
-        recipients,
-        transfers,
-        retention: retention?,
-        profiling: match profiling {
-            Some(p) => Some(p?),
-            None => None,
-        },
-        fields,
-    })
 }
 
-fn read_list<T>(
-    r: &mut Reader,
-    obj: &mut Obj<'_>,
-    key: &str,
-    mut read: impl FnMut(&mut Reader, &Json, String) -> Option<T>,
-) -> Option<Vec<T>> {
-    let Some((value, path)) = obj.take(key) else {
-        return Some(Vec::new());
+/// R9: a channel that reaches the shopper needs the form's contact field for it, so the
+/// record can commit to the contact.
+fn contact_relations(c: &mut Checker, form: &Form, purposes: &[Purpose], path: &str) {
+    for purpose in form
+        .purposes
+        .iter()
+        .filter_map(|id| purposes.iter().find(|p| &p.id == id))
+    {
+        let (needed, present) = match purpose.channel {
+            Channel::Email => ("email", form.contact.email.is_some()),
+            Channel::Sms | Channel::Phone => ("phone", form.contact.phone.is_some()),
+            Channel::Post | Channel::Web => continue,
+        };
+        if !present {
+            c.err(&child(path, "contact"), ErrorCode::ContactFieldMissing, message!("form \"{}\" offers \"{}\" by {} but names no \"{needed}\" field: add \"contact\": {{ \"{needed}\": \"<CSS selector>\" }}", form.kind, purpose.id, purpose.channel.as_str()));
+        }
+    }
+}
+
+// Building the typed config from a tree whose shape was checked: the accessors below fall
+// back to empty values only where the check has already ruled the case out.
+
+fn text(value: &Json, key: &str) -> String {
+    str_of(get(value, key)).unwrap_or_default().to_string()
+}
+
+fn optional_text(value: &Json, key: &str) -> Option<String> {
+    str_of(get(value, key)).map(String::from)
+}
+
+fn named<T: Named>(value: Option<&Json>) -> Option<T> {
+    let text = str_of(value)?;
+    T::NAMES.iter().position(|n| *n == text).map(|i| T::ALL[i])
+}
+
+fn named_list<T: Named>(value: Option<&Json>) -> Vec<T> {
+    items(value).iter().filter_map(|v| named(Some(v))).collect()
+}
+
+/// The entries of a per-locale map, in declared locale order.
+fn per_locale<T>(value: Option<&Json>, locales: &[String], read: impl Fn(&Json) -> T) -> Vec<(String, T)> {
+    locales
+        .iter()
+        .filter_map(|l| value.and_then(|v| get(v, l)).map(|t| (l.clone(), read(t))))
+        .collect()
+}
+
+fn build_purpose(p: &Json, locales: &[String]) -> Purpose {
+    let retention = match get(p, "retention")
+        .and_then(|r| get(r, "months"))
+        .and_then(Json::as_whole_number)
+    {
+        Some(months) => Retention::Months(months as u32),
+        None => Retention::UntilWithdrawn,
     };
-    let items = r.array(value, &path, "an array")?;
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        match read(r, item, index(&path, i)) {
-            Some(v) => out.push(v),
-            None => ok = false,
-        }
+    Purpose {
+        id: text(p, "id"),
+        version: get(p, "version").and_then(Json::as_whole_number).unwrap_or(1) as u32,
+        channel: named(get(p, "channel")).unwrap_or(Channel::Email),
+        dpv: text(p, "dpv"),
+        text: per_locale(get(p, "text"), locales, |t| PurposeText {
+            label: text(t, "label"),
+            description: text(t, "description"),
+        }),
+        data: named_list(get(p, "data")),
+        recipients: items(get(p, "recipients"))
+            .iter()
+            .map(|r| Recipient {
+                name: text(r, "name"),
+                role: named(get(r, "role")).unwrap_or(RecipientRole::Processor),
+                country: text(r, "country"),
+            })
+            .collect(),
+        transfers: items(get(p, "transfers"))
+            .iter()
+            .map(|t| Transfer {
+                country: text(t, "country"),
+                safeguard: named(get(t, "safeguard")).unwrap_or(Safeguard::StandardContractualClauses),
+            })
+            .collect(),
+        retention,
+        profiling: get(p, "profiling")
+            .map(|m| per_locale(Some(m), locales, |t| str_of(Some(t)).unwrap_or_default().to_string())),
+        fields: named_list(get(p, "fields")),
     }
-    ok.then_some(out)
 }
 
-fn read_forms(r: &mut Reader, value: &Json, path: String, purposes: Option<&Purposes>) -> Option<Vec<Form>> {
-    let obj = r.object(value, path.clone())?;
-    if obj.members.is_empty() {
-        r.err(
-            path,
-            ErrorCode::EmptyValue,
-            "define at least one form kind, e.g. \"checkout\"",
-        );
-        return None;
-    }
-    let mut forms = Vec::new();
-    let mut ok = true;
-    for (kind, item) in obj.members {
-        let at = child(&path, kind);
-        if !is_slug(kind) {
-            r.err(at.clone(), ErrorCode::InvalidSlug, format!("form kind \"{kind}\" must be lowercase letters, digits and single hyphens, as in data-unticked=\"checkout\""));
-            ok = false;
-        }
-        match read_form(r, kind, item, at, purposes) {
-            Some(form) => forms.push(form),
-            None => ok = false,
-        }
-    }
-    ok.then_some(forms)
-}
-
-fn read_form(r: &mut Reader, kind: &str, value: &Json, path: String, purposes: Option<&Purposes>) -> Option<Form> {
-    let mut obj = r.object(value, path.clone())?;
-    let source = r
-        .required(&mut obj, "source")
-        .and_then(|(v, p)| r.enum_value::<Source>(v, p));
-    let ids = r.required(&mut obj, "purposes").and_then(|(v, p)| {
-        let items = r.array(v, &p, "an array of purpose ids")?;
-        if items.is_empty() {
-            r.err(
-                p.clone(),
-                ErrorCode::EmptyForm,
-                "a form lists at least one purpose; remove the form kind instead",
-            );
-            return None;
-        }
-        let mut ids: Vec<String> = Vec::new();
-        let mut ok = true;
-        for (i, item) in items.iter().enumerate() {
-            let at = index(&p, i);
-            let Some(id) = r.text_value(item, at.clone()) else {
-                ok = false;
-                continue;
-            };
-            if ids.contains(&id) {
-                r.err(
-                    at,
-                    ErrorCode::DuplicateFormPurpose,
-                    format!("purpose \"{id}\" is listed twice: one box per purpose"),
-                );
-                ok = false;
-            } else if purposes.is_some_and(|ps| !ps.named.contains(&id)) {
-                r.err(
-                    at,
-                    ErrorCode::UnknownPurpose,
-                    format!("no purpose with id \"{id}\" in /purposes"),
-                );
-                ok = false;
-            } else {
-                ids.push(id);
-            }
-        }
-        ok.then_some(ids)
-    });
-    let contact = match obj.take("contact") {
-        Some((v, p)) => read_contact(r, v, p),
-        None => Some(ContactFields::default()),
-    };
-    r.finish(obj);
-    let (ids, contact) = (ids?, contact?);
-
-    // R9/R6: a channel that reaches the shopper needs the contact it reaches them at, so
-    // the record can commit to it. Name the field so the widget can find it.
-    if let Some(purposes) = purposes {
-        for id in &ids {
-            let Some(purpose) = purposes.valid.iter().find(|p| &p.id == id) else {
-                continue;
-            };
-            let (needed, present) = match purpose.channel {
-                Channel::Email => ("email", contact.email.is_some()),
-                Channel::Sms | Channel::Phone => ("phone", contact.phone.is_some()),
-                Channel::Post | Channel::Web => continue,
-            };
-            if !present {
-                r.err(
-                    child(&path, "contact"),
-                    ErrorCode::ContactFieldMissing,
-                    format!("form \"{kind}\" offers \"{id}\" by {} but names no \"{needed}\" field: add \"contact\": {{ \"{needed}\": \"<CSS selector>\" }}", purpose.channel.as_str()),
-                );
-            }
-        }
-    }
-    Some(Form {
+fn build_form(kind: &str, form: &Json) -> Form {
+    let contact = get(form, "contact");
+    Form {
         kind: kind.to_string(),
-        source: source?,
-        purposes: ids,
-        contact,
-    })
+        source: named(get(form, "source")).unwrap_or(Source::Checkout),
+        purposes: items(get(form, "purposes"))
+            .iter()
+            .filter_map(|p| str_of(Some(p)))
+            .map(String::from)
+            .collect(),
+        contact: ContactFields {
+            email: contact.and_then(|c| optional_text(c, "email")),
+            phone: contact.and_then(|c| optional_text(c, "phone")),
+        },
+    }
 }
 
-fn read_contact(r: &mut Reader, value: &Json, path: String) -> Option<ContactFields> {
-    let mut obj = r.object(value, path)?;
-    let mut selector = |r: &mut Reader, key: &str| -> Result<Option<String>, ()> {
-        let Some((v, p)) = obj.take(key) else { return Ok(None) };
-        let text = r.text_value(v, p.clone()).ok_or(())?;
-        if is_selector(&text) {
-            Ok(Some(text))
-        } else {
-            r.err(
-                p,
-                ErrorCode::InvalidSelector,
-                format!("\"{text}\" is not a CSS selector such as \"#email\" or \"input[name=phone]\""),
-            );
-            Err(())
-        }
-    };
-    let email = selector(r, "email");
-    let phone = selector(r, "phone");
-    r.finish(obj);
-    Some(ContactFields {
-        email: email.ok()?,
-        phone: phone.ok()?,
-    })
+fn build(json: &Json, locales: Vec<String>, purposes: Vec<Purpose>, forms: Vec<Form>) -> Config {
+    let controller = get(json, "controller").unwrap_or(&Json::Null);
+    let notice = get(json, "privacy_notice").unwrap_or(&Json::Null);
+    Config {
+        controller: Controller {
+            name: text(controller, "name"),
+            address: text(controller, "address"),
+            email: text(controller, "email"),
+            phone: optional_text(controller, "phone"),
+            dpo: get(controller, "dpo").map(|d| Dpo {
+                name: optional_text(d, "name"),
+                email: text(d, "email"),
+            }),
+        },
+        privacy_notice: PrivacyNotice {
+            url: text(notice, "url"),
+            version: text(notice, "version"),
+        },
+        endpoint: text(json, "endpoint"),
+        default_locale: text(json, "default_locale"),
+        purposes,
+        locales,
+        forms,
+    }
 }
 
 #[cfg(test)]
