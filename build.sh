@@ -85,9 +85,15 @@ EOF
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
 }
 
+# Debug for the tests (it shares their build); release for serving and measuring.
 build_collector() {
   step "building the unticked binary"
   cargo build -p unticked-collector
+}
+
+build_collector_release() {
+  step "building the unticked binary (release)"
+  cargo build --release -p unticked-collector
 }
 
 build() {
@@ -96,9 +102,10 @@ build() {
 }
 
 serve() {
-  build
+  build_widget
+  build_collector_release
   step "serving the demo shop"
-  exec target/debug/unticked serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
+  exec target/release/unticked serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
 }
 
 size() {
@@ -106,11 +113,11 @@ size() {
   node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css
 }
 
-# Starts the collector on a free port in the background; sets SERVER_PID and BASE_URL.
+# Starts the release collector on a free port in the background; sets SERVER_PID and BASE_URL.
 start_server() {
   local log
   log=$(mktemp)
-  target/debug/unticked serve --www www --config www/consent.json --addr 127.0.0.1:0 >"$log" 2>&1 &
+  target/release/unticked serve --www www --config www/consent.json --addr 127.0.0.1:0 >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     BASE_URL=$(sed -n 's#^unticked: serving .* on \(http://[^ ]*\)/$#\1#p' "$log")
@@ -124,7 +131,8 @@ start_server() {
 
 render_time() {
   setup_browser
-  build
+  build_widget
+  build_collector_release
   start_server
   trap 'kill $SERVER_PID 2>/dev/null' EXIT
   node tools/render-time.mjs "$BASE_URL/checkout.html" "${LOADS:-15}"
@@ -152,9 +160,10 @@ test_all() {
   # Never -q here: wasm-bindgen-test-runner rejects it (TOOLCHAIN.md).
   CHROMEDRIVER="$CHROMEDRIVER" cargo test -p unticked --target "$WASM_TARGET" --features std --tests
   build
+  step "widget size"
+  size
   step "end-to-end tests (demo shop + collector + Chromium)"
   node --test --test-concurrency=1 tests/e2e/
-  size
 }
 
 case "${1:-build}" in

@@ -79,7 +79,11 @@ async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap
 }
 
 pub fn main(options: Options) -> ExitCode {
-    tracing_subscriber::fmt().with_target(false).init();
+    // Logs on stderr: stdout carries the "serving … on URL" line that scripts read.
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     let report = crate::lint::lint_file(&options.config);
     if report.exit_code() != 0 {
         eprint!("{}", report.to_text());
@@ -138,5 +142,153 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The HTTP app through its router, without a socket.
+
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    const WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www");
+
+    async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = app(PathBuf::from(WWW)).oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn get(uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        send(Request::get(uri).body(Body::empty()).unwrap()).await
+    }
+
+    async fn post_form(uri: &str, form: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_string()))
+            .unwrap();
+        send(request).await
+    }
+
+    fn header_str(headers: &axum::http::HeaderMap, name: header::HeaderName) -> &str {
+        headers.get(&name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    /// The widget must work under the strict CSP (issue 2), so the shop's pages are served
+    /// with exactly that policy, plus nosniff and a same-origin referrer.
+    #[tokio::test]
+    async fn pages_are_served_under_the_strict_csp() {
+        let (status, headers, body) = get("/checkout.html").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            header_str(&headers, header::CONTENT_TYPE).starts_with("text/html"),
+            "{headers:?}"
+        );
+        assert_eq!(
+            header_str(&headers, header::CONTENT_SECURITY_POLICY),
+            CONTENT_SECURITY_POLICY
+        );
+        assert_eq!(header_str(&headers, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        assert_eq!(header_str(&headers, header::REFERRER_POLICY), "same-origin");
+        assert!(
+            body.contains("data-unticked=\"checkout\""),
+            "the checkout page itself was served"
+        );
+    }
+
+    /// The widget fetches `/consent.json`: it is served byte-for-byte, and it is a valid config.
+    #[tokio::test]
+    async fn consent_json_is_the_demo_config() {
+        let (status, headers, body) = get("/consent.json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            header_str(&headers, header::CONTENT_TYPE).starts_with("application/json"),
+            "{headers:?}"
+        );
+        let on_disk = std::fs::read_to_string(format!("{WWW}/consent.json")).unwrap();
+        let served: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(&on_disk).unwrap();
+        assert_eq!(served, expected);
+        assert!(unticked_core::config::Config::from_json(&body).is_ok());
+    }
+
+    /// build.sh and the process test poll this to know the server is up.
+    #[tokio::test]
+    async fn healthz_says_ok() {
+        let (status, _, body) = get("/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "ok\n");
+    }
+
+    /// The order page lists the purposes consented to, and never echoes contact data back.
+    #[tokio::test]
+    async fn order_lists_the_consents_and_not_the_contact_data() {
+        let form = "email=a%40b.example&name=X&consent.email-offers=yes&consent.sms-offers=yes";
+        let (status, headers, body) = post_form("/shop/order", form).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            header_str(&headers, header::CONTENT_TYPE).starts_with("text/html"),
+            "{headers:?}"
+        );
+        assert_eq!(
+            header_str(&headers, header::CONTENT_SECURITY_POLICY),
+            CONTENT_SECURITY_POLICY
+        );
+        assert!(body.contains("id=\"consents\""), "{body}");
+        assert!(body.contains("<li><code>email-offers</code></li>"), "{body}");
+        assert!(body.contains("<li><code>sms-offers</code></li>"), "{body}");
+        assert!(!body.contains("no-consent"), "{body}");
+        assert!(
+            !body.contains("a@b.example") && !body.contains("a%40b.example"),
+            "{body}"
+        );
+        // Only `consent.*` fields are consents: the contact fields are not listed.
+        assert!(
+            !body.contains("<code>email</code>") && !body.contains("<code>name</code>"),
+            "{body}"
+        );
+    }
+
+    /// A purchase never depends on marketing consent (R3): no boxes ticked, order still placed.
+    #[tokio::test]
+    async fn order_without_consent_is_still_placed() {
+        let (status, _, body) = post_form("/shop/order", "email=a%40b.example&name=X").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("id=\"done\""), "{body}");
+        assert!(body.contains("id=\"no-consent\""), "{body}");
+        assert!(!body.contains("id=\"consents\""), "{body}");
+    }
+
+    /// The newsletter form posts to its own action and gets its own confirmation.
+    #[tokio::test]
+    async fn newsletter_sign_up_is_confirmed() {
+        let (status, _, body) = post_form("/shop/newsletter", "email=a%40b.example&consent.email-offers=yes").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("Thank you for signing up"), "{body}");
+        assert!(body.contains("<code>email-offers</code>"), "{body}");
+    }
+
+    /// Purpose names come from the client: they are HTML-escaped, never injected as markup.
+    #[tokio::test]
+    async fn consent_names_are_escaped() {
+        let (status, _, body) = post_form("/shop/order", "consent.%3Cscript%3E%22%26=yes").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("<code>&lt;script&gt;&quot;&amp;</code>"), "{body}");
+        assert!(!body.contains("<script>"), "{body}");
+    }
+
+    /// Only the shop's two actions exist.
+    #[tokio::test]
+    async fn unknown_shop_action_is_404() {
+        let (status, _, _) = post_form("/shop/unknown", "consent.email-offers=yes").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

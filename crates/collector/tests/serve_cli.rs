@@ -1,0 +1,155 @@
+//! `unticked serve` as a process: it refuses an invalid config before listening, and with a
+//! valid one it announces its URL, answers over real TCP, and stops cleanly on SIGTERM.
+
+mod common;
+
+use common::{root, run, unticked, TempFile};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Long enough for a debug build on a busy CI machine, short enough that a hang fails soon.
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Kills the server if the test fails before it stops it, so no server outlives the test.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// An invalid config is never served: the process exits non-zero at once (it never reaches
+/// the listener, or `run` would time out) and prints the problem on stderr.
+#[test]
+fn serve_refuses_an_invalid_config() {
+    let vector: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("testdata/config/bad/pre-ticked-checked-true.json")).unwrap(),
+    )
+    .unwrap();
+    let config = TempFile::new("serve-bad", &serde_json::to_string_pretty(&vector["config"]).unwrap());
+    let output = run(
+        unticked()
+            .arg("serve")
+            .arg("--config")
+            .arg(config.path())
+            .arg("--www")
+            .arg(root().join("www"))
+            .args(["--addr", "127.0.0.1:0"]),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("/purposes/0/checked"), "{stderr}");
+    assert!(stderr.contains("R1 pre-ticked"), "{stderr}");
+    assert!(stderr.contains("refusing to serve an invalid config"), "{stderr}");
+    assert!(!stdout.contains("serving"), "{stdout}");
+}
+
+/// The demo config is served: the printed URL (port 0 picks a free port) answers a plain
+/// HTTP/1.1 request under the CSP, and SIGTERM shuts the server down gracefully with exit 0.
+#[test]
+fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
+    let child = unticked()
+        .arg("serve")
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--www")
+        .arg(root().join("www"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unticked serve");
+    let mut server = Server(child);
+
+    // Read stdout on a thread, so waiting for a line can time out.
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = server.0.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let next_line = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        lines
+            .recv_timeout(left)
+            .unwrap_or_else(|e| panic!("no more output from unticked serve: {e}"))
+    };
+
+    let announcement = loop {
+        let line = next_line();
+        if line.starts_with("unticked: serving ") {
+            break line;
+        }
+    };
+    let url = announcement
+        .split(" on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{announcement}"));
+    let addr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not an http://HOST:PORT/ URL: {announcement}"));
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "port 0 was resolved: {addr}"
+    );
+
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    stream.set_write_timeout(Some(LIMIT)).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("{response:?}"));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\ncontent-security-policy: default-src 'self'"),
+        "{head}"
+    );
+    assert_eq!(body, "ok\n");
+
+    let pid = server.0.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "kill -TERM {pid}");
+    let status = wait_with_timeout(&mut server.0, LIMIT).expect("unticked serve did not stop on SIGTERM");
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let last = loop {
+        let line = next_line();
+        if line.starts_with("unticked: stopped") {
+            break line;
+        }
+    };
+    assert_eq!(last, "unticked: stopped");
+}

@@ -1,0 +1,80 @@
+// End-to-end: whatever goes wrong with the config, the shop's form works exactly as if the
+// widget were absent, and the site owner gets one clear console error.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { ROOT, startServer, launchBrowser, openPage, CHOICES, fillCheckout } from "./harness.mjs";
+
+let server;
+let browser;
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const demoConfig = readFileSync(path.join(ROOT, "www/consent.json"), "utf8");
+
+const failures = [
+  ["the config answers 500", (route) => route.fulfill({ status: 500, body: "oops" }), /HTTP 500/],
+  ["the config is unreachable", (route) => route.abort("connectionrefused"), /could not load the config/],
+  ["the config is not JSON", (route) => route.fulfill({ status: 200, body: "{ not json" }), /not valid JSON/],
+  [
+    "the config pre-ticks a purpose",
+    (route) => route.fulfill({ status: 200, body: demoConfig.replace('"version": 1,', '"version": 1, "checked": true,') }),
+    /\/purposes\/0\/checked: R1 pre-ticked/,
+  ],
+];
+
+for (const [name, handler, expected] of failures) {
+  test(`${name}: nothing renders, one console error, and the order still goes through`, async () => {
+    const { page, context, log } = await openPage(browser);
+    await page.route("**/consent.json", handler);
+    await page.addInitScript(() => {
+      window.untickedErrors = [];
+      document.addEventListener("unticked:error", (e) => window.untickedErrors.push(e.detail));
+    });
+    const error = page.waitForEvent("console", {
+      predicate: (m) => m.type() === "error" && m.text().startsWith("unticked:"),
+      timeout: 10000,
+    });
+    await page.goto(server.url + "/checkout.html");
+    assert.match((await error).text(), expected);
+    const details = await page.evaluate(() => window.untickedErrors);
+    assert.equal(details.length, 1);
+    assert.match(details[0].code, /^config-/);
+    assert.equal(await page.locator(CHOICES).count(), 0);
+
+    await fillCheckout(page);
+    const [request] = await Promise.all([
+      page.waitForRequest((r) => r.url().endsWith("/shop/order") && r.method() === "POST"),
+      page.click("button.buy"),
+    ]);
+    assert.equal(new URLSearchParams(request.postData()).get("name"), "Anna Bērziņa");
+    await page.waitForSelector("#done");
+    assert.deepEqual(log.pageErrors, [], "nothing thrown into the page");
+    const errors = log.console.filter((m) => m.type === "error");
+    // Chromium adds its own line for a failed resource; the widget logs exactly one.
+    assert.equal(errors.filter((m) => m.text.startsWith("unticked:")).length, 1, JSON.stringify(errors));
+    await context.close();
+  });
+}
+
+test("a browser without WebAssembly keeps the form working", async () => {
+  const { page, context, log } = await openPage(browser);
+  await page.addInitScript(() => {
+    delete globalThis.WebAssembly;
+  });
+  await page.goto(server.url + "/checkout.html");
+  await page.waitForTimeout(500);
+  assert.equal(await page.locator(CHOICES).count(), 0);
+  await fillCheckout(page);
+  await Promise.all([page.waitForURL(/\/shop\/order$/), page.click("button.buy")]);
+  await page.waitForSelector("#done");
+  assert.deepEqual(log.pageErrors, []);
+  await context.close();
+});
