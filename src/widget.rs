@@ -9,18 +9,13 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use unticked_core::config::Config;
 use unticked_core::locale;
 use unticked_core::text::{concat, decimal};
-use unticked_core::view::{self, attr};
+use unticked_core::view::{self, attr, selector};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, HtmlFormElement, HtmlInputElement, MutationObserver, MutationRecord};
 
 /// Event dispatched on a form when the shopper changes a consent box.
 pub const CHANGE_EVENT: &str = "unticked:change";
-
-const FORM_SELECTOR: &str = "form[data-unticked]";
-const ROOT_SELECTOR: &str = "fieldset.unticked";
-const SLOT_SELECTOR: &str = "[data-unticked-slot]";
-const SUBMIT_SELECTOR: &str = "button[type=submit], input[type=submit], button:not([type])";
 
 /// The widget attached to a page: every `form[data-unticked]` present now or added later
 /// gets its choices. Dropping it stops observing, removes the listeners and the choices.
@@ -150,12 +145,12 @@ impl Inner {
 
     /// Mounts `root` if it is a marked form, and every marked form inside it.
     fn mount_within(self: &Rc<Self>, root: &web_sys::Element) {
-        if root.matches(FORM_SELECTOR).unwrap_or(false) {
+        if root.matches(selector::FORM).unwrap_or(false) {
             if let Ok(form) = root.clone().dyn_into::<HtmlFormElement>() {
                 self.mount(form);
             }
         }
-        let Ok(forms) = root.query_selector_all(FORM_SELECTOR) else {
+        let Ok(forms) = root.query_selector_all(selector::FORM) else {
             return;
         };
         for i in 0..forms.length() {
@@ -231,11 +226,11 @@ impl Inner {
 /// Where the choices go: the form's `[data-unticked-slot]`, else just before its submit
 /// button, else at the end of the form.
 fn insert(form: &HtmlFormElement, fieldset: &web_sys::Element) -> Result<(), JsValue> {
-    if let Some(slot) = form.query_selector(SLOT_SELECTOR)? {
+    if let Some(slot) = form.query_selector(selector::SLOT)? {
         slot.append_child(fieldset)?;
         return Ok(());
     }
-    if let Some(submit) = form.query_selector(SUBMIT_SELECTOR)? {
+    if let Some(submit) = form.query_selector(selector::SUBMIT)? {
         if let Some(parent) = submit.parent_node() {
             parent.insert_before(fieldset, Some(&submit))?;
             return Ok(());
@@ -258,7 +253,7 @@ fn change_listener(form: &HtmlFormElement) -> Listener {
             return;
         };
         // Only the widget's own boxes: a page checkbox with the same name is not one.
-        if !input.closest(ROOT_SELECTOR).is_ok_and(|f| f.is_some()) {
+        if !input.closest(selector::ROOT).is_ok_and(|f| f.is_some()) {
             return;
         }
         let Some(purpose) = purpose_of(&input) else { return };

@@ -1,25 +1,16 @@
 // End-to-end: the demo shop served by `unticked serve`, in real headless Chromium.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { ROOT, startServer, launchBrowser, openPage, CHOICES, BOXES, fillCheckout } from "./harness.mjs";
+import { ROOT, useShop, openPage, CHOICES, BOXES, fillCheckout } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shop = useShop();
 
 for (const pagePath of ["/", "/checkout.html", "/newsletter.html", "/privacy.html"]) {
   test(`${pagePath} loads under the strict CSP with no console errors or warnings`, async () => {
-    const { page, context, log } = await openPage(browser);
-    const response = await page.goto(server.url + pagePath);
+    const { page, context, log } = await openPage(shop.browser);
+    const response = await page.goto(shop.server.url + pagePath);
     assert.equal(response.status(), 200);
     assert.match(response.headers()["content-security-policy"], /script-src 'self' 'wasm-unsafe-eval'; style-src 'self'/);
     if (pagePath.includes("checkout") || pagePath.includes("newsletter")) {
@@ -35,8 +26,8 @@ for (const pagePath of ["/", "/checkout.html", "/newsletter.html", "/privacy.htm
 }
 
 test("checkout shows five unticked, optional, labelled boxes just before the submit button", async () => {
-  const { page, context } = await openPage(browser);
-  await page.goto(server.url + "/checkout.html");
+  const { page, context } = await openPage(shop.browser);
+  await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
   const boxes = await page.$$eval(BOXES, (inputs) =>
     inputs.map((i) => ({
@@ -64,8 +55,8 @@ test("checkout shows five unticked, optional, labelled boxes just before the sub
 });
 
 test("a shopper who ticks nothing buys: the order reaches the shop with no consent fields", async () => {
-  const { page, context } = await openPage(browser);
-  await page.goto(server.url + "/checkout.html");
+  const { page, context } = await openPage(shop.browser);
+  await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
   await fillCheckout(page);
   const [request] = await Promise.all([
@@ -81,8 +72,8 @@ test("a shopper who ticks nothing buys: the order reaches the shop with no conse
 });
 
 test("ticking two boxes with real clicks sends exactly those two with the order", async () => {
-  const { page, context } = await openPage(browser);
-  await page.goto(server.url + "/checkout.html");
+  const { page, context } = await openPage(shop.browser);
+  await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
   await fillCheckout(page);
   const changes = [];
@@ -109,8 +100,8 @@ test("ticking two boxes with real clicks sends exactly those two with the order"
 });
 
 test("the page language picks the language of the choices", async () => {
-  const { page, context } = await openPage(browser);
-  await page.goto(server.url + "/newsletter.html?lang=lv");
+  const { page, context } = await openPage(shop.browser);
+  await page.goto(shop.server.url + "/newsletter.html?lang=lv");
   await page.waitForSelector(CHOICES);
   assert.equal(await page.textContent(`${CHOICES} legend`), "Mārketinga izvēles");
   assert.match(await page.textContent(`${CHOICES} label`), /^Piekrītu saņemt piedāvājumus un jaunumus e-pastā \(neobligāti\)/);
@@ -122,8 +113,8 @@ test("the page language picks the language of the choices", async () => {
 });
 
 test("a second copy of the widget's script renders nothing twice", async () => {
-  const { page, context, log } = await openPage(browser);
-  await page.goto(server.url + "/checkout.html");
+  const { page, context, log } = await openPage(shop.browser);
+  await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
   await page.evaluate(async () => {
     // Another URL is another module instance, as when a theme includes the script again.
@@ -140,13 +131,13 @@ test("screenshots of the demo pages", async (t) => {
   const update = process.env.UPDATE_SCREENSHOTS === "1";
   const dir = update ? path.join(ROOT, "docs") : path.join(ROOT, "target", "screenshots");
   mkdirSync(dir, { recursive: true });
-  const { page, context } = await openPage(browser, { viewport: { width: 1100, height: 900 } });
+  const { page, context } = await openPage(shop.browser, { viewport: { width: 1100, height: 900 } });
   for (const [name, url] of [
     ["checkout", "/checkout.html"],
     ["newsletter", "/newsletter.html"],
     ["checkout-lv", "/checkout.html?lang=lv"],
   ]) {
-    await page.goto(server.url + url);
+    await page.goto(shop.server.url + url);
     await page.waitForSelector(CHOICES);
     await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
   }

@@ -1,21 +1,12 @@
 // End-to-end: whatever goes wrong with the config, the shop's form works exactly as if the
 // widget were absent, and the site owner gets one clear console error.
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { ROOT, startServer, launchBrowser, openPage, CHOICES, fillCheckout } from "./harness.mjs";
+import { ROOT, useShop, openPage, CHOICES, fillCheckout } from "./harness.mjs";
 
-let server;
-let browser;
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const shop = useShop();
 
 const demoConfig = readFileSync(path.join(ROOT, "www/consent.json"), "utf8");
 
@@ -32,7 +23,7 @@ const failures = [
 
 for (const [name, handler, expected] of failures) {
   test(`${name}: nothing renders, one console error, and the order still goes through`, async () => {
-    const { page, context, log } = await openPage(browser);
+    const { page, context, log } = await openPage(shop.browser);
     await page.route("**/consent.json", handler);
     await page.addInitScript(() => {
       window.untickedErrors = [];
@@ -42,7 +33,7 @@ for (const [name, handler, expected] of failures) {
       predicate: (m) => m.type() === "error" && m.text().startsWith("unticked:"),
       timeout: 10000,
     });
-    await page.goto(server.url + "/checkout.html");
+    await page.goto(shop.server.url + "/checkout.html");
     assert.match((await error).text(), expected);
     const details = await page.evaluate(() => window.untickedErrors);
     assert.equal(details.length, 1);
@@ -65,11 +56,11 @@ for (const [name, handler, expected] of failures) {
 }
 
 test("a browser without WebAssembly keeps the form working", async () => {
-  const { page, context, log } = await openPage(browser);
+  const { page, context, log } = await openPage(shop.browser);
   await page.addInitScript(() => {
     delete globalThis.WebAssembly;
   });
-  await page.goto(server.url + "/checkout.html");
+  await page.goto(shop.server.url + "/checkout.html");
   await page.waitForTimeout(500);
   assert.equal(await page.locator(CHOICES).count(), 0);
   await fillCheckout(page);

@@ -1,5 +1,6 @@
 // Shared set-up for the end-to-end tests: the real `unticked serve` on a free port, and
 // Debian's Chromium driven by playwright-core (no browser download).
+import { before, after } from "node:test";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -75,4 +76,18 @@ export async function fillCheckout(page) {
   await page.fill("#street", "Elizabetes iela 10");
   await page.fill("#postcode", "LV-1010");
   await page.fill("#city", "Rīga");
+}
+
+/** The collector and Chromium, started before a test file's tests and stopped after. */
+export function useShop() {
+  const shop = {};
+  before(async () => {
+    shop.server = await startServer();
+    shop.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shop.browser?.close();
+    await shop.server?.stop();
+  });
+  return shop;
 }

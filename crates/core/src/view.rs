@@ -37,6 +37,19 @@ pub mod attr {
     pub const INPUT_NAME_PREFIX: &str = "consent.";
 }
 
+/// CSS selectors the widget queries with, spelled out (no formatting in the wasm) and
+/// checked against [`class`] and [`attr`] by a test.
+pub mod selector {
+    /// Every form the widget serves.
+    pub const FORM: &str = "form[data-unticked]";
+    /// The widget's own fieldset.
+    pub const ROOT: &str = "fieldset.unticked";
+    /// Where a form wants the choices.
+    pub const SLOT: &str = "[data-unticked-slot]";
+    /// A form's submit button (the choices go just before it when there is no slot).
+    pub const SUBMIT: &str = "button[type=submit], input[type=submit], button:not([type])";
+}
+
 /// One node of the rendered tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
@@ -206,4 +219,16 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
                 words.withdraw,
             ])),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_match_the_names_they_select() {
+        assert_eq!(selector::FORM, concat(&["form[", attr::FORM_KIND, "]"]));
+        assert_eq!(selector::ROOT, concat(&["fieldset.", class::ROOT]));
+        assert_eq!(selector::SLOT, concat(&["[", attr::SLOT, "]"]));
+    }
 }
