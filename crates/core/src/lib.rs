@@ -39,6 +39,7 @@ macro_rules! message {
 }
 
 pub mod config;
+pub mod jcs;
 pub mod json;
 pub mod locale;
 pub mod text;
