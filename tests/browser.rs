@@ -245,8 +245,8 @@ async fn each_form_speaks_the_language_of_its_page() {
     assert_eq!(legend("pl"), "Zgody marketingowe");
     assert!(first_label("pl").starts_with("Wyrażam zgodę"));
 
-    // Finnish is not declared: the browser's language (en-US in headless Chromium) wins,
-    // and the fieldset says which language it is in (WCAG 3.1.2).
+    // Finnish is not declared: the config default (en) is shown, and the fieldset says
+    // which language it is in (WCAG 3.1.2).
     assert_eq!(legend("xx"), "Marketing choices");
     assert_eq!(
         fx.query("#xx fieldset").unwrap().get_attribute("lang").as_deref(),
