@@ -138,8 +138,15 @@ impl Inner {
             }
         }
         if removed {
-            // Forms a single-page shop has thrown away: drop their listeners with them.
-            self.mounted.borrow_mut().retain(|m| m.form.is_connected());
+            // Forms a single-page shop has taken out of the page: drop their listeners and
+            // their choices, so a form put back later gets one fresh rendering.
+            self.mounted.borrow_mut().retain(|m| {
+                let connected = m.form.is_connected();
+                if !connected {
+                    m.fieldset.remove();
+                }
+                connected
+            });
         }
     }
 
@@ -179,6 +186,12 @@ impl Inner {
     fn mount(self: &Rc<Self>, form: HtmlFormElement) {
         if self.mounted.borrow().iter().any(|m| m.form == form) {
             return;
+        }
+        // Choices this widget does not own: a copy made by cloneNode (page snapshots, SPA
+        // templates) or left in a form that was taken out and put back. Their ids belong to
+        // another form and their boxes to nobody; replace them with a fresh rendering.
+        while let Ok(Some(stale)) = form.query_selector(selector::ROOT) {
+            stale.remove();
         }
         let Some(kind) = form.get_attribute(attr::FORM_KIND) else {
             return;

@@ -1,7 +1,8 @@
 //! Browser tests: the widget in headless Chromium (wasm-bindgen-test-runner + ChromeDriver).
 //!
-//! Run with `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown`
-//! (`./build.sh test` does). They cover what needs a real DOM: rendering per form kind,
+//! Run with `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p unticked --target
+//! wasm32-unknown-unknown --features std --tests` (`./build.sh test` does): the test binary
+//! links std through wasm-bindgen-test, so the widget's own no_std panic handler is off. They cover what needs a real DOM: rendering per form kind,
 //! unticked and optional boxes, label association, several forms, forms added later,
 //! locales, and config failures that must leave the form alone.
 #![cfg(target_arch = "wasm32")]
@@ -208,6 +209,47 @@ async fn a_form_added_after_load_gets_its_choices() {
     late.set_attribute("data-unticked", "newsletter").unwrap();
     tick().await;
     assert_eq!(fx.boxes("#late").len(), 2);
+    assert_eq!(widget.mounted_count(), 2);
+}
+
+#[wasm_bindgen_test]
+async fn a_cloned_or_reinserted_form_gets_exactly_one_set_of_choices() {
+    let fx = Fixture::new(&format!("<div id='a'>{CHECKOUT}</div><div id='b'></div>"));
+    let widget = Widget::attach(config()).unwrap();
+    let form = fx.query("#f").unwrap();
+
+    // A page snapshot or template clones the whole form, choices included.
+    let copy: Element = form.clone_node_with_deep(true).unwrap().dyn_into().unwrap();
+    copy.set_id("copy");
+    fx.query("#b").unwrap().append_child(&copy).unwrap();
+    tick().await;
+    assert_eq!(
+        fx.all("#copy fieldset.unticked").len(),
+        1,
+        "the copied choices are replaced, not added to"
+    );
+    let widget_ids: Vec<String> = fx.all("[id^=unticked-]").iter().map(|e| e.id()).collect();
+    let unique: HashSet<&String> = widget_ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        widget_ids.len(),
+        "no widget id is used twice: {widget_ids:?}"
+    );
+    for b in fx.boxes("#copy") {
+        let label = b.labels().unwrap().item(0).unwrap();
+        assert!(
+            copy.contains(Some(&label)),
+            "a label in the copy ticks a box in the copy"
+        );
+    }
+
+    // A single-page shop takes the form out and puts it back.
+    form.remove();
+    tick().await;
+    fx.query("#a").unwrap().append_child(&form).unwrap();
+    tick().await;
+    assert_eq!(fx.all("#f fieldset.unticked").len(), 1);
+    assert_eq!(fx.boxes("#f").len(), 5);
     assert_eq!(widget.mounted_count(), 2);
 }
 
