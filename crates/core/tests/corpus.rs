@@ -82,6 +82,25 @@ fn bad_configs_report_exactly_their_defect() {
 }
 
 #[test]
+fn the_readme_config_lints_clean() {
+    // The README's example is what newcomers copy: it must be a valid config.
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## The config").expect("README has a config section")..];
+    let start = section.find("```json\n").expect("a json block") + "```json\n".len();
+    let end = start + section[start..].find("```").expect("the block ends");
+    if let Err(problem) = Config::from_json(&section[start..end]) {
+        panic!("README config: {problem}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    // Editors on Windows add one; the browser's Response.text() drops it, so must the linter.
+    let text = std::fs::read_to_string(root().join("www/consent.json")).unwrap();
+    assert!(Config::from_json(&format!("\u{feff}{text}")).is_ok());
+}
+
+#[test]
 fn rule_breaking_configs_cite_the_rule() {
     for (file, rule) in [
         ("pre-ticked-checked-true", "R1"),

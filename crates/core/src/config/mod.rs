@@ -17,8 +17,7 @@
 //! the validated type. A consent purpose has no field for "checked", "required" or "default":
 //! trying to write one is an error that cites the rule it would break.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{string::String, vec, vec::Vec};
 
 mod error;
 mod read;
@@ -39,17 +38,9 @@ macro_rules! string_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
-            /// Every value, in the order the schema lists them.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
             /// The value as written in `consent.json`.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
-            }
-
-            /// Reads the value as written in `consent.json`.
-            pub fn from_name(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
             }
         }
 
@@ -224,6 +215,9 @@ impl Config {
     /// [`ConfigProblem::NotJson`] when the text is not JSON; [`ConfigProblem::Invalid`]
     /// with each problem's JSON Pointer, code and rule otherwise.
     pub fn from_json(text: &str) -> Result<Config, ConfigProblem> {
+        // RFC 8259 §8.1: a parser may ignore a byte order mark. Editors on Windows add one,
+        // and the browser's Response.text() strips it, so the linter does the same.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         match crate::json::parse(text) {
             Ok(json) => read::config(&json).map_err(ConfigProblem::Invalid),
             Err(e) if e.duplicate_key => Err(ConfigProblem::Invalid(vec![ConfigError {

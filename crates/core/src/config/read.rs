@@ -10,8 +10,7 @@
 //! Relations between parts (purpose ids, form references, translations, transfers) are
 //! checked on the parts whose shape is right, so every problem is reported in one run.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{string::String, string::ToString, vec::Vec};
 
 use super::error::{ConfigError, ErrorCode};
 use super::*;
@@ -551,7 +550,9 @@ pub(crate) fn check_url(text: &str) -> Result<(), ErrorCode> {
             Err(ErrorCode::InsecureUrl)
         };
     }
-    if text.starts_with('/') && !text.starts_with("//") {
+    // A same-origin path. Not `//host` (protocol-relative) and not `/\host`, which browsers
+    // read as `//host` too (WHATWG URL: a backslash is a path separator in special URLs).
+    if text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\") {
         return Ok(());
     }
     Err(ErrorCode::InvalidUrl)
@@ -733,8 +734,8 @@ fn purpose_relations(c: &mut Checker, purpose: &Purpose, path: &str) {
     }
 }
 
-/// R9: a channel that reaches the shopper needs the form's contact field for it, so the
-/// record can commit to the contact.
+/// R6: a channel that reaches the shopper needs the form's contact field for it, so the
+/// record can commit to who agreed (a subject commitment).
 fn contact_relations(c: &mut Checker, form: &Form, purposes: &[Purpose], path: &str) {
     for purpose in form
         .purposes
@@ -884,6 +885,7 @@ mod tests {
             ("http://localhost.evil.example/", ErrorCode::InsecureUrl),
             ("http://localhost@evil.example/", ErrorCode::InsecureUrl),
             ("//cdn.example/x", ErrorCode::InvalidUrl),
+            ("/\\evil.example/x", ErrorCode::InvalidUrl),
             ("javascript:alert(1)", ErrorCode::InvalidUrl),
             ("https://", ErrorCode::InvalidUrl),
             ("v1/records", ErrorCode::InvalidUrl),
