@@ -6,7 +6,7 @@
 #   ./build.sh test         fmt, clippy, native tests, browser tests, end-to-end tests
 #   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
-#   ./build.sh screenshots  refresh docs/*.png from the running demo
+#   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -45,7 +45,7 @@ setup_build() {
   fi
   # wasm-opt from npm's binaryen: Debian's binaryen 108 breaks wasm-bindgen output.
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    step "installing node tools (binaryen, esbuild, playwright-core, axe-core)"
+    step "installing node tools (binaryen, esbuild, playwright-core)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
 }
@@ -75,8 +75,12 @@ build_widget() {
   fi
   cat >>www/pkg/unticked.js <<'EOF'
 
-// Appended by build.sh: start on load, never throw into the page.
-__wbg_init().then(() => start()).catch((e) => console.error("unticked: could not start; the forms work without it:", e));
+// Appended by build.sh: start on load, never throw into the page. If the wasm cannot start
+// (no WebAssembly, a CSP without 'wasm-unsafe-eval'), say so as the widget's own errors do.
+__wbg_init().then(() => start()).catch((e) => {
+  console.error("unticked: could not start; the forms work without it:", e);
+  document.dispatchEvent(new CustomEvent("unticked:error", { bubbles: true, detail: { code: "start", message: String(e) } }));
+});
 EOF
   # The minified glue and stylesheet are what shoppers download; www/unticked.css stays the
   # readable source and www/pkg/unticked.css is the shipped copy.
@@ -109,7 +113,8 @@ serve() {
 }
 
 size() {
-  [ -f www/pkg/unticked_bg.wasm ] || build_widget
+  build_widget
+  step "widget size"
   node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css
 }
 
@@ -141,7 +146,7 @@ render_time() {
 screenshots() {
   setup_browser
   build
-  UPDATE_SCREENSHOTS=1 node --test tests/e2e/demo.test.mjs
+  node tools/screenshots.mjs docs
 }
 
 test_all() {
@@ -159,11 +164,10 @@ test_all() {
   step "browser tests (wasm in headless Chromium)"
   # Never -q here: wasm-bindgen-test-runner rejects it (TOOLCHAIN.md).
   CHROMEDRIVER="$CHROMEDRIVER" cargo test -p unticked --target "$WASM_TARGET" --features std --tests
-  build
-  step "widget size"
+  build_collector
   size
   step "end-to-end tests (demo shop + collector + Chromium)"
-  node --test --test-concurrency=1 tests/e2e/
+  node --test tests/e2e/
 }
 
 case "${1:-build}" in

@@ -30,9 +30,10 @@ extern crate std;
 static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
     unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
-/// A panic is a bug; it must not cost the page anything. The trap surfaces as an exception
-/// in the widget's own call (its start, a listener), never in the shop's code, and the
-/// forms keep working as they would without the widget.
+/// A panic is a bug; it must not cost the page anything. It traps: the exception ends the
+/// widget's own call (its start, one of its listeners) and reaches the page's error
+/// reporting (window.onerror) like any script error, but no shop code is on the stack and
+/// the forms keep working as they would without the widget.
 #[cfg(all(target_arch = "wasm32", not(feature = "std")))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
@@ -50,6 +51,7 @@ pub use widget::Widget;
 use alloc::rc::Rc;
 use core::cell::Cell;
 use unticked_core::config::{Config, ConfigProblem};
+use unticked_core::view;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -124,8 +126,13 @@ pub fn find_config_source(document: &web_sys::Document) -> Option<ConfigSource> 
     if let Some(inline) = document.get_element_by_id(INLINE_CONFIG_ID) {
         return Some(ConfigSource::Inline(inline.text_content().unwrap_or_default()));
     }
-    // Module scripts have no `document.currentScript`; the tag is the one with data-config.
-    let script = document.query_selector("script[data-config]").ok().flatten()?;
+    // Module scripts have no `document.currentScript`: the tag is the one with data-config,
+    // the widget's own first should another library use the same attribute.
+    let script = document
+        .query_selector(view::selector::CONFIG_SCRIPT)
+        .ok()
+        .flatten()
+        .or_else(|| document.query_selector("script[data-config]").ok().flatten())?;
     script
         .get_attribute("data-config")
         .filter(|url| !url.trim().is_empty())

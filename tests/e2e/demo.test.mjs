@@ -1,9 +1,7 @@
 // End-to-end: the demo shop served by `unticked serve`, in real headless Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import path from "node:path";
-import { ROOT, useShop, openPage, CHOICES, BOXES, fillCheckout } from "./harness.mjs";
+import { useShop, openPage, CHOICES, BOXES, fillCheckout } from "./harness.mjs";
 
 const shop = useShop();
 
@@ -124,23 +122,5 @@ test("a second copy of the widget's script renders nothing twice", async () => {
   assert.equal(await page.locator(CHOICES).count(), 1);
   assert.equal(await page.locator(BOXES).count(), 5);
   assert.deepEqual(log.pageErrors, []);
-  await context.close();
-});
-
-test("screenshots of the demo pages", async (t) => {
-  const update = process.env.UPDATE_SCREENSHOTS === "1";
-  const dir = update ? path.join(ROOT, "docs") : path.join(ROOT, "target", "screenshots");
-  mkdirSync(dir, { recursive: true });
-  const { page, context } = await openPage(shop.browser, { viewport: { width: 1100, height: 900 } });
-  for (const [name, url] of [
-    ["checkout", "/checkout.html"],
-    ["newsletter", "/newsletter.html"],
-    ["checkout-lv", "/checkout.html?lang=lv"],
-  ]) {
-    await page.goto(shop.server.url + url);
-    await page.waitForSelector(CHOICES);
-    await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: true });
-  }
-  t.diagnostic(`screenshots in ${dir}`);
   await context.close();
 });

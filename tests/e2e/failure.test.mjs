@@ -55,13 +55,16 @@ for (const [name, handler, expected] of failures) {
   });
 }
 
-test("a browser without WebAssembly keeps the form working", async () => {
+test("a browser without WebAssembly keeps the form working and is told why", async () => {
   const { page, context, log } = await openPage(shop.browser);
   await page.addInitScript(() => {
     delete globalThis.WebAssembly;
+    window.untickedErrors = [];
+    document.addEventListener("unticked:error", (e) => window.untickedErrors.push(e.detail));
   });
   await page.goto(shop.server.url + "/checkout.html");
-  await page.waitForTimeout(500);
+  await page.waitForFunction(() => window.untickedErrors.length > 0);
+  assert.equal(await page.evaluate(() => window.untickedErrors[0].code), "start");
   assert.equal(await page.locator(CHOICES).count(), 0);
   await fillCheckout(page);
   await Promise.all([page.waitForURL(/\/shop\/order$/), page.click("button.buy")]);

@@ -14,8 +14,7 @@
 //! integers). Such a number is an error here rather than a guess; the collector can check
 //! any JSON text with the `serde_jcs` crate, and the tests hold the two in agreement.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, string::String, string::ToString, vec::Vec};
+use alloc::{string::String, string::ToString, vec::Vec};
 
 use crate::json::Json;
 use crate::text::decimal;

@@ -11,8 +11,7 @@
 //! Numbers are kept as their literal text: the config needs only whole numbers, and a
 //! float parser would cost kilobytes of wasm.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{string::String, string::ToString, vec::Vec};
 
 use crate::text::{concat, decimal};
 use core::fmt;

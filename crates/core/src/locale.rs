@@ -4,8 +4,7 @@
 //! widget itself shows around them (legend, "optional", the notice link) are built in, so a
 //! shop only translates what is its own.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::string::String;
 
 /// Languages the widget ships texts for. A config may declare only these (with any region).
 pub const SUPPORTED: &[&str] = &["en", "lv", "pl", "cs", "de", "lt", "et"];
@@ -113,12 +112,18 @@ pub fn texts_for(tag: &str) -> &'static WidgetTexts {
     builtin(primary(tag)).unwrap_or(&EN)
 }
 
-fn primary(tag: &str) -> &str {
+/// The language subtag of a locale tag: `lv` for `lv-LV`.
+pub fn primary(tag: &str) -> &str {
     tag.split(['-', '_']).next().unwrap_or(tag)
 }
 
-/// Chooses the declared locale to show: the first requested tag (the page's `<html lang>`,
-/// then the browser's languages) that matches a declared one exactly, or by its language
+/// Whether two locale tags name the same language (`lv` and `LV-lv` do).
+pub fn same_language(a: &str, b: &str) -> bool {
+    primary(a).eq_ignore_ascii_case(primary(b))
+}
+
+/// Chooses the declared locale to show: the first requested tag (the page's `lang`; issue 6
+/// adds the browser's languages) that matches a declared one exactly, or by its language
 /// (`lv-LV` → `lv`, `lv` → `lv-LV`); otherwise the config's default.
 pub fn negotiate<'a, 'r>(
     requested: impl IntoIterator<Item = &'r str>,
@@ -137,7 +142,7 @@ pub fn negotiate<'a, 'r>(
         if let Some(found) = declared.iter().find(|d| d.eq_ignore_ascii_case(language)) {
             return found;
         }
-        if let Some(found) = declared.iter().find(|d| primary(d).eq_ignore_ascii_case(language)) {
+        if let Some(found) = declared.iter().find(|d| same_language(d, language)) {
             return found;
         }
     }
@@ -148,12 +153,14 @@ pub fn negotiate<'a, 'r>(
 mod tests {
     use super::*;
 
+    use alloc::{string::ToString, vec::Vec};
+
     fn declared(tags: &[&str]) -> Vec<String> {
         tags.iter().map(|t| t.to_string()).collect()
     }
 
     #[test]
-    fn page_language_wins_then_browser_then_default() {
+    fn the_first_requested_language_declared_wins_else_the_default() {
         let d = declared(&["en", "lv", "pl"]);
         assert_eq!(negotiate(["lv", "pl"], &d, "en"), "lv");
         assert_eq!(negotiate(["fi", "pl-PL"], &d, "en"), "pl");

@@ -4,7 +4,6 @@
 //! `format!`: that was the largest block of code left after the config reader (measured
 //! with twiggy). Config problems' prose (`message!`) is formatted only in the linter's build.
 
-#[allow(unused_imports)]
 use alloc::string::String;
 
 /// The parts, joined.

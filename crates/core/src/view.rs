@@ -5,8 +5,7 @@
 //! Keeping the tree here makes the rendering testable natively: a property test checks that
 //! no config the validator accepts yields a ticked, required or disabled consent box.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{string::String, vec, vec::Vec};
 
 use crate::config::{Config, Form};
 use crate::locale;
@@ -31,7 +30,7 @@ pub mod attr {
     pub const FORM_KIND: &str = "data-unticked";
     /// On an element inside the form: where the choices go.
     pub const SLOT: &str = "data-unticked-slot";
-    /// On the rendered `<fieldset>`: the purpose id of each row is on its container.
+    /// On each purpose's row inside the choices: its purpose id.
     pub const PURPOSE: &str = "data-unticked-purpose";
     /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
     pub const INPUT_NAME_PREFIX: &str = "consent.";
@@ -46,6 +45,8 @@ pub mod selector {
     pub const ROOT: &str = "fieldset.unticked";
     /// Where a form wants the choices.
     pub const SLOT: &str = "[data-unticked-slot]";
+    /// The widget's own script tag, by its file name.
+    pub const CONFIG_SCRIPT: &str = "script[data-config][src*=unticked]";
     /// A form's submit button (the choices go just before it when there is no slot).
     pub const SUBMIT: &str = "button[type=submit], input[type=submit], button:not([type])";
 }
@@ -127,12 +128,6 @@ impl Element {
     }
 }
 
-/// Whether two locale tags name the same language (`lv` and `lv-LV` do).
-fn same_language(a: &str, b: &str) -> bool {
-    let language = |t: &str| t.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
-    language(a) == language(b)
-}
-
 /// Renders the consent choices of `form` in `locale` (one of the config's declared locales).
 ///
 /// `id_prefix` keeps element ids unique when several forms share a page; `page_lang` is the
@@ -142,9 +137,8 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
     let intro_id = concat(&[id_prefix, "-intro"]);
     let mut root = Element::new("fieldset")
         .class(class::ROOT)
-        .attr(attr::FORM_KIND, form.kind.as_str())
         .attr("aria-describedby", intro_id.as_str());
-    if !page_lang.is_some_and(|page| same_language(page, locale)) {
+    if !page_lang.is_some_and(|page| locale::same_language(page, locale)) {
         root = root.attr("lang", locale);
     }
     root = root

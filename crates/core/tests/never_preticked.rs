@@ -164,8 +164,8 @@ proptest! {
         }
         let Ok(config) = Config::from_json(&json.to_string()) else { return Ok(()) };
         for form in &config.forms {
-            for locale in &config.locales {
-                let fieldset = view::choices(&config, form, locale, None, "u1");
+            for (locale, page_lang) in config.locales.iter().flat_map(|l| [(l, None), (l, Some(l.as_str())), (l, Some("fi"))]) {
+                let fieldset = view::choices(&config, form, locale, page_lang, "u1");
                 let inputs: Vec<_> = fieldset.descendants().into_iter().filter(|e| e.tag == "input").collect();
                 prop_assert_eq!(inputs.len(), form.purposes.len());
                 for input in inputs {

@@ -1,7 +1,6 @@
 //! What can be wrong with a config, each problem with its JSON Pointer and rule.
 
-#[allow(unused_imports)]
-use alloc::{borrow::ToOwned, format, string::String, string::ToString, vec, vec::Vec};
+use alloc::{string::String, vec::Vec};
 
 use crate::text::concat;
 use core::fmt;
@@ -16,7 +15,7 @@ pub enum Rule {
     R3,
     R4,
     R5,
-    R9,
+    R6,
 }
 
 impl Rule {
@@ -29,7 +28,7 @@ impl Rule {
             Rule::R3 => "R3",
             Rule::R4 => "R4",
             Rule::R5 => "R5",
-            Rule::R9 => "R9",
+            Rule::R6 => "R6",
         }
     }
 
@@ -42,7 +41,7 @@ impl Rule {
             Rule::R3 => "GDPR Art. 7(4), Recitals 42–43; EDPB Guidelines 05/2020 ¶32",
             Rule::R4 => "GDPR Art. 7(2); EDPB Guidelines 05/2020 ¶71, ¶81",
             Rule::R5 => "GDPR Art. 13; EDPB Guidelines 05/2020 ¶64",
-            Rule::R9 => "PL electronic communications act art. 398; CZ 480/2004 §7; LV ISPL §9",
+            Rule::R6 => "GDPR Art. 7(1), Art. 5(2); EDPB Guidelines 05/2020 ¶108",
         }
     }
 }
@@ -95,7 +94,8 @@ pub enum ErrorCode {
     TransferWithoutSafeguard,
     /// R5: a transfer declared to a country inside the EU/EEA, which is not a transfer.
     TransferInsideEea,
-    /// R9: the form offers a contact channel but does not say where its contact field is.
+    /// R6: the form offers a contact channel but does not say where its contact field is, so
+    /// a record could not commit to who agreed.
     ContactFieldMissing,
     /// R5: a text keyed by a locale that `/locales` does not declare.
     UndeclaredLocale,
@@ -153,9 +153,8 @@ impl ErrorCode {
             RequiredConsent => Rule::R3,
             NotConsent => Rule::R4,
             MissingTranslation | TransferWithoutSafeguard | TransferInsideEea => Rule::R5,
-            UndeclaredDefaultLocale => Rule::R5,
-            ContactFieldMissing => Rule::R9,
             UndeclaredLocale | UndeclaredData => Rule::R5,
+            ContactFieldMissing => Rule::R6,
             _ => Rule::Schema,
         }
     }
