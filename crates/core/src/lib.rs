@@ -42,5 +42,6 @@ pub mod config;
 pub mod jcs;
 pub mod json;
 pub mod locale;
+pub mod record;
 pub mod text;
 pub mod view;

@@ -23,6 +23,7 @@ mod error;
 mod read;
 
 pub use error::{ConfigError, ConfigProblem, ErrorCode, Rule};
+pub(crate) use read::is_slug;
 
 /// An enum written in `consent.json` as one of a fixed set of names.
 pub trait Named: Copy + 'static {

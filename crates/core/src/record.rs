@@ -1,0 +1,559 @@
+//! Consent records: one format for the widget, the collector and the verifier.
+//!
+//! A record is one immutable event: which purposes (at which version) the shopper gave,
+//! refused, withdrew or renewed, when, in which form and language, with a hash of the exact
+//! text shown for each, and commitments to the contacts the granted channels reach. Its
+//! bytes are RFC 8785 canonical JSON; the signature covers the canonical bytes of the
+//! record without its `signature` member, and the whole signed record is canonical too, so
+//! a verifier checks the bytes it received and never a re-serialisation of them.
+//!
+//! ```
+//! # #[cfg(feature = "verify")] {
+//! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/record/known-answer-ed25519.json")).unwrap();
+//! let vector: std::collections::BTreeMap<String, String> = serde_json::from_str::<serde_json::Value>(&text).unwrap()
+//!     .as_object().unwrap().iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect();
+//! let opened = unticked_core::record::open(vector["bytes"].as_bytes()).expect("a good record opens");
+//! assert_eq!(opened.record.purposes[0].state, unticked_core::record::State::Given);
+//! # }
+//! ```
+//!
+//! `record::open` is the only way to get a trusted record: it parses, requires canonical
+//! bytes, checks every field, and verifies the signature, in that order, with early returns.
+
+use alloc::{string::String, string::ToString, vec::Vec};
+
+use crate::config::{is_slug, Channel, Named, Source};
+use crate::jcs;
+use crate::json::Json;
+use crate::text::concat;
+
+/// The record format's version (`"v"`).
+pub const FORMAT_VERSION: u64 = 1;
+
+/// What happened to one purpose in this event (W3C DPV: `dpv:ConsentGiven`,
+/// `dpv:ConsentRefused`, `dpv:ConsentWithdrawn`, and a renewal is `dpv:RenewedConsentGiven`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Given,
+    Refused,
+    Withdrawn,
+    Renewed,
+}
+
+impl State {
+    const NAMES: [&'static str; 4] = ["given", "refused", "withdrawn", "renewed"];
+    const ALL: [State; 4] = [State::Given, State::Refused, State::Withdrawn, State::Renewed];
+
+    pub fn as_str(self) -> &'static str {
+        State::NAMES[self as usize]
+    }
+}
+
+/// Signature algorithms: what WebCrypto offers for a non-extractable browser key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// RFC 8032 Ed25519: 32-byte public key, 64-byte signature.
+    Ed25519,
+    /// ECDSA with P-256 and SHA-256 (RFC 7518 "ES256"), where a browser lacks Ed25519:
+    /// 65-byte uncompressed SEC1 public key, 64-byte r‖s signature (WebCrypto's form).
+    Es256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "Ed25519",
+            Algorithm::Es256 => "ES256",
+        }
+    }
+
+    fn lengths(self) -> (usize, usize) {
+        match self {
+            Algorithm::Ed25519 => (32, 64),
+            Algorithm::Es256 => (65, 64),
+        }
+    }
+}
+
+/// One purpose in a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeEntry {
+    pub id: String,
+    pub version: u32,
+    pub state: State,
+    /// SHA-256, lowercase hex, of the exact text shown for the purpose in the locale shown.
+    pub text_sha256: String,
+}
+
+/// A commitment to the contact a granted channel reaches: SHA-256(salt ‖ normalised
+/// identifier), lowercase hex. The identifier and salt travel beside the record, never in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectCommitment {
+    pub channel: Channel,
+    pub commitment: String,
+}
+
+/// A consent record without its signature: what the signature covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// UUIDv7 (RFC 9562 §5.7): unique and ordered by time; made when the form is mounted.
+    pub id: String,
+    /// Milliseconds since the Unix epoch, by the client's clock.
+    pub captured_at: u64,
+    /// The form kind (`data-unticked`).
+    pub form: String,
+    pub source: Source,
+    /// The locale the texts were shown in.
+    pub locale: String,
+    /// The page's origin (`https://shop.example`).
+    pub page_origin: String,
+    /// The page's path, without query or fragment.
+    pub page_path: String,
+    pub notice_url: String,
+    pub notice_version: String,
+    /// SHA-256, lowercase hex, of the config the widget rendered from.
+    pub config_sha256: String,
+    /// The widget's version.
+    pub widget: String,
+    pub purposes: Vec<PurposeEntry>,
+    pub subjects: Vec<SubjectCommitment>,
+}
+
+/// A signature over a record's canonical unsigned bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub alg: Algorithm,
+    pub public_key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// A record whose bytes were canonical, whose fields were all valid and whose signature
+/// verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedRecord {
+    pub record: ConsentRecord,
+    pub signature: Signature,
+}
+
+/// Why bytes are not a trusted record. Deliberately coarse where a finer answer would help
+/// a forger: every verification failure is `BadSignature`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordError {
+    /// Not UTF-8 JSON, or JSON with a repeated key.
+    NotJson(String),
+    /// JSON, but not in RFC 8785 canonical form.
+    NotCanonical,
+    /// A field missing, unknown, or of the wrong form: the JSON Pointer and why.
+    Shape {
+        path: String,
+        reason: &'static str,
+    },
+    UnknownAlgorithm(String),
+    BadSignature,
+}
+
+impl core::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            RecordError::NotJson(e) => write!(f, "not a JSON record: {e}"),
+            RecordError::NotCanonical => f.write_str("not RFC 8785 canonical JSON"),
+            RecordError::Shape { path, reason } => write!(f, "{path}: {reason}"),
+            RecordError::UnknownAlgorithm(alg) => write!(f, "unknown signature algorithm \"{alg}\""),
+            RecordError::BadSignature => f.write_str("bad signature"),
+        }
+    }
+}
+
+impl core::error::Error for RecordError {}
+
+/// A UUIDv7 (RFC 9562 §5.7) from the time and ten random bytes, both passed in so the core
+/// stays free of clocks and randomness.
+pub fn record_id(unix_ms: u64, random: [u8; 10]) -> String {
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
+    b[6] = 0x70 | (random[0] & 0x0f);
+    b[7] = random[1];
+    b[8] = 0x80 | (random[2] & 0x3f);
+    b[9..].copy_from_slice(&random[3..]);
+    let hex = hex(&b);
+    concat(&[
+        &hex[..8],
+        "-",
+        &hex[8..12],
+        "-",
+        &hex[12..16],
+        "-",
+        &hex[16..20],
+        "-",
+        &hex[20..],
+    ])
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+fn is_uuid_v7(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+        && b[14] == b'7'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b')
+}
+
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// `https://host[:port]`, or `http://` on loopback: an origin, nothing after the host.
+fn is_origin(text: &str) -> bool {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']))
+}
+
+fn is_page_path(text: &str) -> bool {
+    text.starts_with('/') && !text.contains(['?', '#'])
+}
+
+fn text(value: &str) -> Json {
+    Json::String(value.to_string())
+}
+
+fn number(n: u64) -> Json {
+    Json::Number(crate::text::decimal(n))
+}
+
+fn object(members: Vec<(&str, Json)>) -> Json {
+    Json::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
+impl ConsentRecord {
+    /// The record as JSON, without a signature.
+    pub fn to_json(&self) -> Json {
+        let purposes = self
+            .purposes
+            .iter()
+            .map(|p| {
+                object(alloc::vec![
+                    ("id", text(&p.id)),
+                    ("version", number(p.version.into())),
+                    ("state", text(p.state.as_str())),
+                    ("text_sha256", text(&p.text_sha256)),
+                ])
+            })
+            .collect();
+        let subjects = self
+            .subjects
+            .iter()
+            .map(|s| {
+                object(alloc::vec![
+                    ("channel", text(s.channel.as_str())),
+                    ("commitment", text(&s.commitment))
+                ])
+            })
+            .collect();
+        object(alloc::vec![
+            ("v", number(FORMAT_VERSION)),
+            ("id", text(&self.id)),
+            ("captured_at", number(self.captured_at)),
+            ("form", text(&self.form)),
+            ("source", text(self.source.as_str())),
+            ("locale", text(&self.locale)),
+            (
+                "page",
+                object(alloc::vec![
+                    ("origin", text(&self.page_origin)),
+                    ("path", text(&self.page_path))
+                ])
+            ),
+            (
+                "notice",
+                object(alloc::vec![
+                    ("url", text(&self.notice_url)),
+                    ("version", text(&self.notice_version))
+                ])
+            ),
+            ("config_sha256", text(&self.config_sha256)),
+            ("widget", text(&self.widget)),
+            ("purposes", Json::Array(purposes)),
+            ("subjects", Json::Array(subjects)),
+        ])
+    }
+
+    /// The bytes a signature covers: the canonical JSON of the unsigned record.
+    pub fn signing_bytes(&self) -> String {
+        jcs::canonical(&self.to_json()).expect("records hold only strings and integers below 2^53")
+    }
+
+    /// The canonical signed record: what the widget sends and the collector keeps.
+    pub fn to_signed_bytes(&self, signature: &Signature) -> String {
+        let Json::Object(mut members) = self.to_json() else {
+            unreachable!("to_json builds an object")
+        };
+        members.push((
+            "signature".to_string(),
+            object(alloc::vec![
+                ("alg", text(signature.alg.as_str())),
+                ("public_key", text(&base64url(&signature.public_key))),
+                ("value", text(&base64url(&signature.value))),
+            ]),
+        ));
+        jcs::canonical(&Json::Object(members)).expect("records hold only strings and integers below 2^53")
+    }
+}
+
+/// Base64url without padding (RFC 4648 §5), as keys and signatures are written.
+pub fn base64url(bytes: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64UrlUnpadded::encode_string(bytes)
+}
+
+/// Reads the parts of a record from canonical bytes and checks every field; does not
+/// verify the signature. Returns the record, its signature, and the bytes it covers.
+///
+/// # Errors
+/// See [`RecordError`].
+pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordError> {
+    let text = core::str::from_utf8(bytes).map_err(|_| RecordError::NotJson("not UTF-8".to_string()))?;
+    let json = crate::json::parse(text).map_err(|e| RecordError::NotJson(e.describe()))?;
+    // Authenticate the bytes received, not a re-serialisation of them: they must already
+    // be canonical (RFC 8785), so the bytes the signature covers are fixed by them.
+    if jcs::canonical(&json).ok().as_deref() != Some(text) {
+        return Err(RecordError::NotCanonical);
+    }
+    let mut root = Fields::of(&json, "")?;
+    if root.number("v")? != FORMAT_VERSION {
+        return Err(shape("/v", "unsupported record format version"));
+    }
+    let id = root.text("id", is_uuid_v7, "not a UUIDv7 in lowercase")?;
+    let captured_at = root.number("captured_at")?;
+    let form = root.text("form", is_slug, "not a form kind")?;
+    let source = root.named::<Source>("source")?;
+    let locale = root.text("locale", |l| !l.is_empty() && l.len() <= 35, "not a locale tag")?;
+    let mut page = Fields::of(root.take("page")?, "/page")?;
+    let page_origin = page.text("origin", is_origin, "not an origin such as https://shop.example")?;
+    let page_path = page.text("path", is_page_path, "not a path without query or fragment")?;
+    page.finish()?;
+    let mut notice = Fields::of(root.take("notice")?, "/notice")?;
+    let notice_url = notice.text("url", |u| !u.is_empty(), "empty")?;
+    let notice_version = notice.text("version", |v| !v.is_empty(), "empty")?;
+    notice.finish()?;
+    let config_sha256 = root.text("config_sha256", is_sha256_hex, "not a SHA-256 in lowercase hex")?;
+    let widget = root.text("widget", |w| !w.is_empty(), "empty")?;
+
+    let mut purposes: Vec<PurposeEntry> = Vec::new();
+    let Json::Array(items) = root.take("purposes")? else {
+        return Err(shape("/purposes", "not an array"));
+    };
+    if items.is_empty() {
+        return Err(shape("/purposes", "a record covers at least one purpose"));
+    }
+    for (i, item) in items.iter().enumerate() {
+        let path = concat(&["/purposes/", &crate::text::decimal(i as u64)]);
+        let mut p = Fields::of(item, &path)?;
+        let entry = PurposeEntry {
+            id: p.text("id", is_slug, "not a purpose id")?,
+            version: u32::try_from(p.number("version")?).map_err(|_| shape(&path, "version out of range"))?,
+            state: {
+                let name = p.text(
+                    "state",
+                    |s| State::NAMES.contains(&s),
+                    "not given, refused, withdrawn or renewed",
+                )?;
+                State::ALL[State::NAMES.iter().position(|n| *n == name).unwrap_or(0)]
+            },
+            text_sha256: p.text("text_sha256", is_sha256_hex, "not a SHA-256 in lowercase hex")?,
+        };
+        p.finish()?;
+        if purposes.iter().any(|e| e.id == entry.id) {
+            return Err(shape(&path, "purpose listed twice"));
+        }
+        purposes.push(entry);
+    }
+    let mut subjects = Vec::new();
+    let Json::Array(items) = root.take("subjects")? else {
+        return Err(shape("/subjects", "not an array"));
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = concat(&["/subjects/", &crate::text::decimal(i as u64)]);
+        let mut s = Fields::of(item, &path)?;
+        let channel = s.named::<Channel>("channel")?;
+        let commitment = s.text("commitment", is_sha256_hex, "not a SHA-256 in lowercase hex")?;
+        s.finish()?;
+        subjects.push(SubjectCommitment { channel, commitment });
+    }
+
+    let mut sig = Fields::of(root.take("signature")?, "/signature")?;
+    let alg_name = sig.text("alg", |_| true, "")?;
+    let alg = match alg_name.as_str() {
+        "Ed25519" => Algorithm::Ed25519,
+        "ES256" => Algorithm::Es256,
+        _ => return Err(RecordError::UnknownAlgorithm(alg_name)),
+    };
+    let (key_len, sig_len) = alg.lengths();
+    let public_key = sig.bytes("public_key", key_len)?;
+    let value = sig.bytes("value", sig_len)?;
+    sig.finish()?;
+    root.finish()?;
+
+    let record = ConsentRecord {
+        id,
+        captured_at,
+        form,
+        source,
+        locale,
+        page_origin,
+        page_path,
+        notice_url,
+        notice_version,
+        config_sha256,
+        widget,
+        purposes,
+        subjects,
+    };
+    // The canonical record without its signature member: `text` is canonical, so this is
+    // the same bytes minus that member.
+    let signed = record.signing_bytes();
+    Ok((record, Signature { alg, public_key, value }, signed))
+}
+
+/// Parses and verifies a signed record: the only way to get an [`OpenedRecord`].
+///
+/// # Errors
+/// See [`RecordError`]; a signature that does not verify is [`RecordError::BadSignature`].
+#[cfg(feature = "verify")]
+pub fn open(bytes: &[u8]) -> Result<OpenedRecord, RecordError> {
+    let (record, signature, signed) = read(bytes)?;
+    verify(&signature, signed.as_bytes())?;
+    Ok(OpenedRecord { record, signature })
+}
+
+#[cfg(feature = "verify")]
+fn verify(signature: &Signature, message: &[u8]) -> Result<(), RecordError> {
+    match signature.alg {
+        Algorithm::Ed25519 => {
+            let key: [u8; 32] = signature
+                .public_key
+                .as_slice()
+                .try_into()
+                .map_err(|_| RecordError::BadSignature)?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| RecordError::BadSignature)?;
+            let value =
+                ed25519_dalek::Signature::from_slice(&signature.value).map_err(|_| RecordError::BadSignature)?;
+            // Strict: rejects small-order keys and non-canonical signatures (RFC 8032 §5.1.7).
+            key.verify_strict(message, &value)
+                .map_err(|_| RecordError::BadSignature)
+        }
+        Algorithm::Es256 => {
+            use p256::ecdsa::signature::Verifier;
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&signature.public_key)
+                .map_err(|_| RecordError::BadSignature)?;
+            let value = p256::ecdsa::Signature::from_slice(&signature.value).map_err(|_| RecordError::BadSignature)?;
+            key.verify(message, &value).map_err(|_| RecordError::BadSignature)
+        }
+    }
+}
+
+fn shape(path: &str, reason: &'static str) -> RecordError {
+    RecordError::Shape {
+        path: path.to_string(),
+        reason,
+    }
+}
+
+/// One object's members, taken one by one; whatever is left over is an unknown field.
+struct Fields<'j> {
+    path: String,
+    members: Vec<&'j (String, Json)>,
+}
+
+impl<'j> Fields<'j> {
+    fn of(value: &'j Json, path: &str) -> Result<Fields<'j>, RecordError> {
+        match value {
+            Json::Object(members) => Ok(Fields {
+                path: path.to_string(),
+                members: members.iter().collect(),
+            }),
+            _ => Err(shape(path, "not an object")),
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        concat(&[&self.path, "/", key])
+    }
+
+    fn take(&mut self, key: &str) -> Result<&'j Json, RecordError> {
+        let i = self
+            .members
+            .iter()
+            .position(|(k, _)| k == key)
+            .ok_or_else(|| shape(&self.at(key), "missing"))?;
+        Ok(&self.members.remove(i).1)
+    }
+
+    fn text(&mut self, key: &str, valid: impl Fn(&str) -> bool, reason: &'static str) -> Result<String, RecordError> {
+        match self.take(key)? {
+            Json::String(s) if valid(s) => Ok(s.clone()),
+            Json::String(_) => Err(shape(&self.at(key), reason)),
+            _ => Err(shape(&self.at(key), "not a string")),
+        }
+    }
+
+    fn number(&mut self, key: &str) -> Result<u64, RecordError> {
+        self.take(key)?
+            .as_whole_number()
+            .ok_or_else(|| shape(&self.at(key), "not a whole number"))
+    }
+
+    fn named<T: Named>(&mut self, key: &str) -> Result<T, RecordError> {
+        let name = self.text(key, |n| T::NAMES.contains(&n), "not one of the known names")?;
+        Ok(T::ALL[T::NAMES.iter().position(|n| *n == name).unwrap_or(0)])
+    }
+
+    fn bytes(&mut self, key: &str, len: usize) -> Result<Vec<u8>, RecordError> {
+        use base64ct::Encoding;
+        let text = self.text(key, |_| true, "")?;
+        match base64ct::Base64UrlUnpadded::decode_vec(&text) {
+            Ok(bytes) if bytes.len() == len => Ok(bytes),
+            _ => Err(shape(&self.at(key), "not base64url of the algorithm's length")),
+        }
+    }
+
+    fn finish(self) -> Result<(), RecordError> {
+        match self.members.first() {
+            Some((key, _)) => Err(shape(&self.at(key), "unknown field")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_are_uuid_v7_ordered_by_time() {
+        let a = record_id(1_763_782_620_123, [0xff; 10]);
+        let b = record_id(1_763_782_620_124, [0x00; 10]);
+        assert!(is_uuid_v7(&a) && is_uuid_v7(&b), "{a} {b}");
+        assert!(a < b, "later ids sort later");
+        // RFC 9562 §5.7: the first 48 bits are the milliseconds.
+        assert!(a.starts_with("019aa9a2-f3db-7"), "{a}");
+    }
+
+    #[test]
+    fn hex_and_base64url() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+}
