@@ -40,10 +40,12 @@ pub enum State {
     Renewed,
 }
 
-impl State {
-    const NAMES: [&'static str; 4] = ["given", "refused", "withdrawn", "renewed"];
-    const ALL: [State; 4] = [State::Given, State::Refused, State::Withdrawn, State::Renewed];
+impl Named for State {
+    const ALL: &'static [State] = &[State::Given, State::Refused, State::Withdrawn, State::Renewed];
+    const NAMES: &'static [&'static str] = &["given", "refused", "withdrawn", "renewed"];
+}
 
+impl State {
     pub fn as_str(self) -> &'static str {
         State::NAMES[self as usize]
     }
@@ -364,14 +366,7 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         let entry = PurposeEntry {
             id: p.text("id", is_slug, "not a purpose id")?,
             version: u32::try_from(p.number("version")?).map_err(|_| shape(&path, "version out of range"))?,
-            state: {
-                let name = p.text(
-                    "state",
-                    |s| State::NAMES.contains(&s),
-                    "not given, refused, withdrawn or renewed",
-                )?;
-                State::ALL[State::NAMES.iter().position(|n| *n == name).unwrap_or(0)]
-            },
+            state: p.named::<State>("state")?,
             text_sha256: p.text("text_sha256", is_sha256_hex, "not a SHA-256 in lowercase hex")?,
         };
         p.finish()?;
@@ -516,8 +511,11 @@ impl<'j> Fields<'j> {
     }
 
     fn named<T: Named>(&mut self, key: &str) -> Result<T, RecordError> {
-        let name = self.text(key, |n| T::NAMES.contains(&n), "not one of the known names")?;
-        Ok(T::ALL[T::NAMES.iter().position(|n| *n == name).unwrap_or(0)])
+        let at = self.at(key);
+        match self.take(key)? {
+            Json::String(name) => T::from_name(name).ok_or_else(|| shape(&at, "not one of the known names")),
+            _ => Err(shape(&at, "not a string")),
+        }
     }
 
     fn bytes(&mut self, key: &str, len: usize) -> Result<Vec<u8>, RecordError> {

@@ -30,6 +30,11 @@ pub trait Named: Copy + 'static {
     /// Every value, in the order of [`Named::NAMES`].
     const ALL: &'static [Self];
     const NAMES: &'static [&'static str];
+
+    /// The value written as `name`, if it is one.
+    fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+    }
 }
 
 macro_rules! string_enum {

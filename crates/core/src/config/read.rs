@@ -630,12 +630,15 @@ pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Whether `value` alone has the shape (without reporting anything).
-fn fits(value: &Json, shape: &Shape, locales: &Option<Vec<String>>) -> bool {
-    Checker {
-        errors: Vec::new(),
-        locales: locales.clone(),
-    }
-    .check(value, shape, "")
+/// Whether the checking pass found no problem in the value at `path` (at it or inside it).
+/// A form kind's own spelling is reported at the form's path but is not a problem of its
+/// body, so an `InvalidSlug` exactly there does not count.
+fn came_through_clean(errors: &[ConfigError], path: &str) -> bool {
+    !errors.iter().any(|e| match e.path.strip_prefix(path) {
+        Some("") => e.code != ErrorCode::InvalidSlug,
+        Some(rest) => rest.starts_with('/'),
+        None => false,
+    })
 }
 
 /// The checks that relate parts of the file, on the parts whose shape is right. Returns
@@ -652,13 +655,12 @@ fn relations(c: &mut Checker, json: &Json) -> (Vec<Purpose>, Vec<Form>) {
         }
     }
     let all_purposes = get(json, "purposes");
-    let purpose_shape = Shape::Object(&PURPOSE);
     let mut valid: Vec<Purpose> = Vec::new();
     for (i, p) in items(all_purposes).iter().enumerate() {
-        if !fits(p, &purpose_shape, &locales) {
+        let path = index("/purposes", i);
+        if !came_through_clean(&c.errors, &path) {
             continue;
         }
-        let path = index("/purposes", i);
         let purpose = build_purpose(p, locales.as_deref().unwrap_or_default());
         if valid.iter().any(|v| v.id == purpose.id) {
             c.err(
@@ -683,6 +685,8 @@ fn relations(c: &mut Checker, json: &Json) -> (Vec<Purpose>, Vec<Form>) {
     };
     for (kind, form) in forms {
         let path = child("/forms", kind);
+        // Before this form's own relation problems are added under the same path.
+        let clean = came_through_clean(&c.errors, &path);
         for (i, id) in items(get(form, "purposes")).iter().enumerate() {
             if let Some(id) = str_of(Some(id)) {
                 if matches!(all_purposes, Some(Json::Array(_))) && !named.contains(&id) {
@@ -694,7 +698,7 @@ fn relations(c: &mut Checker, json: &Json) -> (Vec<Purpose>, Vec<Form>) {
                 }
             }
         }
-        if fits(form, &Shape::Object(&FORM), &locales) {
+        if clean {
             let form = build_form(kind, form);
             contact_relations(c, &form, &valid, &path);
             built_forms.push(form);
@@ -765,8 +769,7 @@ fn optional_text(value: &Json, key: &str) -> Option<String> {
 }
 
 fn named<T: Named>(value: Option<&Json>) -> Option<T> {
-    let text = str_of(value)?;
-    T::NAMES.iter().position(|n| *n == text).map(|i| T::ALL[i])
+    T::from_name(str_of(value)?)
 }
 
 fn named_list<T: Named>(value: Option<&Json>) -> Vec<T> {
