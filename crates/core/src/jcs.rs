@@ -108,7 +108,7 @@ fn utf16_order(a: &str, b: &str) -> Ordering {
 /// §3.2.2.2: as ECMAScript's JSON.stringify: `"` and `\` escaped, the control characters
 /// with a short form (\b \t \n \f \r) in it, the others as `\u00xx` in lowercase hex,
 /// everything else (including non-ASCII) as itself.
-fn write_string(out: &mut String, s: &str) {
+pub fn write_string(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
     for c in s.chars() {

@@ -38,6 +38,7 @@ macro_rules! message {
     }};
 }
 
+pub mod capture;
 pub mod config;
 pub mod jcs;
 pub mod json;

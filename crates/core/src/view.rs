@@ -128,6 +128,18 @@ impl Element {
     }
 }
 
+/// The text displayed for each purpose in a rendered tree, in display order: the text
+/// content of its row (label, "optional", description, and whatever details the row
+/// holds), exactly as the shopper saw it. Records carry its SHA-256 (R6), and the collector
+/// renders the same tree from its config to check it.
+pub fn purpose_texts(choices: &Element) -> Vec<(String, String)> {
+    choices
+        .descendants()
+        .into_iter()
+        .filter_map(|row| Some((row.get(attr::PURPOSE)?.into(), row.text_content())))
+        .collect()
+}
+
 /// Renders the consent choices of `form` in `locale` (one of the config's declared locales).
 ///
 /// `id_prefix` keeps element ids unique when several forms share a page; `page_lang` is the

@@ -1,0 +1,262 @@
+//! From the shopper's submit to a record ready for signing.
+//!
+//! The widget captures synchronously at the submit event (R3: nothing waits for crypto or
+//! the network). Hashing and signing are promise APIs in WebCrypto, so the capture leaves
+//! the wasm as a *sealable*: the record's canonical text with holes where the digests and
+//! the signature go ([`crate::record::Part`]), the bytes each digest is taken over, and the
+//! disclosures. `platform.js` keeps it in the outbox, fills the holes, signs and delivers.
+//! It fills holes and joins text, nothing more; the format is written here, once.
+
+use alloc::{string::String, string::ToString, vec::Vec};
+
+use crate::config::Channel;
+use crate::jcs::write_string;
+use crate::record::{hex, ConsentRecord, Part, Sign, SubjectCommitment};
+use crate::text::decimal;
+
+/// Bytes of random salt per disclosed contact (128 bits).
+pub const SALT_LEN: usize = 16;
+
+/// A contact the shopper gave for a granted channel: it travels beside the record, never in
+/// it (R10). The record holds the commitment `SHA-256(salt ‖ identifier)` (the salt's 16
+/// bytes, then the identifier's UTF-8); the collector keeps the pair in an erasable table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disclosure {
+    pub channel: Channel,
+    /// Normalised: see [`normalise_email`] and [`normalise_phone`].
+    pub identifier: String,
+    pub salt: [u8; SALT_LEN],
+}
+
+impl Disclosure {
+    /// The bytes its commitment is the SHA-256 of.
+    pub fn committed_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.salt.to_vec();
+        bytes.extend_from_slice(self.identifier.as_bytes());
+        bytes
+    }
+}
+
+/// Everything known at the submit event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// Digests empty (to be filled), one subject per disclosure.
+    pub record: ConsentRecord,
+    /// The text displayed for each of the record's purposes, in the same order.
+    pub texts: Vec<String>,
+    pub disclosures: Vec<Disclosure>,
+}
+
+impl Capture {
+    /// A capture of `record` with the digests left to WebCrypto: each purpose's text hash,
+    /// and a subject commitment per disclosure (R10: no contact in the record itself).
+    pub fn new(mut record: ConsentRecord, texts: Vec<String>, disclosures: Vec<Disclosure>) -> Capture {
+        for purpose in &mut record.purposes {
+            purpose.text_sha256.clear();
+        }
+        record.subjects = disclosures
+            .iter()
+            .map(|d| SubjectCommitment {
+                channel: d.channel,
+                commitment: String::new(),
+            })
+            .collect();
+        Capture {
+            record,
+            texts,
+            disclosures,
+        }
+    }
+
+    /// The inputs of the record's digest holes, in hole order: each purpose's displayed
+    /// text (UTF-8), then each disclosure's `salt ‖ identifier`.
+    pub fn digest_inputs(&self) -> Vec<Vec<u8>> {
+        let texts = self.texts.iter().map(|t| t.as_bytes().to_vec());
+        texts
+            .chain(self.disclosures.iter().map(Disclosure::committed_bytes))
+            .collect()
+    }
+
+    /// What `platform.js` seals, as JSON:
+    /// `{"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
+    /// where a part is a string of record text, a digest hole's index, a signature hole
+    /// (-1 algorithm, -2 public key, -3 value), or the array of the signature member.
+    pub fn sealable(&self) -> String {
+        let mut out = String::from("{\"disclosures\":");
+        out.push_str(&disclosures_json(&self.disclosures));
+        out.push_str(",\"inputs\":[");
+        for (i, input) in self.digest_inputs().iter().enumerate() {
+            out.push_str(if i == 0 { "\"" } else { ",\"" });
+            out.push_str(&hex(input));
+            out.push('"');
+        }
+        out.push_str("],\"parts\":");
+        write_parts(&mut out, &self.record.parts(Sign::Holes));
+        out.push('}');
+        out
+    }
+}
+
+/// The disclosures as posted beside the record: `[{"channel","identifier","salt"(hex)}]`.
+pub fn disclosures_json(disclosures: &[Disclosure]) -> String {
+    let mut out = String::from("[");
+    for (i, d) in disclosures.iter().enumerate() {
+        out.push_str(if i == 0 { "{\"channel\":\"" } else { ",{\"channel\":\"" });
+        out.push_str(d.channel.as_str());
+        out.push_str("\",\"identifier\":");
+        write_string(&mut out, &d.identifier);
+        out.push_str(",\"salt\":\"");
+        out.push_str(&hex(&d.salt));
+        out.push_str("\"}");
+    }
+    out.push(']');
+    out
+}
+
+fn write_parts(out: &mut String, parts: &[Part]) {
+    out.push('[');
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match part {
+            Part::Text(text) => write_string(out, text),
+            Part::Digest(n) => out.push_str(&decimal(*n as u64)),
+            Part::Alg => out.push_str("-1"),
+            Part::PublicKey => out.push_str("-2"),
+            Part::Value => out.push_str("-3"),
+            Part::Signature(inner) => write_parts(out, inner),
+        }
+    }
+    out.push(']');
+}
+
+/// Fills a sealable's parts as `platform.js` does: digests by index, and with `signature`
+/// given, the signature member. For tests and tools that seal natively.
+pub fn fill(parts: &[Part], digests: &[String], signature: Option<[&str; 3]>) -> String {
+    let mut out = String::new();
+    for part in parts {
+        let piece = match part {
+            Part::Text(text) => text.as_str(),
+            Part::Digest(n) => digests[*n].as_str(),
+            Part::Alg => signature.map_or("", |s| s[0]),
+            Part::PublicKey => signature.map_or("", |s| s[1]),
+            Part::Value => signature.map_or("", |s| s[2]),
+            Part::Signature(inner) if signature.is_some() => {
+                out.push_str(&fill(inner, digests, signature));
+                ""
+            }
+            Part::Signature(_) => "",
+        };
+        out.push_str(piece);
+    }
+    out
+}
+
+/// An e-mail address as its commitment covers it: trimmed and in ASCII lower case (mail
+/// providers treat the local part case-insensitively in practice, although RFC 5321 §2.4
+/// allows otherwise; a commitment must not depend on how the shopper typed it). `None`
+/// when it is not an address.
+pub fn normalise_email(raw: &str) -> Option<String> {
+    let address = raw.trim();
+    let (local, domain) = address.rsplit_once('@')?;
+    let fine = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control());
+    fine.then(|| address.to_ascii_lowercase())
+}
+
+/// Country calling codes (ITU-T E.164) of the countries whose languages the widget
+/// speaks, for a number typed without one. English has no single country.
+fn calling_code(locale: &str) -> Option<&'static str> {
+    let region = locale.split(['-', '_']).nth(1).unwrap_or(locale);
+    Some(match region.to_ascii_lowercase().as_str() {
+        "lv" => "371",
+        "pl" => "48",
+        "cs" | "cz" => "420",
+        "de" => "49",
+        "lt" => "370",
+        "et" | "ee" => "372",
+        "at" => "43",
+        "sk" => "421",
+        _ => return None,
+    })
+}
+
+/// A phone number in E.164 (`+37120000000`): spaces, dashes, dots, slashes and brackets
+/// dropped; `00` read as `+`; a national number (its trunk `0` dropped) gets the calling code
+/// of `locale`'s country (`lv-LV`, or the language's country: `lv` → +371). `None` when the
+/// result is not `+` and 8 to 15 digits (E.164 §6.1), or no country can be told.
+pub fn normalise_phone(raw: &str, locale: &str) -> Option<String> {
+    let mut digits = String::new();
+    let mut international = false;
+    for (i, c) in raw.trim().chars().enumerate() {
+        match c {
+            '+' if i == 0 => international = true,
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '/' | '(' | ')' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    if !international {
+        if let Some(rest) = digits.strip_prefix("00") {
+            digits = rest.to_string();
+        } else {
+            let national = digits.trim_start_matches('0');
+            digits = crate::text::concat(&[calling_code(locale)?, national]);
+        }
+    }
+    ((8..=15).contains(&digits.len()) && !digits.starts_with('0')).then(|| crate::text::concat(&["+", &digits]))
+}
+
+/// The contact a channel reaches, as the form's contact fields name it: e-mail through the
+/// e-mail field, SMS and calls through the phone field. Post and web have none here.
+pub fn normalise_contact(channel: Channel, raw: &str, locale: &str) -> Option<String> {
+    match channel {
+        Channel::Email => normalise_email(raw),
+        Channel::Sms | Channel::Phone => normalise_phone(raw, locale),
+        Channel::Post | Channel::Web => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        assert_eq!(
+            normalise_email("  Anna.Ozola@Example.LV ").as_deref(),
+            Some("anna.ozola@example.lv")
+        );
+        for bad in [
+            "",
+            "anna",
+            "anna@",
+            "@example.lv",
+            "anna@lv",
+            "an na@example.lv",
+            "anna@example.",
+        ] {
+            assert_eq!(normalise_email(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn phones_become_e164() {
+        assert_eq!(normalise_phone("+371 2000 0000", "en").as_deref(), Some("+37120000000"));
+        assert_eq!(
+            normalise_phone("0048 (601) 234-567", "en").as_deref(),
+            Some("+48601234567")
+        );
+        assert_eq!(normalise_phone("20 000 000", "lv").as_deref(), Some("+37120000000"));
+        assert_eq!(normalise_phone("601 234 567", "pl-PL").as_deref(), Some("+48601234567"));
+        assert_eq!(normalise_phone("0151 2345678", "de").as_deref(), Some("+491512345678"));
+        assert_eq!(normalise_phone("20 000 000", "en"), None, "no country to tell");
+        assert_eq!(normalise_phone("+371 2000 0000 ext 5", "lv"), None);
+        assert_eq!(normalise_phone("+1234567", "lv"), None, "too short");
+        assert_eq!(normalise_phone("+1234567890123456", "lv"), None, "too long");
+    }
+}
