@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod lint;
+mod records;
 mod serve;
 
 #[derive(Parser)]

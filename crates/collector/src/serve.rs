@@ -1,7 +1,8 @@
 //! `unticked serve`: the demo shop's static files under a strict Content-Security-Policy,
 //! the shop's own order endpoint, and a health check.
 
-use axum::extract::Path as UrlPath;
+use crate::records;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use unticked_core::config::Config;
 
 pub struct Options {
     pub config: PathBuf,
@@ -24,8 +26,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole HTTP app; tests call it with `oneshot`.
-pub fn app(www: PathBuf) -> Router {
+pub fn app(www: PathBuf, config: Config) -> Router {
+    let records = Router::new()
+        .route("/v1/records", post(records::post_record))
+        .route("/v1/records/{id}", get(records::get_record))
+        // One byte more than allowed, so the handler answers a too-large body itself (JSON).
+        .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
+        .with_state(records::Collector::new(config));
     Router::new()
+        .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
         .fallback_service(ServeDir::new(www))
@@ -90,6 +99,13 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: refusing to serve an invalid config");
         return ExitCode::from(report.exit_code());
     }
+    let Some(config) = std::fs::read_to_string(&options.config)
+        .ok()
+        .and_then(|text| Config::from_json(&text).ok())
+    else {
+        eprintln!("unticked serve: cannot read {}", options.config.display());
+        return ExitCode::from(2);
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -111,7 +127,7 @@ pub fn main(options: Options) -> ExitCode {
             .unwrap_or(options.addr.clone());
         // Tests and build.sh read this line to find the port.
         println!("unticked: serving {} on http://{addr}/", options.www.display());
-        if let Err(e) = axum::serve(listener, app(options.www))
+        if let Err(e) = axum::serve(listener, app(options.www, config))
             .with_graceful_shutdown(shutdown_signal())
             .await
         {
@@ -157,8 +173,12 @@ mod tests {
 
     const WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www");
 
+    fn demo_config() -> Config {
+        Config::from_json(&std::fs::read_to_string(format!("{WWW}/consent.json")).unwrap()).unwrap()
+    }
+
     async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-        let response = app(PathBuf::from(WWW)).oneshot(request).await.unwrap();
+        let response = app(PathBuf::from(WWW), demo_config()).oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
