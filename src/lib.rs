@@ -60,7 +60,7 @@ use wasm_bindgen::JsCast;
 pub const INLINE_CONFIG_ID: &str = "unticked-config";
 /// Event dispatched on the document when the widget cannot run.
 pub const ERROR_EVENT: &str = "unticked:error";
-/// Set on `globalThis` by the first copy of the widget, so a second copy does nothing.
+/// Set on `window` by the first copy of the widget, so a second copy does nothing.
 const STARTED_FLAG: &str = "__untickedStarted";
 
 /// Where the config comes from.
@@ -247,13 +247,17 @@ pub fn report(error: &StartError) {
 /// again) finds the flag and does nothing, so nothing renders twice.
 #[wasm_bindgen]
 pub fn start() {
-    let global = js_sys::global();
+    // `window` rather than js_sys::global(): the widget runs in pages only, and the global
+    // lookup's four fallbacks cost half a kilobyte of glue.
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let flag = JsValue::from_str(STARTED_FLAG);
-    if js_sys::Reflect::get(&global, &flag).is_ok_and(|v| v.is_truthy()) {
+    if js_sys::Reflect::get(&window, &flag).is_ok_and(|v| v.is_truthy()) {
         return;
     }
-    let _ = js_sys::Reflect::set(&global, &flag, &JsValue::TRUE);
-    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+    let _ = js_sys::Reflect::set(&window, &flag, &JsValue::TRUE);
+    let Some(document) = window.document() else {
         return;
     };
     let source = find_config_source(&document);

@@ -66,6 +66,14 @@ fn forbidden_key(key: &str) -> Option<ErrorCode> {
     FORBIDDEN_KEYS.iter().find(|(k, _)| *k == folded).map(|(_, code)| *code)
 }
 
+/// Without the `messages` feature (the widget) there is no prose to choose, and the choice
+/// itself (`is_truthy`) would still be evaluated and shipped.
+#[cfg(not(feature = "messages"))]
+fn forbidden_message(_key: &str, _code: ErrorCode, _value: &Json) -> String {
+    String::new()
+}
+
+#[cfg(feature = "messages")]
 fn forbidden_message(key: &str, code: ErrorCode, value: &Json) -> String {
     match code {
         ErrorCode::PreTicked if value.is_truthy() => message!(
