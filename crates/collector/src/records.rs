@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use unticked_core::capture::{Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
@@ -64,14 +65,6 @@ impl IntoResponse for Refusal {
         let body = serde_json::json!({ "code": self.code, "message": self.message });
         (self.status, axum::Json(body)).into_response()
     }
-}
-
-/// A disclosure as posted beside a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disclosure {
-    pub channel: Channel,
-    pub identifier: String,
-    pub salt: Vec<u8>,
 }
 
 /// A delivery that passed every check.
@@ -165,7 +158,7 @@ fn read_disclosure(item: &Json) -> Option<Disclosure> {
     Some(Disclosure {
         channel: Channel::from_name(&text("channel")?)?,
         identifier: text("identifier")?,
-        salt: (salt.len() == unticked_core::capture::SALT_LEN).then_some(salt)?,
+        salt: <[u8; SALT_LEN]>::try_from(salt).ok()?,
     })
 }
 
@@ -227,9 +220,7 @@ fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config
         ));
     }
     for (subject, disclosure) in record.subjects.iter().zip(disclosures) {
-        let mut committed = disclosure.salt.clone();
-        committed.extend_from_slice(disclosure.identifier.as_bytes());
-        if subject.channel != disclosure.channel || subject.commitment != sha256_hex(&committed) {
+        if subject.channel != disclosure.channel || subject.commitment != sha256_hex(&disclosure.committed_bytes()) {
             return Err(unprocessable(
                 "disclosure-mismatch",
                 "a disclosure does not hash to its subject commitment",
@@ -307,7 +298,7 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    use unticked_core::capture::{fill, normalise_email, Capture, Disclosure as Disclosed};
+    use unticked_core::capture::{fill, normalise_email, Capture};
     use unticked_core::record::{base64url, ConsentRecord, PurposeEntry, Sign};
 
     fn demo_config() -> Config {
@@ -347,7 +338,7 @@ mod tests {
             purposes,
             subjects: vec![],
         };
-        let disclosures = vec![Disclosed {
+        let disclosures = vec![Disclosure {
             channel: Channel::Email,
             identifier: normalise_email("jan@example.pl").unwrap(),
             salt: [5; 16],

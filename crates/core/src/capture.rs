@@ -4,8 +4,10 @@
 //! the network). Hashing and signing are promise APIs in WebCrypto, so the capture leaves
 //! the wasm as a *sealable*: the record's canonical text with holes where the digests and
 //! the signature go ([`crate::record::Part`]), the bytes each digest is taken over, and the
-//! disclosures. `platform.js` keeps it in the outbox, fills the holes, signs and delivers.
-//! It fills holes and joins text, nothing more; the format is written here, once.
+//! disclosures. The widget's JavaScript layer keeps it in the outbox, fills the holes, signs
+//! and delivers; it fills holes and joins text, nothing more, and the format is written
+//! here, once. (The browser side is issue 3's work in progress; [`fill`] does the same
+//! natively for tests and tools.)
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
@@ -131,7 +133,7 @@ fn write_parts(out: &mut String, parts: &[Part]) {
     out.push(']');
 }
 
-/// Fills a sealable's parts as `platform.js` does: digests by index, and with `signature`
+/// Fills a sealable's parts as the browser does: digests by index, and with `signature`
 /// given, the signature member. For tests and tools that seal natively.
 pub fn fill(parts: &[Part], digests: &[String], signature: Option<[&str; 3]>) -> String {
     let mut out = String::new();
