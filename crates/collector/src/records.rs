@@ -298,8 +298,8 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    use unticked_core::capture::{fill, normalise_email, Capture};
-    use unticked_core::record::{base64url, ConsentRecord, PurposeEntry, Sign};
+    use unticked_core::capture::{normalise_email, Capture};
+    use unticked_core::record::{base64url, fill, ConsentRecord, PurposeEntry};
 
     fn demo_config() -> Config {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
@@ -350,7 +350,7 @@ mod tests {
     fn seal(capture: &Capture, key_seed: u8) -> String {
         use ed25519_dalek::Signer;
         let digests: Vec<String> = capture.digest_inputs().iter().map(|i| sha256_hex(i)).collect();
-        let parts = capture.record.parts(Sign::Holes);
+        let parts = capture.record.parts();
         let key = ed25519_dalek::SigningKey::from_bytes(&[key_seed; 32]);
         let signature = key.sign(fill(&parts, &digests, None).as_bytes());
         let (public_key, value) = (

@@ -6,14 +6,14 @@
 //! the signature go ([`crate::record::Part`]), the bytes each digest is taken over, and the
 //! disclosures. The widget's JavaScript layer keeps it in the outbox, fills the holes, signs
 //! and delivers; it fills holes and joins text, nothing more, and the format is written
-//! here, once. (The browser side is issue 3's work in progress; [`fill`] does the same
-//! natively for tests and tools.)
+//! here, once. (The browser side is issue 3's work in progress; [`crate::record::fill`]
+//! does the same natively for tests and tools.)
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
 use crate::config::Channel;
 use crate::jcs::write_string;
-use crate::record::{hex, ConsentRecord, Part, Sign, SubjectCommitment};
+use crate::record::{hex, ConsentRecord, Part, SubjectCommitment};
 use crate::text::decimal;
 
 /// Bytes of random salt per disclosed contact (128 bits).
@@ -93,7 +93,7 @@ impl Capture {
             out.push('"');
         }
         out.push_str("],\"parts\":");
-        write_parts(&mut out, &self.record.parts(Sign::Holes));
+        write_parts(&mut out, &self.record.parts());
         out.push('}');
         out
     }
@@ -131,28 +131,6 @@ fn write_parts(out: &mut String, parts: &[Part]) {
         }
     }
     out.push(']');
-}
-
-/// Fills a sealable's parts as the browser does: digests by index, and with `signature`
-/// given, the signature member. For tests and tools that seal natively.
-pub fn fill(parts: &[Part], digests: &[String], signature: Option<[&str; 3]>) -> String {
-    let mut out = String::new();
-    for part in parts {
-        let piece = match part {
-            Part::Text(text) => text.as_str(),
-            Part::Digest(n) => digests[*n].as_str(),
-            Part::Alg => signature.map_or("", |s| s[0]),
-            Part::PublicKey => signature.map_or("", |s| s[1]),
-            Part::Value => signature.map_or("", |s| s[2]),
-            Part::Signature(inner) if signature.is_some() => {
-                out.push_str(&fill(inner, digests, signature));
-                ""
-            }
-            Part::Signature(_) => "",
-        };
-        out.push_str(piece);
-    }
-    out
 }
 
 /// An e-mail address as its commitment covers it: trimmed and in ASCII lower case (mail

@@ -242,16 +242,6 @@ pub enum Part {
     Signature(Vec<Part>),
 }
 
-/// Which signature member [`ConsentRecord::parts`] writes.
-#[derive(Debug, Clone, Copy)]
-pub enum Sign<'a> {
-    /// None: the unsigned text, which the signature covers.
-    Without,
-    With(&'a Signature),
-    /// A [`Part::Signature`] of holes, for the browser to fill once it has signed.
-    Holes,
-}
-
 #[derive(Default)]
 struct Writer {
     parts: Vec<Part>,
@@ -288,14 +278,21 @@ impl Writer {
     }
 }
 
-/// Joins parts that have no holes left.
-fn joined(parts: &[Part]) -> String {
+/// Joins a record's parts: digest holes from `digests` (by index), and the signature member
+/// only when `signature` (algorithm, public key, value, base64url) is given, so the same
+/// parts give both the bytes that are signed and the signed record. The browser does the
+/// same with a sealable; tests and tools seal natively with this.
+pub fn fill(parts: &[Part], digests: &[String], signature: Option<[&str; 3]>) -> String {
     let mut out = String::new();
     for part in parts {
         match part {
             Part::Text(text) => out.push_str(text),
-            Part::Signature(inner) => out.push_str(&joined(inner)),
-            _ => {}
+            Part::Digest(n) => out.push_str(digests.get(*n).map_or("", String::as_str)),
+            Part::Alg => out.push_str(signature.map_or("", |s| s[0])),
+            Part::PublicKey => out.push_str(signature.map_or("", |s| s[1])),
+            Part::Value => out.push_str(signature.map_or("", |s| s[2])),
+            Part::Signature(inner) if signature.is_some() => out.push_str(&fill(inner, digests, signature)),
+            Part::Signature(_) => {}
         }
     }
     out
@@ -305,8 +302,9 @@ impl ConsentRecord {
     /// The record's canonical text (RFC 8785), in parts. This is the one writer of the
     /// format: members are written in JCS order by hand (every key is ASCII, so UTF-16
     /// order is byte order; §3.2.3), strings escaped by [`jcs::write_string`], integers
-    /// plainly. Tests hold it to `jcs::canonical` and to the vectors in `testdata/record/`.
-    pub fn parts(&self, sign: Sign) -> Vec<Part> {
+    /// plainly. The signature member is left as holes ([`Part::Signature`]); [`fill`] writes
+    /// it or leaves it out. Tests hold it to `jcs::canonical` and to `testdata/record/`.
+    pub fn parts(&self) -> Vec<Part> {
         let mut w = Writer::default();
         w.raw("{\"captured_at\":");
         w.number(self.captured_at);
@@ -339,27 +337,15 @@ impl ConsentRecord {
             w.raw("}");
         }
         w.raw("]");
-        match sign {
-            Sign::Without => {}
-            Sign::With(signature) => {
-                w.raw(",\"signature\":{\"alg\":");
-                w.string(signature.alg.as_str());
-                w.raw(",\"public_key\":");
-                w.string(&base64url(&signature.public_key));
-                w.raw(",\"value\":");
-                w.string(&base64url(&signature.value));
-                w.raw("}");
-            }
-            Sign::Holes => w.parts.push(Part::Signature(alloc::vec![
-                Part::Text(",\"signature\":{\"alg\":\"".to_string()),
-                Part::Alg,
-                Part::Text("\",\"public_key\":\"".to_string()),
-                Part::PublicKey,
-                Part::Text("\",\"value\":\"".to_string()),
-                Part::Value,
-                Part::Text("\"}".to_string()),
-            ])),
-        }
+        w.parts.push(Part::Signature(alloc::vec![
+            Part::Text(",\"signature\":{\"alg\":\"".to_string()),
+            Part::Alg,
+            Part::Text("\",\"public_key\":\"".to_string()),
+            Part::PublicKey,
+            Part::Text("\",\"value\":\"".to_string()),
+            Part::Value,
+            Part::Text("\"}".to_string()),
+        ]));
         w.raw(",\"source\":");
         w.string(self.source.as_str());
         w.raw(",\"subjects\":[");
@@ -380,12 +366,14 @@ impl ConsentRecord {
 
     /// The bytes a signature covers: the canonical JSON of the unsigned record.
     pub fn signing_bytes(&self) -> String {
-        joined(&self.parts(Sign::Without))
+        fill(&self.parts(), &[], None)
     }
 
     /// The canonical signed record: what the widget sends and the collector keeps.
     pub fn to_signed_bytes(&self, signature: &Signature) -> String {
-        joined(&self.parts(Sign::With(signature)))
+        // Base64url has no character JSON escapes, so the values go in as they are.
+        let (key, value) = (base64url(&signature.public_key), base64url(&signature.value));
+        fill(&self.parts(), &[], Some([signature.alg.as_str(), &key, &value]))
     }
 }
 

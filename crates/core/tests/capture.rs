@@ -6,11 +6,11 @@
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use unticked_core::capture::{fill, normalise_email, normalise_phone, Capture, Disclosure, SALT_LEN};
+use unticked_core::capture::{normalise_email, normalise_phone, Capture, Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config};
 use unticked_core::jcs;
 use unticked_core::json::{self, Json};
-use unticked_core::record::{self, base64url, ConsentRecord, Part, PurposeEntry, Sign, State};
+use unticked_core::record::{self, base64url, fill, ConsentRecord, Part, PurposeEntry, State};
 use unticked_core::view;
 
 fn demo() -> Config {
@@ -185,7 +185,7 @@ fn the_parts_writer_is_canonical_json() {
     let config = demo();
     let capture = checkout_capture(&config);
     let digests: Vec<String> = capture.digest_inputs().iter().map(|i| sha256_hex(i)).collect();
-    let parts = capture.record.parts(Sign::Holes);
+    let parts = capture.record.parts();
     for signature in [None, Some(["ES256", "AAAA", "BBBB"])] {
         let text = fill(&parts, &digests, signature);
         let reparsed = jcs::canonical(&json::parse(&text).unwrap()).unwrap();
