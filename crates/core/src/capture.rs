@@ -6,14 +6,17 @@
 //! the signature go ([`crate::record::Part`]), the bytes each digest is taken over, and the
 //! disclosures. The widget's JavaScript layer keeps it in the outbox, fills the holes, signs
 //! and delivers; it fills holes and joins text, nothing more, and the format is written
-//! here, once. (The browser side is issue 3's work in progress; [`crate::record::fill`]
-//! does the same natively for tests and tools.)
+//! here, once ([`crate::record::fill`] does the same natively for tests and tools).
+//!
+//! What counts as consent is decided here too, in [`assemble`]: the page only reports which
+//! boxes were ticked, and which of those the shopper's own input ticked.
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
-use crate::config::Channel;
+use crate::config::{Channel, Config};
 use crate::jcs::write_string;
-use crate::record::{hex, ConsentRecord, Part, SubjectCommitment};
+use crate::record::Part;
+use crate::record::{hex, ConsentRecord, PurposeEntry, State, SubjectCommitment};
 use crate::text::decimal;
 
 /// Bytes of random salt per disclosed contact (128 bits).
@@ -79,7 +82,7 @@ impl Capture {
             .collect()
     }
 
-    /// What `platform.js` seals, as JSON:
+    /// What `src/courier.js` seals, as JSON:
     /// `{"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
     /// where a part is a string of record text, a digest hole's index, a signature hole
     /// (-1 algorithm, -2 public key, -3 value), or the array of the signature member.
@@ -131,6 +134,110 @@ fn write_parts(out: &mut String, parts: &[Part]) {
         }
     }
     out.push(']');
+}
+
+/// What the page held at the submit event, as the widget's DOM layer read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    /// The record id the form carries in its `consent.record` input.
+    pub id: &'a str,
+    pub captured_at: u64,
+    pub page_origin: &'a str,
+    /// Without query or fragment (R6: the page, not what the shopper searched for).
+    pub page_path: &'a str,
+    pub config_sha256: &'a str,
+    pub widget: &'a str,
+    /// Purposes whose box was ticked at submit.
+    pub ticked: &'a [&'a str],
+    /// Purposes whose box the shopper's own (trusted) input left ticked.
+    pub ticked_by_shopper: &'a [&'a str],
+    /// The raw values of the form's contact fields ("" when absent).
+    pub email: &'a str,
+    pub phone: &'a str,
+}
+
+/// A capture, and the purposes whose box was ticked by something other than the shopper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assembled {
+    pub capture: Capture,
+    pub untrusted: Vec<String>,
+}
+
+/// The record of one submit of a form of `kind` shown in `locale`, whose purposes were
+/// displayed with `texts` (`(purpose id, text)` in display order, see
+/// [`crate::view::purpose_texts`]).
+///
+/// A purpose is given only when its box was ticked *and* the shopper's own input ticked it
+/// (R1: GDPR Art. 4(11), Planet49); every other purpose shown is refused. A contact travels
+/// only for a channel granted now (R8, R10), each with a fresh salt from `salt`. `None` when
+/// the config has no such form or purpose (the caller mounted from another config).
+pub fn assemble(
+    config: &Config,
+    kind: &str,
+    locale: &str,
+    texts: &[(String, String)],
+    page: &Submission,
+    mut salt: impl FnMut() -> [u8; SALT_LEN],
+) -> Option<Assembled> {
+    let form = config.form(kind)?;
+    let mut purposes = Vec::new();
+    let mut shown = Vec::new();
+    let mut untrusted = Vec::new();
+    let mut granted: Vec<Channel> = Vec::new();
+    for (id, text) in texts {
+        let purpose = config.purpose(id)?;
+        let ticked = page.ticked.contains(&id.as_str());
+        let by_shopper = page.ticked_by_shopper.contains(&id.as_str());
+        if ticked && !by_shopper {
+            untrusted.push(id.clone());
+        }
+        let given = ticked && by_shopper;
+        if given && !granted.contains(&purpose.channel) {
+            granted.push(purpose.channel);
+        }
+        purposes.push(PurposeEntry {
+            id: id.clone(),
+            version: purpose.version,
+            state: if given { State::Given } else { State::Refused },
+            text_sha256: String::new(),
+        });
+        shown.push(text.clone());
+    }
+    let mut disclosures = Vec::new();
+    for channel in granted {
+        let raw = match channel {
+            Channel::Email if form.contact.email.is_some() => page.email,
+            Channel::Sms | Channel::Phone if form.contact.phone.is_some() => page.phone,
+            _ => continue,
+        };
+        if let Some(identifier) = normalise_contact(channel, raw, locale) {
+            disclosures.push(Disclosure {
+                channel,
+                identifier,
+                salt: salt(),
+            });
+        }
+    }
+    let notice = &config.privacy_notice;
+    let record = ConsentRecord {
+        id: page.id.to_string(),
+        captured_at: page.captured_at,
+        form: kind.to_string(),
+        source: form.source,
+        locale: locale.to_string(),
+        page_origin: page.page_origin.to_string(),
+        page_path: page.page_path.to_string(),
+        notice_url: notice.url.clone(),
+        notice_version: notice.version.clone(),
+        config_sha256: page.config_sha256.to_string(),
+        widget: page.widget.to_string(),
+        purposes,
+        subjects: Vec::new(),
+    };
+    Some(Assembled {
+        capture: Capture::new(record, shown, disclosures),
+        untrusted,
+    })
 }
 
 /// An e-mail address as its commitment covers it: trimmed and in ASCII lower case (mail

@@ -8,6 +8,7 @@
 use alloc::{string::String, vec, vec::Vec};
 
 use crate::config::{Config, Form};
+use crate::jcs::write_string;
 use crate::locale;
 use crate::text::concat;
 
@@ -34,21 +35,6 @@ pub mod attr {
     pub const PURPOSE: &str = "data-unticked-purpose";
     /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
     pub const INPUT_NAME_PREFIX: &str = "consent.";
-}
-
-/// CSS selectors the widget queries with, spelled out (no formatting in the wasm) and
-/// checked against [`class`] and [`attr`] by a test.
-pub mod selector {
-    /// Every form the widget serves.
-    pub const FORM: &str = "form[data-unticked]";
-    /// The widget's own fieldset.
-    pub const ROOT: &str = "fieldset.unticked";
-    /// Where a form wants the choices.
-    pub const SLOT: &str = "[data-unticked-slot]";
-    /// The widget's own script tag, by its file name.
-    pub const CONFIG_SCRIPT: &str = "script[data-config][src*=unticked]";
-    /// A form's submit button (the choices go just before it when there is no slot).
-    pub const SUBMIT: &str = "button[type=submit], input[type=submit], button:not([type])";
 }
 
 /// One node of the rendered tree.
@@ -113,6 +99,38 @@ impl Element {
             }
         }
         out
+    }
+
+    /// The tree as compact JSON for the widget's DOM layer, which builds it with
+    /// `createElement`, `setAttribute` and text nodes: an element is
+    /// `["tag", ["name", "value", …], child, …]` and a text node is a string.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        out.push_str("[\"");
+        out.push_str(self.tag);
+        out.push_str("\",[");
+        for (i, (name, value)) in self.attrs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(out, name);
+            out.push(',');
+            write_string(out, value);
+        }
+        out.push(']');
+        for child in &self.children {
+            out.push(',');
+            match child {
+                Node::Text(text) => write_string(out, text),
+                Node::Element(element) => element.write_json(out),
+            }
+        }
+        out.push(']');
     }
 
     /// The concatenated text of this subtree, as `textContent` would give it.
@@ -232,9 +250,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selectors_match_the_names_they_select() {
-        assert_eq!(selector::FORM, concat(&["form[", attr::FORM_KIND, "]"]));
-        assert_eq!(selector::ROOT, concat(&["fieldset.", class::ROOT]));
-        assert_eq!(selector::SLOT, concat(&["[", attr::SLOT, "]"]));
+    fn the_tree_as_json_keeps_tags_attributes_and_text_in_order() {
+        let tree = Element::new("p")
+            .attr("id", "x\"y")
+            .text("a <b>")
+            .child(Element::new("a").attr("href", "/p").text("link"));
+        assert_eq!(
+            tree.to_json(),
+            r#"["p",["id","x\"y"],"a <b>",["a",["href","/p"],"link"]]"#
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! A capture, sealed natively exactly as `src/platform.js` seals it in the browser (fill the
+//! A capture, sealed natively exactly as `src/courier.js` seals it in the browser (fill the
 //! digest holes with SHA-256, sign the unsigned text, fill the signature holes), opens with
 //! `record::open`, and says what the shopper chose.
 
@@ -6,11 +6,11 @@
 
 use proptest::prelude::*;
 use sha2::{Digest, Sha256};
-use unticked_core::capture::{normalise_email, normalise_phone, Capture, Disclosure, SALT_LEN};
+use unticked_core::capture::{self, Assembled, Capture, Submission, SALT_LEN};
 use unticked_core::config::{Channel, Config};
 use unticked_core::jcs;
 use unticked_core::json::{self, Json};
-use unticked_core::record::{self, base64url, fill, ConsentRecord, Part, PurposeEntry, State};
+use unticked_core::record::{self, base64url, fill, Part, State};
 use unticked_core::view;
 
 fn demo() -> Config {
@@ -22,56 +22,46 @@ fn sha256_hex(bytes: &[u8]) -> String {
     record::hex(&Sha256::digest(bytes))
 }
 
-/// The demo checkout in Latvian, e-mail offers and phone calls given, the rest refused.
-fn checkout_capture(config: &Config) -> Capture {
-    let form = config.form("checkout").unwrap();
-    let tree = view::choices(config, form, "lv", Some("lv"), "u1");
-    let texts = view::purpose_texts(&tree);
-    let given = ["email-offers", "phone-calls"];
-    let purposes = texts
-        .iter()
-        .map(|(id, _)| PurposeEntry {
-            id: id.clone(),
-            version: config.purpose(id).unwrap().version,
-            state: if given.contains(&id.as_str()) {
-                State::Given
-            } else {
-                State::Refused
-            },
-            text_sha256: String::new(),
-        })
-        .collect();
-    let record = ConsentRecord {
-        id: record::record_id(1_763_782_620_123, [9; 10]),
+/// What the demo checkout's page held at submit: e-mail offers and phone calls ticked by the
+/// shopper, both contact fields filled in as typed.
+fn checkout_submission<'a>(ticked: &'a [&'a str], by_shopper: &'a [&'a str]) -> Submission<'a> {
+    Submission {
+        id: "01a201ab-9952-7db1-b727-737f95dc0e73",
         captured_at: 1_763_782_620_456,
-        form: "checkout".into(),
-        source: form.source,
-        locale: "lv".into(),
-        page_origin: "http://127.0.0.1:8080".into(),
-        page_path: "/checkout.html".into(),
-        notice_url: config.privacy_notice.url.clone(),
-        notice_version: config.privacy_notice.version.clone(),
-        config_sha256: sha256_hex(b"config"),
-        widget: "0.1.0".into(),
-        purposes,
-        subjects: vec![],
-    };
-    let disclosures = vec![
-        Disclosure {
-            channel: Channel::Email,
-            identifier: normalise_email(" Anna.Ozola@Example.LV").unwrap(),
-            salt: [1; SALT_LEN],
-        },
-        Disclosure {
-            channel: Channel::Phone,
-            identifier: normalise_phone("2000 0000", "lv").unwrap(),
-            salt: [2; SALT_LEN],
-        },
-    ];
-    Capture::new(record, texts.into_iter().map(|(_, t)| t).collect(), disclosures)
+        page_origin: "http://127.0.0.1:8080",
+        page_path: "/checkout.html",
+        config_sha256: "7f418f1865994815ea8857eb2480d690112f0fb7929e62936e9c882406c7d2c9",
+        widget: "0.1.0",
+        ticked,
+        ticked_by_shopper: by_shopper,
+        email: " Anna.Ozola@Example.LV",
+        phone: "2000 0000",
+    }
 }
 
-/// What platform.js does with a sealable: returns the delivery body's record string.
+/// Salts 1, 2, 3… as the widget's random bytes would supply them.
+fn counting_salts() -> impl FnMut() -> [u8; SALT_LEN] {
+    let mut n = 0;
+    move || {
+        n += 1;
+        [n; SALT_LEN]
+    }
+}
+
+/// The demo checkout rendered in `locale` and submitted with `page`.
+fn assemble_checkout(config: &Config, locale: &str, page: &Submission) -> Assembled {
+    let form = config.form("checkout").unwrap();
+    let texts = view::purpose_texts(&view::choices(config, form, locale, Some(locale), "u1"));
+    capture::assemble(config, "checkout", locale, &texts, page, counting_salts()).unwrap()
+}
+
+/// The demo checkout in Latvian, e-mail offers and phone calls given, the rest refused.
+fn checkout_capture(config: &Config) -> Capture {
+    let both = ["email-offers", "phone-calls"];
+    assemble_checkout(config, "lv", &checkout_submission(&both, &both)).capture
+}
+
+/// What src/courier.js does with a sealable: returns the delivery body's record string.
 fn seal_like_the_browser(sealable: &str) -> String {
     let sealable = json::parse(sealable).unwrap();
     let Json::Object(members) = &sealable else { panic!() };
@@ -212,4 +202,72 @@ proptest! {
         let bytes = seal_like_the_browser(&capture.sealable());
         prop_assert!(record::open(bytes.as_bytes()).is_ok(), "{}", bytes);
     }
+}
+
+#[test]
+fn only_ticks_by_the_shopper_are_given_and_script_ticks_are_named() {
+    let config = demo();
+    let ticked = ["email-offers", "sms-offers", "birthday-greetings"];
+    // The shopper ticked e-mail offers and phone calls, then unticked phone calls; a script
+    // ticked SMS and birthday greetings.
+    let by_shopper = ["email-offers"];
+    let assembled = assemble_checkout(&config, "en", &checkout_submission(&ticked, &by_shopper));
+    let states: Vec<(&str, State)> = assembled
+        .capture
+        .record
+        .purposes
+        .iter()
+        .map(|p| (p.id.as_str(), p.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("email-offers", State::Given),
+            ("sms-offers", State::Refused),
+            ("phone-calls", State::Refused),
+            ("birthday-greetings", State::Refused),
+            ("personalised-offers", State::Refused),
+        ]
+    );
+    assert_eq!(assembled.untrusted, ["sms-offers", "birthday-greetings"]);
+    // Only the granted channel's contact travels (R8): e-mail, not the phone.
+    let channels: Vec<Channel> = assembled.capture.disclosures.iter().map(|d| d.channel).collect();
+    assert_eq!(channels, [Channel::Email]);
+    assert_eq!(assembled.capture.disclosures[0].identifier, "anna.ozola@example.lv");
+}
+
+#[test]
+fn sms_and_calls_each_disclose_the_phone_with_their_own_salt() {
+    let config = demo();
+    let both = ["sms-offers", "phone-calls"];
+    let capture = assemble_checkout(&config, "lv", &checkout_submission(&both, &both)).capture;
+    let disclosed: Vec<(Channel, &str, u8)> = capture
+        .disclosures
+        .iter()
+        .map(|d| (d.channel, d.identifier.as_str(), d.salt[0]))
+        .collect();
+    assert_eq!(
+        disclosed,
+        [(Channel::Sms, "+37120000000", 1), (Channel::Phone, "+37120000000", 2)]
+    );
+}
+
+#[test]
+fn a_granted_channel_without_a_usable_contact_is_given_without_one() {
+    let config = demo();
+    let email = ["email-offers"];
+    let page = Submission {
+        email: "not an address",
+        ..checkout_submission(&email, &email)
+    };
+    let capture = assemble_checkout(&config, "en", &page).capture;
+    assert_eq!(capture.record.purposes[0].state, State::Given);
+    assert!(capture.disclosures.is_empty() && capture.record.subjects.is_empty());
+}
+
+#[test]
+fn a_form_the_config_does_not_have_assembles_nothing() {
+    let config = demo();
+    let page = checkout_submission(&[], &[]);
+    assert!(capture::assemble(&config, "contest", "en", &[], &page, counting_salts()).is_none());
 }
