@@ -3,7 +3,7 @@
 #
 #   ./build.sh              build the widget to www/pkg/ and the `unticked` binary
 #   ./build.sh serve        build, then serve the demo shop on http://127.0.0.1:${PORT:-8080}/
-#   ./build.sh test         fmt, clippy, native tests, browser tests, end-to-end tests
+#   ./build.sh test         fmt, clippy, native tests, browser and end-to-end tests (Chromium)
 #   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
 #   ./build.sh screenshots  refresh docs/*.png from the demo
@@ -12,7 +12,6 @@ cd "$(dirname "$0")"
 
 WASM_TARGET=wasm32-unknown-unknown
 CHROMIUM=/usr/bin/chromium
-CHROMEDRIVER=/usr/bin/chromedriver
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -51,10 +50,10 @@ setup_build() {
 }
 
 setup_browser() {
-  if [ ! -x "$CHROMIUM" ] || [ ! -x "$CHROMEDRIVER" ]; then
-    step "installing Chromium and ChromeDriver from Debian"
+  if [ ! -x "$CHROMIUM" ]; then
+    step "installing Chromium from Debian"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
 }
 
@@ -62,30 +61,18 @@ build_widget() {
   setup_build
   step "building the widget (wasm, release)"
   cargo build --release --target "$WASM_TARGET" -p unticked
-  rm -rf www/pkg
-  wasm-bindgen --target web --no-typescript --out-dir www/pkg --out-name unticked \
+  rm -rf www/pkg target/wasm-bindgen
+  wasm-bindgen --target web --no-typescript --out-dir target/wasm-bindgen --out-name unticked \
     --remove-name-section --remove-producers-section \
     "target/$WASM_TARGET/release/unticked.wasm"
-  node_modules/.bin/wasm-opt -Oz www/pkg/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
-  # One script tag must be enough: the module starts itself once instantiated. Should
-  # instantiation fail (an old browser, a blocked fetch), it logs and the forms stay as they are.
-  if ! grep -q '^async function __wbg_init' www/pkg/unticked.js; then
-    echo "build.sh: wasm-bindgen's glue no longer has __wbg_init; update the self-start line" >&2
-    exit 1
-  fi
-  cat >>www/pkg/unticked.js <<'EOF'
-
-// Appended by build.sh: start on load, never throw into the page. If the wasm cannot start
-// (no WebAssembly, a CSP without 'wasm-unsafe-eval'), say so as the widget's own errors do.
-__wbg_init().then(() => start()).catch((e) => {
-  console.error("unticked: could not start; the forms work without it:", e);
-  document.dispatchEvent(new CustomEvent("unticked:error", { bubbles: true, detail: { code: "start", message: String(e) } }));
-});
-EOF
-  # The minified glue and stylesheet are what shoppers download; www/unticked.css stays the
-  # readable source and www/pkg/unticked.css is the shipped copy.
-  node_modules/.bin/esbuild www/pkg/unticked.js --minify --format=esm --target=es2020 \
-    --log-level=warning --allow-overwrite --outfile=www/pkg/unticked.js
+  mkdir -p www/pkg
+  node_modules/.bin/wasm-opt -Oz target/wasm-bindgen/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
+  # src/widget.js (the DOM edge and the courier) with wasm-bindgen's glue, as one module that
+  # starts itself: one script tag is enough. The glue finds the wasm beside the module.
+  node_modules/.bin/esbuild src/widget.js --bundle --minify --format=esm --target=es2020 \
+    --log-level=warning --outfile=www/pkg/unticked.js
+  # The minified stylesheet is what shoppers download; www/unticked.css stays the readable
+  # source and www/pkg/unticked.css is the shipped copy.
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
 }
 
@@ -157,13 +144,9 @@ test_all() {
   step "clippy (native and wasm)"
   cargo clippy --workspace --all-targets -- -D warnings
   cargo clippy -p unticked --target "$WASM_TARGET" -- -D warnings
-  cargo clippy -p unticked --target "$WASM_TARGET" --features std --all-targets -- -D warnings
   cargo clippy -p unticked-core --no-default-features --all-targets -- -D warnings
   step "native tests"
   cargo test --workspace
-  step "browser tests (wasm in headless Chromium)"
-  # Never -q here: wasm-bindgen-test-runner rejects it (TOOLCHAIN.md).
-  CHROMEDRIVER="$CHROMEDRIVER" cargo test -p unticked --target "$WASM_TARGET" --features std --tests
   build_collector
   size
   step "end-to-end tests (demo shop + collector + Chromium)"

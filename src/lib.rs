@@ -1,269 +1,288 @@
-//! The Unticked widget: a thin wasm edge around `unticked-core`.
+//! The Unticked widget's wasm: the decisions, with no DOM and no network.
 //!
-//! A page loads it with one tag, and every `form[data-unticked=KIND]` gets the consent
-//! choices the site owner configured for that kind:
+//! A page loads the widget with one tag, and every `form[data-unticked=KIND]` gets the
+//! consent choices the site owner configured for that kind:
 //!
 //! ```html
 //! <script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
 //! ```
 //!
-//! `start` (called by the module itself once the wasm is instantiated) finds the config,
-//! validates it with the same code as `unticked lint`, and attaches a [`Widget`]. Whatever
-//! fails, the widget renders nothing, logs one console error that names the problem,
-//! dispatches `unticked:error` on the document, and the page's forms work exactly as if the
-//! widget were absent: it never throws into the page and never touches a submit.
+//! `src/widget.js` is the DOM edge: it finds and loads the config, watches for forms, builds
+//! the tree this module renders, tracks which ticks came from the shopper, and at submit
+//! reads the boxes and contact fields and seals what [`capture`] returns with WebCrypto.
+//! Everything that decides something lives here and in `unticked-core`, shared with the
+//! linter and the collector: whether the config is valid, what a form shows in which
+//! language, what counts as consent, and the record's exact bytes.
+//!
+//! Strings in, strings out: each binding to a browser API costs JS glue that every shopper
+//! downloads, and the DOM layer is smaller written as JavaScript (DESIGN.md's size target).
 #![no_std]
 #![deny(unsafe_code)]
 
 extern crate alloc;
-// Native builds (clippy, docs) and the browser-test binary link std; the shipped widget
-// does not: std's panic and formatting machinery cost more than the widget itself.
-#[cfg(any(not(target_arch = "wasm32"), feature = "std"))]
+#[cfg(not(target_arch = "wasm32"))]
 extern crate std;
 
 // SAFETY: wasm32-unknown-unknown without the atomics feature runs on one thread only, which
 // is what `AssumeSingleThreaded` requires. lol_alloc's free list is ~1 KB of wasm where
 // dlmalloc was ~5 KB.
-#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[cfg(target_arch = "wasm32")]
 #[global_allocator]
 #[allow(unsafe_code)]
 static ALLOCATOR: lol_alloc::AssumeSingleThreaded<lol_alloc::FreeListAllocator> =
     unsafe { lol_alloc::AssumeSingleThreaded::new(lol_alloc::FreeListAllocator::new()) };
 
 /// A panic is a bug; it must not cost the page anything. It traps: the exception ends the
-/// widget's own call (its start, one of its listeners) and reaches the page's error
-/// reporting (window.onerror) like any script error, but no shop code is on the stack and
-/// the forms keep working as they would without the widget.
-#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+/// widget's own call and reaches `widget.js`, which leaves the form as it is.
+#[cfg(target_arch = "wasm32")]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-pub mod dom;
-mod widget;
-
 use alloc::string::{String, ToString};
-use unticked_core::text::{concat, decimal};
-
-pub use widget::Widget;
-
-use alloc::rc::Rc;
-use core::cell::Cell;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use unticked_core::capture::{self, Submission, SALT_LEN};
 use unticked_core::config::{Config, ConfigProblem};
-use unticked_core::view;
-use wasm_bindgen::closure::Closure;
+use unticked_core::jcs::write_string;
+use unticked_core::text::{concat, decimal};
+use unticked_core::{locale, record, view};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-/// Id of the inline config alternative: `<script type="application/json" id="unticked-config">`.
-pub const INLINE_CONFIG_ID: &str = "unticked-config";
-/// Event dispatched on the document when the widget cannot run.
-pub const ERROR_EVENT: &str = "unticked:error";
-/// Set on `window` by the first copy of the widget, so a second copy does nothing.
-const STARTED_FLAG: &str = "__untickedStarted";
+/// The widget's version, recorded with each record.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Channels that can disclose a contact in one capture: e-mail, SMS and phone.
+const SALTS: usize = 3;
 
-/// Where the config comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigSource {
-    /// JSON text from an inline `<script type="application/json">`.
-    Inline(String),
-    /// A URL from the loading script's `data-config`, fetched relative to the page.
-    Url(String),
+/// The widget's state for the page: the validated config and the forms it rendered.
+struct Widget {
+    config: Option<Config>,
+    /// SHA-256 of the config text, recorded with each capture.
+    config_sha256: String,
+    /// Indexed by mount handle; `None` once the form left the page.
+    mounts: Vec<Option<Mount>>,
 }
 
-/// Why the widget did not attach. Each has a stable code for the `unticked:error` event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartError {
-    NoConfig,
-    Unreachable { url: String, reason: String },
-    NotJson(String),
-    Invalid(String),
-    Dom(String),
+/// One form's rendering: what a capture of it needs to know about what was shown.
+struct Mount {
+    kind: String,
+    locale: String,
+    /// Each purpose's id and the text displayed for it, in display order.
+    texts: Vec<(String, String)>,
 }
 
-impl StartError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            StartError::NoConfig => "config-missing",
-            StartError::Unreachable { .. } => "config-unreachable",
-            StartError::NotJson(_) => "config-not-json",
-            StartError::Invalid(_) => "config-invalid",
-            StartError::Dom(_) => "dom",
-        }
-    }
+/// The page's one widget, reached from the exported functions.
+struct Page(RefCell<Widget>);
 
-    pub fn message(&self) -> String {
-        match self {
-            StartError::NoConfig => concat(&[
-                "no config: add data-config=\"/consent.json\" to the widget's script tag, or an inline <script type=\"application/json\" id=\"",
-                INLINE_CONFIG_ID,
-                "\">",
-            ]),
-            StartError::Unreachable { url, reason } => concat(&["could not load the config from ", url, ": ", reason]),
-            StartError::NotJson(e) => concat(&["the config is not valid JSON: ", e]),
-            StartError::Invalid(e) => concat(&[
-                "the config breaks the rules, so no choices are shown: ",
-                e,
-                ". `unticked lint` explains each problem",
-            ]),
-            StartError::Dom(e) => concat(&["could not render the choices: ", e]),
-        }
-    }
+// SAFETY: the widget is built for wasm32-unknown-unknown without the atomics feature, where
+// there is one thread and `Sync` promises nothing that could be broken; natively (clippy,
+// docs) nothing calls these functions from two threads either.
+#[allow(unsafe_code)]
+unsafe impl Sync for Page {}
+
+static PAGE: Page = Page(RefCell::new(Widget {
+    config: None,
+    config_sha256: String::new(),
+    mounts: Vec::new(),
+}));
+
+fn with<T>(f: impl FnOnce(&mut Widget) -> T) -> T {
+    f(&mut PAGE.0.borrow_mut())
 }
 
-/// What a thrown value says, e.g. "TypeError: Failed to fetch" (its `String(value)`).
-fn js_error_text(value: &JsValue) -> String {
-    if value.is_null() || value.is_undefined() {
-        return "unknown error".to_string();
-    }
-    value.unchecked_ref::<js_sys::Object>().to_string().into()
+/// `{"code": code, "message": message}`.
+fn problem(code: &str, message: &str) -> String {
+    let mut out = String::from("{\"code\":");
+    write_string(&mut out, code);
+    out.push_str(",\"message\":");
+    write_string(&mut out, message);
+    out.push('}');
+    out
 }
 
-/// Finds the config the page declares: the inline script first, then `data-config` on the
-/// widget's own script tag.
-pub fn find_config_source(document: &web_sys::Document) -> Option<ConfigSource> {
-    if let Some(inline) = document.get_element_by_id(INLINE_CONFIG_ID) {
-        return Some(ConfigSource::Inline(inline.text_content().unwrap_or_default()));
-    }
-    // Module scripts have no `document.currentScript`: the tag is the one with data-config,
-    // the widget's own first should another library use the same attribute.
-    let script = document
-        .query_selector(view::selector::CONFIG_SCRIPT)
-        .ok()
-        .flatten()
-        .or_else(|| document.query_selector("script[data-config]").ok().flatten())?;
-    script
-        .get_attribute("data-config")
-        .filter(|url| !url.trim().is_empty())
-        .map(ConfigSource::Url)
-}
-
-/// Calls `done` once with the promise's outcome. Plain callbacks rather than a futures
-/// executor: the widget awaits two promises in its life, and an executor costs kilobytes.
-fn settle(promise: &js_sys::Promise, done: impl FnOnce(Result<JsValue, JsValue>) + 'static) {
-    let slot = Rc::new(Cell::new(Some(done)));
-    let other = slot.clone();
-    let on_ok = Closure::once_into_js(move |value: JsValue| {
-        if let Some(done) = slot.take() {
-            done(Ok(value));
-        }
-    });
-    let on_err = Closure::once_into_js(move |error: JsValue| {
-        if let Some(done) = other.take() {
-            done(Err(error));
-        }
-    });
-    if let Ok(then) = js_sys::Reflect::get(promise, &"then".into()).and_then(|t| t.dyn_into::<js_sys::Function>()) {
-        let _ = then.call2(promise, &on_ok, &on_err);
-    }
-}
-
-/// Loads the config text from its source and calls `done` with it.
+/// Validates the config text with the linter's own rules and keeps it for the page.
+/// `sha256` is the SHA-256 of `text` (WebCrypto's), recorded with each capture.
 ///
-/// Fails with [`StartError::Unreachable`] when the fetch fails or answers other than 2xx.
-pub fn load_config_text(source: ConfigSource, done: impl FnOnce(Result<String, StartError>) + 'static) {
-    let url = match source {
-        ConfigSource::Inline(text) => return done(Ok(text)),
-        ConfigSource::Url(url) => url,
-    };
-    let unreachable = move |url: &str, reason: String| StartError::Unreachable {
-        url: url.to_string(),
-        reason,
-    };
-    let Some(window) = web_sys::window() else {
-        return done(Err(unreachable(&url, "no window".into())));
-    };
-    settle(&window.fetch_with_str(&url), move |outcome| {
-        let response = match outcome.map(|r| r.dyn_into::<web_sys::Response>()) {
-            Ok(Ok(response)) => response,
-            Ok(Err(_)) => return done(Err(unreachable(&url, "not a response".into()))),
-            Err(e) => return done(Err(unreachable(&url, js_error_text(&e)))),
-        };
-        if !response.ok() {
-            return done(Err(unreachable(
-                &url,
-                concat(&["HTTP ", &decimal(response.status().into())]),
-            )));
-        }
-        match response.text() {
-            Ok(text) => settle(&text, move |outcome| match outcome {
-                Ok(text) => done(Ok(text.as_string().unwrap_or_default())),
-                Err(e) => done(Err(unreachable(&url, js_error_text(&e)))),
-            }),
-            Err(e) => done(Err(unreachable(&url, js_error_text(&e)))),
-        }
-    });
-}
-
-/// Validates config text with the linter's rules.
-///
-/// # Errors
-/// [`StartError::NotJson`] or [`StartError::Invalid`] naming every problem.
-pub fn parse_config(text: &str) -> Result<Config, StartError> {
-    Config::from_json(text).map_err(|problem| match problem {
-        ConfigProblem::NotJson(e) => StartError::NotJson(e.describe()),
-        ConfigProblem::Invalid(errors) => {
-            let mut list = String::new();
-            for e in &errors {
-                if !list.is_empty() {
-                    list.push_str("; ");
+/// Returns `{"endpoint"}` (where records go) when the config is good, else
+/// `{"code", "message"}` with code
+/// `config-not-json` or `config-invalid`, the message naming every problem.
+#[wasm_bindgen]
+pub fn configure(text: &str, sha256: &str) -> String {
+    match Config::from_json(text) {
+        Ok(config) => with(|w| {
+            let mut out = String::from("{\"endpoint\":");
+            write_string(&mut out, &config.endpoint);
+            out.push('}');
+            w.config = Some(config);
+            w.config_sha256 = sha256.to_string();
+            out
+        }),
+        Err(ConfigProblem::NotJson(e)) => problem(
+            "config-not-json",
+            &concat(&["the config is not valid JSON: ", &e.describe()]),
+        ),
+        Err(ConfigProblem::Invalid(errors)) => {
+            let mut message = String::from("the config breaks the rules, so no choices are shown: ");
+            for (i, e) in errors.iter().enumerate() {
+                if i > 0 {
+                    message.push_str("; ");
                 }
-                list.push_str(&e.describe());
+                message.push_str(&e.describe());
             }
-            StartError::Invalid(list)
+            message.push_str(". `unticked lint` explains each problem");
+            problem("config-invalid", &message)
         }
+    }
+}
+
+/// Renders the choices of a form of `kind`.
+///
+/// The locale is the first of `requested` (space-separated: the form's `lang`, then the
+/// browser's languages) that the config declares, else its default; `page_lang` (the
+/// form's `lang`, may be empty) decides whether the fieldset needs a `lang` of its own.
+/// `id_prefix` keeps element ids unique on the page.
+///
+/// Returns `{"handle", "email", "phone", "tree"}` (the contact fields' selectors, `null`
+/// when the form names none; the tree as [`view::Element::to_json`]), or `{"warning"}`
+/// when the config has no such form kind, or `""` before a config was accepted.
+#[wasm_bindgen]
+pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> String {
+    with(|w| {
+        let Some(config) = &w.config else {
+            return String::new();
+        };
+        let Some(form) = config.form(kind) else {
+            let mut message = concat(&[
+                "form kind \"",
+                kind,
+                "\" is not in the config; that form gets no choices. Known:",
+            ]);
+            for form in &config.forms {
+                message.push(' ');
+                message.push_str(&form.kind);
+            }
+            let mut out = String::from("{\"warning\":");
+            write_string(&mut out, &message);
+            out.push('}');
+            return out;
+        };
+        let locale = locale::negotiate(
+            requested.split_ascii_whitespace(),
+            &config.locales,
+            &config.default_locale,
+        );
+        let page_lang = Some(page_lang.trim()).filter(|l| !l.is_empty());
+        let tree = view::choices(config, form, locale, page_lang, id_prefix);
+        let mut out = String::from("{\"handle\":");
+        out.push_str(&decimal(w.mounts.len() as u64));
+        for (name, selector) in [("email", &form.contact.email), ("phone", &form.contact.phone)] {
+            out.push_str(",\"");
+            out.push_str(name);
+            out.push_str("\":");
+            match selector {
+                Some(selector) => write_string(&mut out, selector),
+                None => out.push_str("null"),
+            }
+        }
+        out.push_str(",\"tree\":");
+        out.push_str(&tree.to_json());
+        out.push('}');
+        let mount = Mount {
+            kind: kind.to_string(),
+            locale: locale.to_string(),
+            texts: view::purpose_texts(&tree),
+        };
+        w.mounts.push(Some(mount));
+        out
     })
 }
 
-/// Loads, validates and attaches: everything `start` does except the once-per-page guard.
-/// `done` gets the attached widget, or the [`StartError`] for the caller to report.
-pub fn run(source: Option<ConfigSource>, done: impl FnOnce(Result<Widget, StartError>) + 'static) {
-    let Some(source) = source else {
-        return done(Err(StartError::NoConfig));
-    };
-    load_config_text(source, move |text| {
-        let widget = text
-            .and_then(|text| parse_config(&text))
-            .and_then(|config| Widget::attach(config).map_err(|e| StartError::Dom(js_error_text(&e))));
-        done(widget);
-    });
-}
-
-/// Logs one console error and dispatches `unticked:error` (detail: `{code, message}`) on
-/// the document. Never throws.
-pub fn report(error: &StartError) {
-    let message = error.message();
-    web_sys::console::error_1(&JsValue::from_str(&concat(&["unticked: ", &message])));
-    if let Some(document) = web_sys::window().and_then(|w| w.document()) {
-        let detail = dom::object(&[("code", &error.code().into()), ("message", &message.into())]);
-        dom::dispatch(&document, ERROR_EVENT, &detail);
-    }
-}
-
-/// Entry point, called by `unticked.js` once the wasm is instantiated.
-///
-/// Runs once per page: a second copy of the script (another URL, a theme that adds it
-/// again) finds the flag and does nothing, so nothing renders twice.
+/// Forgets a mounted form (it left the page).
 #[wasm_bindgen]
-pub fn start() {
-    // `window` rather than js_sys::global(): the widget runs in pages only, and the global
-    // lookup's four fallbacks cost half a kilobyte of glue.
-    let Some(window) = web_sys::window() else {
-        return;
-    };
-    let flag = JsValue::from_str(STARTED_FLAG);
-    if js_sys::Reflect::get(&window, &flag).is_ok_and(|v| v.is_truthy()) {
-        return;
-    }
-    let _ = js_sys::Reflect::set(&window, &flag, &JsValue::TRUE);
-    let Some(document) = window.document() else {
-        return;
-    };
-    let source = find_config_source(&document);
-    run(source, |outcome| match outcome {
-        // The widget lives as long as the page.
-        Ok(widget) => core::mem::forget(widget),
-        Err(error) => report(&error),
+pub fn unmount(handle: usize) {
+    with(|w| {
+        if let Some(slot) = w.mounts.get_mut(handle) {
+            *slot = None;
+        }
     });
+}
+
+/// Captures the submit of a mounted form, synchronously (R3).
+///
+/// `ticked` and `by_shopper` are space-separated purpose ids: the boxes ticked now, and
+/// those the shopper's own last input left ticked. `email` and `phone` are the contact
+/// fields' raw values. `random` supplies the salts: 16 bytes for each of the three
+/// channels that can disclose a contact (e-mail, SMS, phone).
+///
+/// Returns `{"untrusted": [purpose…], "sealable": …}` (see
+/// `unticked_core::capture::Capture::sealable`), or `""` for an unknown handle or too
+/// little randomness (a salt must never be guessable).
+#[wasm_bindgen]
+#[allow(clippy::too_many_arguments)] // one flat call from JS, no objects to marshal
+pub fn capture(
+    handle: usize,
+    id: &str,
+    ticked: &str,
+    by_shopper: &str,
+    email: &str,
+    phone: &str,
+    origin: &str,
+    path: &str,
+    now: f64,
+    random: &[u8],
+) -> String {
+    with(|w| {
+        let (Some(config), Some(Some(mount))) = (&w.config, w.mounts.get(handle)) else {
+            return String::new();
+        };
+        if random.len() < SALTS * SALT_LEN {
+            return String::new();
+        }
+        let ticked: Vec<&str> = ticked.split_ascii_whitespace().collect();
+        let by_shopper: Vec<&str> = by_shopper.split_ascii_whitespace().collect();
+        let submission = Submission {
+            id,
+            captured_at: now as u64,
+            page_origin: origin,
+            page_path: path,
+            config_sha256: &w.config_sha256,
+            widget: VERSION,
+            ticked: &ticked,
+            ticked_by_shopper: &by_shopper,
+            email,
+            phone,
+        };
+        let mut salts = random.chunks_exact(SALT_LEN);
+        let salt = || {
+            let mut salt = [0; SALT_LEN];
+            salt.copy_from_slice(salts.next().unwrap_or_default());
+            salt
+        };
+        let Some(assembled) = capture::assemble(config, &mount.kind, &mount.locale, &mount.texts, &submission, salt)
+        else {
+            return String::new();
+        };
+        let mut out = String::from("{\"untrusted\":[");
+        for (i, purpose) in assembled.untrusted.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_string(&mut out, purpose);
+        }
+        out.push_str("],\"sealable\":");
+        out.push_str(&assembled.capture.sealable());
+        out.push('}');
+        out
+    })
+}
+
+/// A fresh record id (UUIDv7, RFC 9562 §5.7) from the clock and 10 random bytes.
+#[wasm_bindgen(js_name = recordId)]
+pub fn record_id(now: f64, random: &[u8]) -> String {
+    let mut bytes = [0; 10];
+    if let Some(random) = random.get(..10) {
+        bytes.copy_from_slice(random);
+    }
+    record::record_id(now as u64, bytes)
 }

@@ -1,7 +1,7 @@
 // End-to-end: the demo shop served by `unticked serve`, in real headless Chromium.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { useShop, openPage, CHOICES, BOXES, fillCheckout } from "./harness.mjs";
+import { useShop, openPage, CHOICES, BOXES, fillCheckout, UUID_V7 } from "./harness.mjs";
 
 const shop = useShop();
 
@@ -52,7 +52,7 @@ test("checkout shows five unticked, optional, labelled boxes just before the sub
   await context.close();
 });
 
-test("a shopper who ticks nothing buys: the order reaches the shop with no consent fields", async () => {
+test("a shopper who ticks nothing buys: the order reaches the shop with no consent, only its record id", async () => {
   const { page, context } = await openPage(shop.browser);
   await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
@@ -63,9 +63,11 @@ test("a shopper who ticks nothing buys: the order reaches the shop with no conse
   ]);
   const fields = new URLSearchParams(request.postData());
   assert.equal(fields.get("email"), "shopper@example.lv");
-  assert.deepEqual([...fields.keys()].filter((k) => k.startsWith("consent.")), []);
+  assert.deepEqual([...fields.keys()].filter((k) => k.startsWith("consent.")), ["consent.record"]);
+  assert.match(fields.get("consent.record"), UUID_V7);
   await page.waitForSelector("#done");
   assert.ok(await page.$("#no-consent"), "the shop confirms the order without any consent");
+  assert.match(await page.textContent("#record"), new RegExp(fields.get("consent.record")));
   await context.close();
 });
 
@@ -87,7 +89,7 @@ test("ticking two boxes with real clicks sends exactly those two with the order"
   const fields = new URLSearchParams(request.postData());
   assert.deepEqual(
     [...fields.keys()].filter((k) => k.startsWith("consent.")),
-    ["consent.email-offers", "consent.phone-calls"],
+    ["consent.email-offers", "consent.phone-calls", "consent.record"],
   );
   assert.deepEqual(changes, [
     { purpose: "email-offers", checked: true, trusted: true },

@@ -91,3 +91,40 @@ export function useShop() {
   });
   return shop;
 }
+
+/**
+ * Serves `body` as a page of the collector's origin at `path` (so the widget, its config and
+ * the endpoint are the real ones), with the widget's script tag unless `head` says otherwise.
+ */
+export async function fixture(page, url, body, { path = "/fixture.html", head } = {}) {
+  head ??= `<script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>`;
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">${head}</head><body>${body}</body></html>`;
+  await page.route(url + path, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html }));
+  await page.goto(url + path);
+}
+
+/** The demo's checkout form, short: contact fields, the two kinds of submit the widget sees. */
+export const CHECKOUT = `<form id="f" action="/shop/order" method="post" data-unticked="checkout">
+  <input id="email" name="email" type="email"><input id="phone" name="phone" type="tel">
+  <button id="buy" type="submit">Place order</button></form>`;
+
+/** The consent record the collector holds under `id`, parsed; null when it has none. */
+export async function storedRecord(url, id) {
+  const response = await fetch(`${url}/v1/records/${id}`);
+  return response.status === 200 ? JSON.parse(await response.text()) : null;
+}
+
+/**
+ * The consent record under `id` once the collector has it (it stores only records that
+ * verify). A record posted as the page navigates away is not seen by the page, only here.
+ */
+export async function deliveredRecord(url, id, timeoutMs = 5000) {
+  for (const start = Date.now(); Date.now() - start < timeoutMs; await new Promise((r) => setTimeout(r, 50))) {
+    const record = await storedRecord(url, id);
+    if (record) return record;
+  }
+  throw new Error(`the collector has no record ${id} after ${timeoutMs} ms`);
+}
+
+/** A UUIDv7 (RFC 9562 §5.7), as record ids are. */
+export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -346,7 +346,7 @@ mod tests {
         Capture::new(record, texts.into_iter().map(|(_, t)| t).collect(), disclosures)
     }
 
-    /// Seals as platform.js does, with the given key; returns the delivery body.
+    /// Seals as src/courier.js does, with the given key; returns the delivery body.
     fn seal(capture: &Capture, key_seed: u8) -> String {
         use ed25519_dalek::Signer;
         let digests: Vec<String> = capture.digest_inputs().iter().map(|i| sha256_hex(i)).collect();

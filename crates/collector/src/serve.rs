@@ -60,14 +60,20 @@ fn escape(text: &str) -> String {
 }
 
 /// The demo shop's own backend: it takes the order or sign-up whatever the marketing boxes
-/// say (R3) and shows which consent fields arrived with it. It never echoes contact data.
+/// say (R3) and shows which consent fields arrived with it, and the id of the consent record
+/// the widget put in the form (`consent.record`), which is how an order points at its proof.
+/// It never echoes contact data.
 async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap<String, String>>) -> Response {
     let title = match action.as_str() {
         "order" => "Thank you, your order is placed",
         "newsletter" => "Thank you for signing up",
         _ => return (StatusCode::NOT_FOUND, "no such shop action\n").into_response(),
     };
-    let consents: Vec<&str> = fields.keys().filter_map(|k| k.strip_prefix("consent.")).collect();
+    let consents: Vec<&str> = fields
+        .keys()
+        .filter_map(|k| k.strip_prefix("consent."))
+        .filter(|purpose| *purpose != "record")
+        .collect();
     let mut list = String::new();
     for purpose in &consents {
         list.push_str(&format!("<li><code>{}</code></li>", escape(purpose)));
@@ -77,12 +83,19 @@ async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap
     } else {
         format!("<p>Marketing you agreed to:</p><ul id=\"consents\">{list}</ul>")
     };
+    let record = match fields.get("consent.record") {
+        Some(id) => format!(
+            "<p id=\"record\">The proof of your choices is consent record <a href=\"/v1/records/{id}\"><code>{id}</code></a>.</p>",
+            id = escape(id)
+        ),
+        None => String::new(),
+    };
     tracing::info!(action = %action, fields = fields.len(), consents = consents.len(), "shop form received");
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/shop.css\"></head>\
-         <body><main class=\"shop\"><h1 id=\"done\">{title}</h1>{choices}<p><a href=\"/\">Back to the shop</a></p></main></body></html>"
+         <body><main class=\"shop\"><h1 id=\"done\">{title}</h1>{choices}{record}<p><a href=\"/\">Back to the shop</a></p></main></body></html>"
     ))
     .into_response()
 }
@@ -280,11 +293,18 @@ mod tests {
     /// A purchase never depends on marketing consent (R3): no boxes ticked, order still placed.
     #[tokio::test]
     async fn order_without_consent_is_still_placed() {
-        let (status, _, body) = post_form("/shop/order", "email=a%40b.example&name=X").await;
+        let id = "0190b6f2-4a3b-7c00-8000-000000000000";
+        let (status, _, body) = post_form(
+            "/shop/order",
+            &format!("email=a%40b.example&name=X&consent.record={id}"),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("id=\"done\""), "{body}");
         assert!(body.contains("id=\"no-consent\""), "{body}");
         assert!(!body.contains("id=\"consents\""), "{body}");
+        // The record id is the order's pointer to its proof, not a consent.
+        assert!(body.contains(&format!("<a href=\"/v1/records/{id}\">")), "{body}");
     }
 
     /// The newsletter form posts to its own action and gets its own confirmation.

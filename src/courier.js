@@ -1,0 +1,204 @@
+// The courier: takes a capture at the submit event, keeps it in the outbox, hashes and
+// signs it with WebCrypto and delivers it with a keepalive fetch (R3: nothing here blocks
+// or delays the shopper's submit). The signing key is WebCrypto's and non-extractable: it
+// never enters wasm memory or any script's reach (DESIGN.md, trust model, layer 1).
+
+const DB_NAME = "unticked";
+const STORE = "keys";
+const KEY_NAME = "signing";
+
+let signingKey;
+
+function idb(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function store(mode) {
+  const open = indexedDB.open(DB_NAME, 1);
+  open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+  return (await idb(open)).transaction(STORE, mode).objectStore(STORE);
+}
+
+// Ed25519 (RFC 8032) where the browser has it, ECDSA P-256 otherwise. Non-extractable:
+// script on the page can use the key through WebCrypto but can never read it.
+async function generate() {
+  let alg = 0;
+  let pair;
+  try {
+    pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  } catch {
+    alg = 1;
+    pair = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
+  }
+  const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  return { alg, privateKey: pair.privateKey, publicKey };
+}
+
+// One key per origin and browser, kept in IndexedDB. `add` (not `put`) so that of two tabs
+// creating a key at once, the first one written wins and both use it.
+async function loadKey() {
+  try {
+    const existing = await idb((await store("readonly")).get(KEY_NAME));
+    if (existing) return existing;
+    const key = await generate();
+    try {
+      await idb((await store("readwrite")).add(key, KEY_NAME));
+      return key;
+    } catch {
+      return await idb((await store("readonly")).get(KEY_NAME));
+    }
+  } catch {
+    // No IndexedDB (storage blocked): a key for this page only still proves the record
+    // was not changed after capture; later records are just not tied to it.
+    return generate();
+  }
+}
+
+const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+const unhex = (text) => new Uint8Array((text.match(/../g) || []).map((b) => parseInt(b, 16)));
+const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+// SHA-256 of the UTF-8 of `text`, lowercase hex.
+export async function sha256Hex(text) {
+  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+// Fills a sealable's parts (crates/core/src/capture.rs): strings are record text, numbers
+// are holes, the nested array is the signature member, written only when `signed`.
+const fill = (parts, holes, signed) =>
+  parts.map((part) => (Array.isArray(part) ? (signed ? fill(part, holes, signed) : "") : typeof part == "string" ? part : holes[part])).join("");
+
+// Hashes and signs a capture: the delivery body, with the record as a string so its exact
+// canonical bytes arrive.
+async function seal(capture) {
+  const holes = await Promise.all(capture.inputs.map(async (input) => hex(await crypto.subtle.digest("SHA-256", unhex(input)))));
+  signingKey ||= loadKey();
+  let key;
+  try {
+    key = await signingKey;
+  } catch (e) {
+    signingKey = undefined;
+    throw e;
+  }
+  const params = key.alg ? { name: "ECDSA", hash: "SHA-256" } : { name: "Ed25519" };
+  const message = new TextEncoder().encode(fill(capture.parts, holes, false));
+  holes[-1] = key.alg ? "ES256" : "Ed25519";
+  holes[-2] = base64url(key.publicKey);
+  holes[-3] = base64url(new Uint8Array(await crypto.subtle.sign(params, key.privateKey, message)));
+  return JSON.stringify({ disclosures: capture.disclosures, record: fill(capture.parts, holes, true) });
+}
+
+// Posts `body` so that it survives the page navigating away (keepalive), without cookies.
+// Resolves to the HTTP status, or 0 when there was no response.
+function send(url, body) {
+  return fetch(url, {
+    method: "POST",
+    body,
+    keepalive: true,
+    credentials: "omit",
+    headers: { "content-type": "application/json" },
+  }).then(
+    (response) => response.status,
+    () => 0,
+  );
+}
+
+// Loads (or creates) the signing key now, on page load, so that at submit only hashing and
+// signing are left: a few milliseconds, over well before a form's navigation unloads the
+// page. Whatever is not sent by then waits in the outbox.
+export function prepare() {
+  signingKey ||= loadKey();
+  signingKey.catch(() => (signingKey = undefined));
+}
+
+export function random(n) {
+  return crypto.getRandomValues(new Uint8Array(n));
+}
+
+// The outbox: every capture stays in localStorage until the endpoint has acknowledged it
+// (2xx; the record id makes a repeat idempotent) or holds other bytes under its id (409).
+// Anything else (no answer, 5xx, 429, a 4xx while the collector's config lags the shop's)
+// is retried after 30 s, doubling up to 6 h, on later page loads and when the browser comes
+// back online. At most 50 wait: a shop whose endpoint is down for days must not fill the
+// shopper's storage; beyond that the oldest is dropped, and the console says so.
+const OUTBOX = "unticked:outbox";
+const CAPACITY = 50;
+const FIRST_RETRY_MS = 30e3;
+const LAST_RETRY_MS = 6 * 36e5;
+const inFlight = new Set();
+let listening;
+
+const warn = (message) => console.warn("unticked: " + message);
+
+function load() {
+  try {
+    const list = JSON.parse(localStorage.getItem(OUTBOX));
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
+// Reads, changes and writes the outbox in one synchronous step: other tabs may write
+// between two steps, never during one.
+function change(edit) {
+  const list = load();
+  edit(list);
+  try {
+    localStorage.setItem(OUTBOX, JSON.stringify(list));
+  } catch {
+    warn("could not write the outbox in localStorage; a failed delivery will not be retried");
+  }
+}
+
+async function go(entry, target) {
+  if (inFlight.has(entry.id)) return;
+  inFlight.add(entry.id);
+  let status = 0;
+  try {
+    if (!entry.body) {
+      entry.body = await seal(entry.capture);
+      change((list) => list.forEach((e) => e.id == entry.id && ((e.body = entry.body), delete e.capture)));
+    }
+    status = await send(entry.endpoint, entry.body);
+  } catch (e) {
+    warn("could not sign the consent record (" + e + "); it stays in the outbox");
+  }
+  inFlight.delete(entry.id);
+  const done = (status > 199 && status < 300) || status == 409;
+  change((list) => {
+    const i = list.findIndex((e) => e.id == entry.id);
+    if (i < 0) return;
+    if (done) list.splice(i, 1);
+    else list[i].due = Date.now() + Math.min(FIRST_RETRY_MS * 2 ** list[i].attempts++, LAST_RETRY_MS);
+  });
+  if (status == 409) console.error("unticked: the endpoint holds a different record under id " + entry.id);
+  else if (done) target.dispatchEvent(new CustomEvent("unticked:recorded", { bubbles: true, detail: { id: entry.id, status } }));
+  else warn("the consent record could not be delivered yet (HTTP " + status + "); it stays in the outbox");
+}
+
+// Keeps a capture (synchronously, before anything can fail) and sends it on its way.
+// `target` (the form) receives `unticked:recorded` once the endpoint has it. The endpoint
+// is resolved now: a retry may happen on another page of the shop.
+export function post(target, id, endpoint, capture) {
+  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, due: 0, capture };
+  change((list) => {
+    const i = list.findIndex((e) => e.id == id);
+    if (i >= 0) list.splice(i, 1);
+    list.push(entry);
+    if (list.length > CAPACITY) warn("the outbox is full; dropped the oldest undelivered record " + list.shift().id);
+  });
+  go(entry, target);
+}
+
+// Sends what is due: on page load, and everything when the browser comes back online.
+export function drain(all) {
+  if (!listening) {
+    listening = true;
+    addEventListener("online", () => drain(true));
+  }
+  for (const entry of load()) if (all || entry.due <= Date.now()) go(entry, document);
+}

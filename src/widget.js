@@ -1,0 +1,281 @@
+// The widget's DOM edge, and the module a page loads (bundled to www/pkg/unticked.js):
+//
+//   <script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
+//
+// It finds and loads the config, watches for `form[data-unticked]`, builds the choices the
+// wasm renders, notes which ticks were the shopper's own, and at submit hands the wasm what
+// the form holds and the courier what the wasm captured. It decides nothing about consent:
+// what a form shows, what counts as given (R1) and the record's bytes are the wasm's
+// (crates/core, shared with the linter and the collector).
+//
+// Whatever fails, the page's forms work exactly as if the widget were absent: it logs one
+// console error that names the problem, dispatches `unticked:error` on the document, and
+// never throws into the page, never cancels or delays a submit (R3).
+import init, { configure, mount, unmount, capture, recordId } from "../target/wasm-bindgen/unticked.js";
+import { post, drain, prepare, sha256Hex, random } from "./courier.js";
+
+// The public contract (DESIGN.md).
+const FORM = "form[data-unticked]";
+const ROOT = "fieldset.unticked";
+const SLOT = "[data-unticked-slot]";
+const SUBMIT = "button[type=submit], input[type=submit], button:not([type])";
+const INPUT_PREFIX = "consent.";
+const RECORD_INPUT = "consent.record";
+const INLINE_CONFIG = "unticked-config";
+// Set on window by the first copy of the widget, so that a second copy (a theme that adds
+// the script again, another URL) does nothing and nothing renders twice.
+const STARTED = "__untickedStarted";
+const UNTRUSTED = "a consent box was changed without the shopper's own input; it is not consent (R1)";
+
+// form → { handle, fieldset, record (the hidden input), email, phone (selectors),
+//          byShopper (purposes the shopper's own last input left ticked), submitted }
+const mounted = new Map();
+const warnedKinds = new Set();
+let warnedUntrusted = false;
+// The last click on one of the widget's boxes, and whether it was the shopper's.
+let lastClick;
+let prefixes = 0;
+let endpoint;
+
+class Failure extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const dispatch = (target, name, detail) => target.dispatchEvent(new CustomEvent(name, { bubbles: true, detail }));
+
+function fail(code, message) {
+  console.error("unticked: " + message);
+  dispatch(document, "unticked:error", { code, message });
+}
+
+// Runs a handler the page's events call, so that a bug in the widget stays the widget's.
+const guarded =
+  (handler) =>
+  (...args) => {
+    try {
+      handler(...args);
+    } catch (e) {
+      console.error("unticked: internal error; the form works without the widget:", e);
+    }
+  };
+
+// The config's text: the inline <script type="application/json" id="unticked-config">, else
+// the URL in `data-config` on the widget's own script tag (module scripts have no
+// `document.currentScript`; the widget's own first should another library use the attribute).
+async function configText() {
+  const inline = document.getElementById(INLINE_CONFIG);
+  if (inline) return inline.textContent;
+  const script = document.querySelector("script[data-config][src*=unticked]") || document.querySelector("script[data-config]");
+  const url = script?.getAttribute("data-config").trim();
+  if (!url) {
+    throw new Failure(
+      "config-missing",
+      `no config: add data-config="/consent.json" to the widget's script tag, or an inline <script type="application/json" id="${INLINE_CONFIG}">`,
+    );
+  }
+  const unreachable = (reason) => new Failure("config-unreachable", `could not load the config from ${url}: ${reason}`);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw unreachable(e);
+  }
+  if (!response.ok) throw unreachable("HTTP " + response.status);
+  return response.text();
+}
+
+// DOM from the wasm's tree: an element is ["tag", [name, value, …], child, …], a text node a
+// string. createElement, setAttribute and text nodes only: no config or translated text is
+// ever parsed as markup, and nothing needs inline script or style (a strict CSP holds).
+function build([tag, attributes, ...children]) {
+  const element = document.createElement(tag);
+  for (let i = 0; i < attributes.length; i += 2) element.setAttribute(attributes[i], attributes[i + 1]);
+  element.append(...children.map((child) => (typeof child == "string" ? child : build(child))));
+  return element;
+}
+
+const newRecordId = () => recordId(Date.now(), random(10));
+
+// An id prefix no element on the page uses yet, so ids stay unique with several forms.
+function uniquePrefix() {
+  let prefix;
+  do prefix = "unticked-" + ++prefixes;
+  while (document.getElementById(prefix + "-intro"));
+  return prefix;
+}
+
+function mountForm(form) {
+  if (mounted.has(form)) return;
+  // Choices this widget does not own: a copy made by cloneNode (page snapshots, SPA
+  // templates) or left in a form that was taken out and put back. Their ids belong to
+  // another form and their boxes to nobody; they make way for a fresh rendering.
+  for (const stale of form.querySelectorAll(ROOT)) stale.remove();
+  const kind = form.getAttribute("data-unticked");
+  // The form's language is what the shop chose to show; then the browser's own.
+  const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
+  const answer = mount(kind, lang, [lang, ...navigator.languages].join(" "), uniquePrefix());
+  if (!answer) return;
+  const view = JSON.parse(answer);
+  if (view.warning) {
+    if (!warnedKinds.has(kind)) console.warn("unticked: " + view.warning);
+    warnedKinds.add(kind);
+    return;
+  }
+  const fieldset = build(view.tree);
+  // The record id is made now, so that the shop's order carries its proof.
+  const record = document.createElement("input");
+  record.type = "hidden";
+  record.name = RECORD_INPUT;
+  record.value = newRecordId();
+  fieldset.append(record);
+  const slot = form.querySelector(SLOT);
+  const submit = form.querySelector(SUBMIT);
+  if (slot) slot.append(fieldset);
+  else if (submit) submit.before(fieldset);
+  else form.append(fieldset);
+  mounted.set(form, { ...view, fieldset, record, byShopper: new Set(), submitted: false });
+}
+
+function mountWithin(node) {
+  if (node.nodeType != Node.ELEMENT_NODE) return;
+  if (node.matches(FORM)) mountForm(node);
+  for (const form of node.querySelectorAll(FORM)) mountForm(form);
+}
+
+function onMutations(records) {
+  let removed = false;
+  for (const record of records) {
+    removed ||= record.removedNodes.length > 0;
+    if (record.type == "attributes") mountWithin(record.target);
+    else record.addedNodes.forEach(mountWithin);
+  }
+  // Forms a single-page shop took out of the page: forget them and their choices, so a form
+  // put back later gets one fresh rendering.
+  if (removed) {
+    for (const [form, m] of mounted) {
+      if (form.isConnected) continue;
+      m.fieldset.remove();
+      unmount(m.handle);
+      mounted.delete(form);
+    }
+  }
+}
+
+// The mounted form and purpose of one of the widget's own boxes (a page checkbox with the
+// same name is not one).
+function boxOf(target) {
+  const m = mounted.get(target.form);
+  if (m && target.type == "checkbox" && m.fieldset.contains(target)) return [m, target.name.slice(INPUT_PREFIX.length)];
+  return [];
+}
+
+// Reports a box changed by something other than the shopper: `unticked:violation` on the
+// form, and one console warning per page.
+function untrusted(form, purpose) {
+  if (!warnedUntrusted) console.warn(`unticked: ${UNTRUSTED}: ${purpose}`);
+  warnedUntrusted = true;
+  dispatch(form, "unticked:violation", { rule: "R1", purpose, message: UNTRUSTED });
+}
+
+// A checkbox changes only through its activation, which starts with a click (a pointer, a
+// label, the space bar). A script's `box.click()` sends an untrusted click but the browser's
+// own, trusted, change event (HTML, "activation behavior"): so the click tells.
+function onClick(event) {
+  if (boxOf(event.target)[0]) lastClick = { box: event.target, trusted: event.isTrusted };
+}
+
+// Only the shopper's own input can make a tick count (R1): a change is the shopper's when it
+// and the click that caused it are trusted. A script that sets `checked` sends no event at
+// all, and a script's `dispatchEvent` is untrusted.
+function onChange(event) {
+  const [m, purpose] = boxOf(event.target);
+  if (!m) return;
+  const { checked } = event.target;
+  const trusted = event.isTrusted && lastClick?.box == event.target && lastClick.trusted;
+  lastClick = undefined;
+  if (trusted && checked) m.byShopper.add(purpose);
+  else m.byShopper.delete(purpose);
+  if (!trusted) untrusted(event.target.form, purpose);
+  dispatch(event.target.form, "unticked:change", { purpose, checked, trusted });
+}
+
+// The value of a contact field: in the form, else anywhere on the page.
+function fieldValue(form, selector) {
+  try {
+    return (selector && (form.querySelector(selector) || document.querySelector(selector))?.value) || "";
+  } catch {
+    return ""; // a selector the browser rejects: the linter's business, not the shopper's
+  }
+}
+
+// The submit of a form with choices: capture the record now, synchronously, and hand it to
+// the courier. Reads only: never cancels, never delays (R3).
+function onSubmit(event) {
+  const form = event.target;
+  const m = mounted.get(form);
+  if (!m) return;
+  // A shop that sends the form with fetch may submit it again: a new event, a new record.
+  // The first submit keeps the id made at mount, which the form already carries.
+  if (m.submitted) m.record.value = newRecordId();
+  m.submitted = true;
+  const ticked = [];
+  for (const box of m.fieldset.querySelectorAll("input[type=checkbox]")) {
+    if (box.checked) ticked.push(box.name.slice(INPUT_PREFIX.length));
+  }
+  const id = m.record.value;
+  const answer = capture(
+    m.handle,
+    id,
+    ticked.join(" "),
+    [...m.byShopper].join(" "),
+    fieldValue(form, m.email),
+    fieldValue(form, m.phone),
+    location.origin,
+    location.pathname,
+    Date.now(),
+    random(48),
+  );
+  if (!answer) return;
+  const captured = JSON.parse(answer);
+  for (const purpose of captured.untrusted) untrusted(form, purpose);
+  post(form, id, endpoint, captured.sealable);
+}
+
+async function start() {
+  if (window[STARTED]) return;
+  window[STARTED] = true;
+  const text = configText();
+  try {
+    await init();
+  } catch (e) {
+    text.catch(() => {});
+    throw new Failure("start", "could not start; the forms work without it: " + e);
+  }
+  // An insecure context (plain http) has no WebCrypto: no record could be signed, so no
+  // choices are shown rather than consent that could never be proven (Art. 7(1)).
+  if (!crypto.subtle) throw new Failure("no-webcrypto", "WebCrypto is unavailable (the page is not served over https), so consent could not be recorded; no choices are shown");
+  const config = await text;
+  const answer = JSON.parse(configure(config, await sha256Hex(config)));
+  if (answer.code) throw new Failure(answer.code, answer.message);
+  endpoint = answer.endpoint;
+  // The window's capture phase: these run before the shop's own handlers (except any on the
+  // window registered earlier), whatever they stop or cancel, and they only read.
+  addEventListener("click", guarded(onClick), true);
+  addEventListener("change", guarded(onChange), true);
+  addEventListener("submit", guarded(onSubmit), true);
+  const root = document.documentElement;
+  new MutationObserver(guarded(onMutations)).observe(root, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["data-unticked"],
+  });
+  mountWithin(root);
+  prepare();
+  drain(false);
+}
+
+start().catch((e) => (e instanceof Failure ? fail(e.code, e.message) : fail("start", "could not start; the forms work without it: " + e)));

@@ -1,0 +1,258 @@
+// End-to-end: signed consent records (issue 3), from the shopper's click in Chromium to the
+// real collector, which verifies each one with the native `record::open` before it answers 201.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import { useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, UUID_V7 } from "./harness.mjs";
+
+const shop = useShop();
+
+const PURPOSES = ["email-offers", "sms-offers", "phone-calls", "birthday-greetings", "personalised-offers"];
+const given = (record) => record.purposes.filter((p) => p.state === "given").map((p) => p.id);
+
+/**
+ * Submits the demo checkout after `tick`. Resolves with the order's fields, the delivery's
+ * body and the record as the collector verified and stored it.
+ */
+async function buy(page, tick = async () => {}) {
+  await page.goto(shop.server.url + "/checkout.html");
+  await page.waitForSelector(CHOICES);
+  await fillCheckout(page);
+  await tick();
+  const delivery = page.waitForRequest((r) => r.url().endsWith("/v1/records") && r.method() === "POST");
+  const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("button.buy")]);
+  const body = JSON.parse((await delivery).postData());
+  await page.waitForSelector("#done");
+  const fields = new URLSearchParams(order.postData());
+  return { fields, body, record: await deliveredRecord(shop.server.url, fields.get("consent.record")) };
+}
+
+test("two of five ticked on the checkout: the endpoint verifies a signed record with exactly those two given", async () => {
+  const { page, context, log } = await openPage(shop.browser);
+  const { fields, body, record } = await buy(page, async () => {
+    await page.click("label[for$='-email-offers']");
+    await page.click("label[for$='-phone-calls']");
+  });
+  const id = fields.get("consent.record");
+  assert.match(id, UUID_V7, "the order carries the record id");
+  assert.equal(record.id, id, "the collector verified and stored it");
+  assert.equal(body.record, JSON.stringify(record), "it keeps the exact bytes that were signed");
+  assert.deepEqual(given(record), ["email-offers", "phone-calls"]);
+  assert.deepEqual(
+    record.purposes.map((p) => [p.id, p.state]),
+    PURPOSES.map((p) => [p, p === "email-offers" || p === "phone-calls" ? "given" : "refused"]),
+  );
+  assert.equal(record.form, "checkout");
+  assert.equal(record.source, "checkout");
+  assert.equal(record.locale, "en");
+  assert.deepEqual(record.page, { origin: shop.server.url, path: "/checkout.html" });
+  assert.equal(record.signature.alg, "Ed25519");
+  for (const p of record.purposes) assert.match(p.text_sha256, /^[0-9a-f]{64}$/);
+
+  // R8/R10: the contacts of the granted channels travel beside the record, never in it.
+  assert.deepEqual(
+    body.disclosures.map((d) => [d.channel, d.identifier]),
+    [["email", "shopper@example.lv"], ["phone", "+37120000000"]],
+  );
+  assert.deepEqual(record.subjects.map((s) => s.channel), ["email", "phone"]);
+  assert.doesNotMatch(body.record, /shopper|example\.lv|2000/);
+  assert.doesNotMatch(body.record, /user.?agent|"ip"/i);
+  assert.deepEqual(log.pageErrors, []);
+  await context.close();
+});
+
+test("nothing ticked: every purpose refused, and no contact data at all", async () => {
+  const { page, context } = await openPage(shop.browser);
+  const { body, record } = await buy(page);
+  assert.deepEqual(given(record), []);
+  assert.equal(record.purposes.length, 5);
+  assert.deepEqual(record.subjects, []);
+  assert.deepEqual(body.disclosures, []);
+  await context.close();
+});
+
+test("one browser signs with one key across page loads; another browser has its own", async () => {
+  const first = await openPage(shop.browser);
+  const a = await buy(first.page);
+  const b = await buy(first.page);
+  assert.notEqual(a.fields.get("consent.record"), b.fields.get("consent.record"), "a new record per submit");
+  const key = (r) => r.record.signature.public_key;
+  assert.equal(key(a), key(b), "the key is kept in IndexedDB");
+  const other = await openPage(shop.browser);
+  const c = await buy(other.page);
+  assert.notEqual(key(c), key(a));
+  // The key cannot be read by page script: WebCrypto made it non-extractable.
+  const extractable = await first.page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const open = indexedDB.open("unticked");
+        open.onsuccess = () => {
+          const get = open.result.transaction("keys").objectStore("keys").get("signing");
+          get.onsuccess = () => resolve(get.result.privateKey.extractable);
+        };
+      }),
+  );
+  assert.equal(extractable, false);
+  await first.context.close();
+  await other.context.close();
+});
+
+test("a box ticked by a script is not consent, and the page is told (R1)", async () => {
+  const { page, context, log } = await openPage(shop.browser);
+  const violations = [];
+  await page.exposeFunction("violation", (d) => violations.push(d));
+  const { record } = await buy(page, async () => {
+    await page.$eval("form", (f) => f.addEventListener("unticked:violation", (e) => window.violation(e.detail)));
+    await page.click("label[for$='-email-offers']");
+    // A theme script: one box "clicked" in code, one set without any event.
+    await page.$eval("input[name='consent.sms-offers']", (b) => b.click());
+    await page.$eval("input[name='consent.birthday-greetings']", (b) => (b.checked = true));
+    // A script that unticks and reticks a box the shopper ticked makes it the script's tick.
+    await page.click("label[for$='-phone-calls']");
+    await page.$eval("input[name='consent.phone-calls']", (b) => (b.click(), b.click()));
+    // The keyboard is the shopper's too.
+    await page.focus("input[name='consent.personalised-offers']");
+    await page.keyboard.press("Space");
+  });
+  assert.deepEqual(given(record), ["email-offers", "personalised-offers"]);
+  assert.deepEqual(
+    [...new Set(violations.map((v) => v.purpose))].sort(),
+    ["birthday-greetings", "phone-calls", "sms-offers"],
+  );
+  assert.ok(violations.every((v) => v.rule === "R1" && /not consent/.test(v.message)));
+  const warnings = log.console.filter((m) => m.type === "warning" && m.text.startsWith("unticked:"));
+  assert.equal(warnings.length, 1, "one console warning per page");
+  await context.close();
+});
+
+/** A real HTTP server in front of the collector whose record endpoint can be switched off. */
+function flakyProxy(target) {
+  const proxy = { down: false, posts: [] };
+  proxy.server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      if (req.method === "POST" && req.url === "/v1/records") {
+        proxy.posts.push(proxy.down ? 503 : "forwarded");
+        if (proxy.down) {
+          res.writeHead(503, { "content-type": "application/json" });
+          return res.end('{"code":"unavailable","message":"down for maintenance"}');
+        }
+      }
+      const upstream = http.request(target + req.url, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) =>
+    proxy.server.listen(0, "127.0.0.1", () => {
+      proxy.url = `http://127.0.0.1:${proxy.server.address().port}`;
+      resolve(proxy);
+    }),
+  );
+}
+
+const outbox = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]"));
+
+test("the outbox keeps a record while the endpoint is down, across reloads, and drains when it is back", async () => {
+  const proxy = await flakyProxy(shop.server.url);
+  const { page, context, log } = await openPage(shop.browser);
+  proxy.down = true;
+  await page.goto(proxy.url + "/checkout.html");
+  await page.waitForSelector(CHOICES);
+  await fillCheckout(page);
+  await page.click("label[for$='-email-offers']");
+  const failed = page.waitForResponse((r) => r.url().endsWith("/v1/records"));
+  const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("button.buy")]);
+  assert.equal((await failed).status(), 503);
+  await page.waitForSelector("#done");
+  const id = new URLSearchParams(order.postData()).get("consent.record");
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]")[0]?.attempts === 1);
+  assert.equal(await storedRecord(shop.server.url, id), null);
+
+  // Reloads while it is down: the record stays; once due, it is tried again and stays.
+  await page.goto(proxy.url + "/checkout.html");
+  await page.waitForSelector(CHOICES);
+  assert.deepEqual((await outbox(page)).map((e) => e.id), [id]);
+  await page.evaluate(() => {
+    const list = JSON.parse(localStorage.getItem("unticked:outbox"));
+    list[0].due = 0; // as if the 30 s backoff had passed
+    localStorage.setItem("unticked:outbox", JSON.stringify(list));
+  });
+  const retried = page.waitForResponse((r) => r.url().endsWith("/v1/records"));
+  await page.reload();
+  assert.equal((await retried).status(), 503);
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]")[0]?.attempts === 2);
+
+  // Back up, and the browser comes back online: everything waiting goes.
+  proxy.down = false;
+  const recorded = page.evaluate(
+    () => new Promise((resolve) => document.addEventListener("unticked:recorded", (e) => resolve(e.detail), { once: true })),
+  );
+  await context.setOffline(true);
+  await context.setOffline(false);
+  assert.deepEqual(await recorded, { id, status: 201 });
+  assert.deepEqual(await outbox(page), []);
+  assert.deepEqual(given(await storedRecord(shop.server.url, id)), ["email-offers"]);
+  assert.deepEqual(proxy.posts, [503, 503, "forwarded"]);
+  assert.deepEqual(log.pageErrors, []);
+  await context.close();
+  proxy.server.close();
+});
+
+test("a shop that sends its form with fetch gets a record per submit, each delivered", async () => {
+  const { page, context } = await openPage(shop.browser);
+  await fixture(page, shop.server.url, CHECKOUT, {
+    head: `<script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
+      <script type="module">
+        // The shop's own handler: it cancels the navigation and posts the form itself.
+        document.addEventListener("submit", async (e) => {
+          e.preventDefault();
+          const response = await fetch(e.target.action, { method: "POST", body: new URLSearchParams(new FormData(e.target)) });
+          window.orders = (window.orders || []).concat(new FormData(e.target).get("consent.record"));
+          document.body.dataset.ordered = window.orders.length;
+        });
+      </script>`,
+  });
+  await page.waitForSelector(CHOICES);
+  await page.fill("#email", "Anna.Ozola@Example.LV");
+  await page.click("label[for$='-email-offers']");
+  const recorded = () =>
+    page.evaluate(() => new Promise((resolve) => document.forms[0].addEventListener("unticked:recorded", (e) => resolve(e.detail), { once: true })));
+  let delivered = recorded();
+  await page.click("#buy");
+  const first = await delivered;
+  delivered = recorded();
+  await page.click("#buy");
+  const second = await delivered;
+  const orders = await page.evaluate(() => window.orders);
+  assert.deepEqual([first.id, second.id], orders, "each order carries the id of its own record");
+  assert.notEqual(first.id, second.id);
+  for (const { id, status } of [first, second]) {
+    assert.equal(status, 201);
+    const record = await storedRecord(shop.server.url, id);
+    assert.deepEqual(given(record), ["email-offers"]);
+    assert.equal(record.page.path, "/fixture.html");
+  }
+  await context.close();
+});
+
+test("the widget never cancels or delays a submit", async () => {
+  const { page, context } = await openPage(shop.browser);
+  await fixture(page, shop.server.url, CHECKOUT);
+  await page.waitForSelector(CHOICES);
+  const prevented = await page.evaluate(() => {
+    let seen;
+    // Registered last on window: runs after every listener on the way up.
+    addEventListener("submit", (e) => {
+      seen = e.defaultPrevented;
+      e.preventDefault(); // keep the page from navigating
+    });
+    document.forms[0].requestSubmit();
+    return seen;
+  });
+  assert.equal(prevented, false);
+  await context.close();
+});
