@@ -6,6 +6,7 @@
 #   ./build.sh test         fmt, clippy, native tests, browser and end-to-end tests (Chromium)
 #   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
+#   ./build.sh submit-time  median submit event → signed record posted / acknowledged (Chromium)
 #   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -130,6 +131,15 @@ render_time() {
   node tools/render-time.mjs "$BASE_URL/checkout.html" "${LOADS:-15}"
 }
 
+submit_time() {
+  setup_browser
+  build_widget
+  build_collector_release
+  start_server
+  trap 'kill $SERVER_PID 2>/dev/null' EXIT
+  node tools/submit-time.mjs "$BASE_URL/checkout.html" "${SUBMITS:-25}"
+}
+
 screenshots() {
   setup_browser
   build
@@ -159,10 +169,11 @@ case "${1:-build}" in
   test) test_all ;;
   size) size ;;
   render-time) render_time ;;
+  submit-time) submit_time ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|screenshots|setup]" >&2
     exit 2
     ;;
 esac
