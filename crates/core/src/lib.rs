@@ -43,6 +43,8 @@ pub mod config;
 pub mod jcs;
 pub mod json;
 pub mod locale;
+#[cfg(feature = "verify")]
+pub mod merkle;
 pub mod record;
 pub mod text;
 pub mod view;
