@@ -60,12 +60,12 @@ setup_browser() {
 
 build_widget() {
   setup_build
-  step "building the widget (wasm, release)"
-  cargo build --release --target "$WASM_TARGET" -p unticked
+  step "building the widget (wasm, size-optimised)"
+  cargo build --profile wasm --target "$WASM_TARGET" -p unticked
   rm -rf www/pkg target/wasm-bindgen
   wasm-bindgen --target web --no-typescript --out-dir target/wasm-bindgen --out-name unticked \
     --remove-name-section --remove-producers-section \
-    "target/$WASM_TARGET/release/unticked.wasm"
+    "target/$WASM_TARGET/wasm/unticked.wasm"
   mkdir -p www/pkg
   node_modules/.bin/wasm-opt -Oz target/wasm-bindgen/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
   # src/widget.js (the DOM edge and the courier) with wasm-bindgen's glue, as one module that
@@ -110,7 +110,8 @@ size() {
 start_server() {
   local log
   log=$(mktemp)
-  target/release/unticked serve --www www --config www/consent.json --addr 127.0.0.1:0 >"$log" 2>&1 &
+  target/release/unticked serve --www www --config www/consent.json --db "$(mktemp -d)/log.db" \
+    --addr 127.0.0.1:0 >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     BASE_URL=$(sed -n 's#^unticked: serving .* on \(http://[^ ]*\)/$#\1#p' "$log")

@@ -247,11 +247,13 @@ function onSubmit(event) {
 async function start() {
   if (window[STARTED]) return;
   window[STARTED] = true;
+  // The config loads while the wasm compiles. Handled now, so that a failure which comes
+  // first is not reported to the page as an unhandled rejection; it is awaited below.
   const text = configText();
+  text.catch(() => {});
   try {
     await init();
   } catch (e) {
-    text.catch(() => {});
     throw new Failure("start", "could not start; the forms work without it: " + e);
   }
   // An insecure context (plain http) has no WebCrypto: no record could be signed, so no

@@ -4,15 +4,18 @@ import { before, after } from "node:test";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BINARY = path.join(ROOT, "target/debug/unticked");
 
-/** Starts the collector serving www/ and resolves with { url, stop }. */
-export function startServer() {
+/** Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop }. */
+export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, ["serve", "--www", "www", "--config", "www/consent.json", "--addr", "127.0.0.1:0"], {
+    const args = ["serve", "--www", "www", "--config", "www/consent.json", "--db", db, "--addr", "127.0.0.1:0"];
+    const child = spawn(BINARY, args, {
       cwd: ROOT,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -27,6 +30,7 @@ export function startServer() {
         clearTimeout(timer);
         resolve({
           url: m[1],
+          db,
           stop: () =>
             new Promise((done) => {
               child.once("exit", done);
@@ -111,7 +115,7 @@ export const CHECKOUT = `<form id="f" action="/shop/order" method="post" data-un
 /** The consent record the collector holds under `id`, parsed; null when it has none. */
 export async function storedRecord(url, id) {
   const response = await fetch(`${url}/v1/records/${id}`);
-  return response.status === 200 ? JSON.parse(await response.text()) : null;
+  return response.status === 200 ? JSON.parse((await response.json()).record) : null;
 }
 
 /**

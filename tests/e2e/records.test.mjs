@@ -3,7 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
-import { useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, UUID_V7 } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { ROOT, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, UUID_V7 } from "./harness.mjs";
 
 const shop = useShop();
 
@@ -36,7 +38,13 @@ test("two of five ticked on the checkout: the endpoint verifies a signed record 
   const id = fields.get("consent.record");
   assert.match(id, UUID_V7, "the order carries the record id");
   assert.equal(record.id, id, "the collector verified and stored it");
-  assert.equal(body.record, JSON.stringify(record), "it keeps the exact bytes that were signed");
+  const entry = await (await fetch(`${shop.server.url}/v1/records/${id}`)).json();
+  assert.equal(entry.record, body.record, "it keeps the exact bytes that were signed");
+  assert.equal(entry.receipt.id, id, "with its receipt: log index, inclusion proof, signed checkpoint");
+  assert.match(entry.receipt.leaf_hash, /^[0-9a-f]{64}$/);
+  assert.ok(entry.receipt.checkpoint.size > entry.receipt.index);
+  const verified = execFileSync(path.join(ROOT, "target/debug/unticked"), ["verify", "--db", shop.server.db], { encoding: "utf8" });
+  assert.match(verified, /: clean$/m, "and the whole log verifies");
   assert.deepEqual(given(record), ["email-offers", "phone-calls"]);
   assert.deepEqual(
     record.purposes.map((p) => [p.id, p.state]),
@@ -160,20 +168,27 @@ test("the outbox keeps a record while the endpoint is down, across reloads, and 
   const proxy = await flakyProxy(shop.server.url);
   const { page, context, log } = await openPage(shop.browser);
   proxy.down = true;
-  await page.goto(proxy.url + "/checkout.html");
+  // A shop that sends its order with fetch, so this page sees the endpoint's answer.
+  const head = `<script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
+    <script type="module">
+      document.addEventListener("submit", (e) => {
+        e.preventDefault();
+        fetch(e.target.action, { method: "POST", body: new URLSearchParams(new FormData(e.target)) });
+      });
+    </script>`;
+  await fixture(page, proxy.url, CHECKOUT, { head });
   await page.waitForSelector(CHOICES);
-  await fillCheckout(page);
+  await page.fill("#email", "shopper@example.lv");
   await page.click("label[for$='-email-offers']");
   const failed = page.waitForResponse((r) => r.url().endsWith("/v1/records"));
-  const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("button.buy")]);
+  const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("#buy")]);
   assert.equal((await failed).status(), 503);
-  await page.waitForSelector("#done");
   const id = new URLSearchParams(order.postData()).get("consent.record");
   await page.waitForFunction(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]")[0]?.attempts === 1);
   assert.equal(await storedRecord(shop.server.url, id), null);
 
   // Reloads while it is down: the record stays; once due, it is tried again and stays.
-  await page.goto(proxy.url + "/checkout.html");
+  await page.reload();
   await page.waitForSelector(CHOICES);
   assert.deepEqual((await outbox(page)).map((e) => e.id), [id]);
   await page.evaluate(() => {

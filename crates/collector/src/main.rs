@@ -1,13 +1,20 @@
-//! `unticked`: lint a site owner's `consent.json`, and serve the demo shop.
+//! `unticked`: lint a site owner's `consent.json`, serve the demo shop and the collector,
+//! verify the collector's log.
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod admin;
+mod bench;
 mod lint;
 mod records;
 mod serve;
+mod store;
+#[cfg(test)]
+mod testing;
+mod verify;
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +48,40 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+        /// The SQLite log; created with its key file (`<db>.key`) on first start.
+        #[arg(long, default_value = "unticked.db")]
+        db: PathBuf,
+    },
+    /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
+    /// p50/p99 latency and peak memory beside the raw signature verification rate.
+    Bench {
+        /// A running collector to post to; by default the bench starts its own on a fresh log.
+        #[arg(long)]
+        url: Option<String>,
+        /// The config the records are made for (the collector's own).
+        #[arg(long, default_value = "www/consent.json")]
+        config: PathBuf,
+        #[arg(long, default_value = "www")]
+        www: PathBuf,
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20000)]
+        records: usize,
+        /// How many connections post at once.
+        #[arg(short = 'c', long, default_value_t = 32)]
+        concurrency: usize,
+        /// Append the id of every acknowledged record to this file.
+        #[arg(long)]
+        acked: Option<PathBuf>,
+    },
+    /// Recompute the log from its stored records and check every signed checkpoint.
+    /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
+    Verify {
+        /// The SQLite log written by `unticked serve`.
+        #[arg(long, default_value = "unticked.db")]
+        db: PathBuf,
+        /// The collector's key file; `<db>.key` by default.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -52,6 +93,44 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::from(report.exit_code())
         }
-        Command::Serve { config, www, addr } => serve::main(serve::Options { config, www, addr }),
+        Command::Serve { config, www, addr, db } => serve::main(serve::Options { config, www, addr, db }),
+        Command::Bench {
+            url,
+            config,
+            www,
+            records,
+            concurrency,
+            acked,
+        } => bench::main(bench::Options {
+            url,
+            config,
+            www,
+            records,
+            concurrency,
+            acked,
+        }),
+        Command::Verify { db, key } => {
+            let key = key.unwrap_or_else(|| store::Keys::path_for(&db));
+            match verify::verify(&db, &key) {
+                Ok(clean) => {
+                    println!(
+                        "unticked verify: {}: {} records, {} checkpoints, root {}: clean",
+                        db.display(),
+                        clean.records,
+                        clean.checkpoints,
+                        unticked_core::record::hex(&clean.root)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(verify::Broken::At { index, problem }) => {
+                    println!("unticked verify: {}: index {index}: {problem}", db.display());
+                    ExitCode::from(1)
+                }
+                Err(verify::Broken::Unreadable(why)) => {
+                    eprintln!("unticked verify: {why}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

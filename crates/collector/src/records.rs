@@ -7,23 +7,24 @@
 //! and every subject commitment must be backed by a disclosure that hashes to it, for a
 //! channel the shopper granted in this very record (R8, R10).
 //!
-//! Storage here is in memory and ends with the process: issue 4 replaces it with the
-//! SQLite append-only log and its receipts. The contract (status codes, error codes,
-//! idempotency by record id) is the one the widget relies on and stays.
+//! An accepted record is appended to the log ([`crate::store`]) and answered with a
+//! receipt: its log index, leaf hash, inclusion proof and the signed checkpoint it was
+//! committed with.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use unticked_core::capture::{Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 use unticked_core::{locale, view};
+
+use crate::store::{Appended, Store};
 
 /// Largest delivery accepted (issue 4): a record of dozens of purposes is under 8 KiB.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -31,17 +32,50 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Shared by the handlers.
 pub struct Collector {
     pub config: Config,
-    /// Record id → the exact bytes acknowledged under it.
-    stored: Mutex<HashMap<String, String>>,
+    pub store: Store,
+    /// The bearer token of the admin endpoints; `None` turns them off.
+    pub admin_token: Option<String>,
 }
 
 impl Collector {
-    pub fn new(config: Config) -> Arc<Collector> {
+    pub fn new(config: Config, store: Store, admin_token: Option<String>) -> Arc<Collector> {
         Arc::new(Collector {
             config,
-            stored: Mutex::new(HashMap::new()),
+            store,
+            admin_token: admin_token.filter(|t| !t.is_empty()),
         })
     }
+
+    /// The receipt of the record at `index`: the same whenever it is asked for, since it
+    /// names the checkpoint the record was first committed with.
+    fn receipt(&self, id: &str, index: u64) -> Result<serde_json::Value, Refusal> {
+        let checkpoint = self
+            .store
+            .checkpoint_covering(index)
+            .map_err(unavailable)?
+            .ok_or_else(|| unavailable("no checkpoint covers the record"))?;
+        let (leaf, proof) = self
+            .store
+            .inclusion(index, checkpoint.size)
+            .ok_or_else(|| unavailable("the tree lacks the record"))?;
+        Ok(serde_json::json!({
+            "id": id,
+            "index": index,
+            "leaf_hash": record::hex(&leaf),
+            "inclusion": proof.iter().map(|h| record::hex(h)).collect::<Vec<_>>(),
+            "checkpoint": checkpoint.to_json(self.store.origin(), &self.store.public_key()),
+        }))
+    }
+}
+
+/// Storage failed: the server's problem, 503 so that the widget's outbox retries.
+pub(crate) fn unavailable(e: impl std::fmt::Debug) -> Refusal {
+    tracing::error!(error = ?e, "storage unavailable");
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the record could not be stored now; retry later",
+    )
 }
 
 /// A refusal: HTTP status, stable code, and what is wrong.
@@ -52,7 +86,7 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         code,
@@ -261,10 +295,16 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
         }
     };
     let id = accepted.opened.record.id.clone();
-    let mut stored = collector.stored.lock().unwrap_or_else(|e| e.into_inner());
-    let status = match stored.get(&id) {
-        Some(bytes) if *bytes == accepted.bytes => StatusCode::OK,
-        Some(_) => {
+    let purposes = accepted.opened.record.purposes.len();
+    let subjects = accepted.disclosures.len();
+    let appended = collector
+        .store
+        .append(id.clone(), accepted.bytes, accepted.disclosures)
+        .await;
+    let (status, index) = match appended {
+        Ok(Appended::New(index)) => (StatusCode::CREATED, index),
+        Ok(Appended::Existing(index)) => (StatusCode::OK, index),
+        Ok(Appended::Conflict) => {
             return refuse(
                 StatusCode::CONFLICT,
                 "id-conflict",
@@ -272,98 +312,102 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
             )
             .into_response()
         }
-        None => {
-            stored.insert(id.clone(), accepted.bytes);
-            StatusCode::CREATED
-        }
+        Err(e) => return unavailable(e).into_response(),
     };
     // No contact data in logs: the id and the counts only.
-    tracing::info!(%id, purposes = accepted.opened.record.purposes.len(), subjects = accepted.disclosures.len(), "record stored");
-    (status, axum::Json(serde_json::json!({ "id": id }))).into_response()
+    tracing::info!(%id, index, purposes, subjects, status = status.as_u16(), "record stored");
+    match collector.receipt(&id, index) {
+        Ok(receipt) => (status, axum::Json(receipt)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
-/// `GET /v1/records/{id}`: the exact bytes stored.
+/// `GET /v1/records/{id}`: the exact bytes stored (as a JSON string), the record's receipt,
+/// and its inclusion proof against the latest checkpoint.
 pub async fn get_record(State(collector): State<Arc<Collector>>, UrlPath(id): UrlPath<String>) -> Response {
-    let stored = collector.stored.lock().unwrap_or_else(|e| e.into_inner());
-    match stored.get(&id) {
-        Some(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response(),
-        None => refuse(StatusCode::NOT_FOUND, "not-found", "no record with this id").into_response(),
+    let found = match collector.store.record(&id) {
+        Ok(found) => found,
+        Err(e) => return unavailable(e).into_response(),
+    };
+    let Some((index, bytes)) = found else {
+        return refuse(StatusCode::NOT_FOUND, "not-found", "no record with this id").into_response();
+    };
+    let receipt = match collector.receipt(&id, index) {
+        Ok(receipt) => receipt,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let latest = collector.store.latest().and_then(|checkpoint| {
+        let (_, proof) = collector.store.inclusion(index, checkpoint.size)?;
+        Some(serde_json::json!({
+            "inclusion": proof.iter().map(|h| record::hex(h)).collect::<Vec<_>>(),
+            "checkpoint": checkpoint.to_json(collector.store.origin(), &collector.store.public_key()),
+        }))
+    });
+    axum::Json(serde_json::json!({ "record": bytes, "receipt": receipt, "latest": latest })).into_response()
+}
+
+/// `GET /v1/checkpoint`: the latest signed checkpoint (404 `empty` before the first record).
+pub async fn get_checkpoint(State(collector): State<Arc<Collector>>) -> Response {
+    match collector.store.latest() {
+        Some(c) => axum::Json(c.to_json(collector.store.origin(), &collector.store.public_key())).into_response(),
+        None => refuse(StatusCode::NOT_FOUND, "empty", "the log holds no record yet").into_response(),
+    }
+}
+
+/// `GET /v1/proofs/consistency?from=N&to=M`: RFC 9162 §2.1.4 proof that the log at size M
+/// extends the log at size N.
+pub async fn get_consistency(
+    State(collector): State<Arc<Collector>>,
+    Query(range): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let size = |name: &str| range.get(name).and_then(|v| v.parse::<u64>().ok());
+    let (Some(from), Some(to)) = (size("from"), size("to")) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-range",
+            "from and to are tree sizes (integers)",
+        )
+        .into_response();
+    };
+    match collector.store.consistency(from, to) {
+        Some(proof) if from <= to => axum::Json(serde_json::json!({
+            "from": from,
+            "to": to,
+            "proof": proof.iter().map(|h| record::hex(h)).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        _ => refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-range",
+            format!(
+                "need from <= to <= {} (the latest checkpoint's size)",
+                collector.store.latest().map_or(0, |c| c.size)
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /v1/texts/{sha256}`: the purpose text a record's `text_sha256` names, as shown.
+pub async fn get_text(State(collector): State<Arc<Collector>>, UrlPath(sha256): UrlPath<String>) -> Response {
+    match collector.store.text(&sha256) {
+        Ok(Some((purpose, version, locale, text))) => axum::Json(serde_json::json!({
+            "sha256": sha256, "purpose": purpose, "version": version, "locale": locale, "text": text,
+        }))
+        .into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, "not-found", "no text with this hash").into_response(),
+        Err(e) => unavailable(e).into_response(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{capture, demo_config, seal};
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    use unticked_core::capture::{normalise_email, Capture};
-    use unticked_core::record::{base64url, fill, ConsentRecord, PurposeEntry};
-
-    fn demo_config() -> Config {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
-        Config::from_json(&text).unwrap()
-    }
-
-    /// The demo checkout in Polish with `given` ticked, the e-mail disclosed when granted.
-    fn capture(config: &Config, given: &[&str]) -> Capture {
-        let form = config.form("checkout").unwrap();
-        let texts = view::purpose_texts(&view::choices(config, form, "pl", Some("pl"), "x"));
-        let purposes = texts
-            .iter()
-            .map(|(id, _)| PurposeEntry {
-                id: id.clone(),
-                version: 1,
-                state: if given.contains(&id.as_str()) {
-                    ConsentState::Given
-                } else {
-                    ConsentState::Refused
-                },
-                text_sha256: String::new(),
-            })
-            .collect();
-        let record = ConsentRecord {
-            id: record::record_id(1_763_782_620_000, [3; 10]),
-            captured_at: 1_763_782_620_001,
-            form: "checkout".into(),
-            source: form.source,
-            locale: "pl".into(),
-            page_origin: "http://127.0.0.1:8080".into(),
-            page_path: "/checkout.html".into(),
-            notice_url: "/privacy.html".into(),
-            notice_version: "2026-09".into(),
-            config_sha256: sha256_hex(b"config"),
-            widget: "0.1.0".into(),
-            purposes,
-            subjects: vec![],
-        };
-        let disclosures = vec![Disclosure {
-            channel: Channel::Email,
-            identifier: normalise_email("jan@example.pl").unwrap(),
-            salt: [5; 16],
-        }];
-        Capture::new(record, texts.into_iter().map(|(_, t)| t).collect(), disclosures)
-    }
-
-    /// Seals as src/courier.js does, with the given key; returns the delivery body.
-    fn seal(capture: &Capture, key_seed: u8) -> String {
-        use ed25519_dalek::Signer;
-        let digests: Vec<String> = capture.digest_inputs().iter().map(|i| sha256_hex(i)).collect();
-        let parts = capture.record.parts();
-        let key = ed25519_dalek::SigningKey::from_bytes(&[key_seed; 32]);
-        let signature = key.sign(fill(&parts, &digests, None).as_bytes());
-        let (public_key, value) = (
-            base64url(key.verifying_key().as_bytes()),
-            base64url(&signature.to_bytes()),
-        );
-        let record = fill(&parts, &digests, Some(["Ed25519", &public_key, &value]));
-        let disclosures = unticked_core::capture::disclosures_json(&capture.disclosures);
-        format!(
-            r#"{{"disclosures":{disclosures},"record":{}}}"#,
-            serde_json::to_string(&record).unwrap()
-        )
-    }
 
     fn code(body: &str, config: &Config) -> &'static str {
         match check(body.as_bytes(), config) {
@@ -401,10 +445,15 @@ mod tests {
         let none = body.replacen(&body[body.find('[').unwrap()..=body.find(']').unwrap()], "[]", 1);
         assert_eq!(code(&none, &config), "disclosure-mismatch");
         // An e-mail committed to although no e-mail purpose was given (R8).
-        assert_eq!(
-            code(&seal(&capture(&config, &["phone-calls"]), 1), &config),
-            "subject-not-granted"
-        );
+        let mut calls_only = capture(&config, &["email-offers"]);
+        for purpose in &mut calls_only.record.purposes {
+            purpose.state = if purpose.id == "phone-calls" {
+                ConsentState::Given
+            } else {
+                ConsentState::Refused
+            };
+        }
+        assert_eq!(code(&seal(&calls_only, 1), &config), "subject-not-granted");
     }
 
     #[test]
@@ -433,36 +482,179 @@ mod tests {
         (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
+    /// The app over a fresh log in a temporary directory (kept alive by the returned guard).
+    fn test_app(config: &Config) -> (axum::Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), config).unwrap();
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        (
+            crate::serve::app(www, config.clone(), store, Some("secret".into())),
+            dir,
+        )
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    fn unhex(text: &serde_json::Value) -> [u8; 32] {
+        let text = text.as_str().unwrap();
+        let bytes: Vec<u8> = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect();
+        bytes.try_into().unwrap()
+    }
+
+    fn unbase64url(text: &serde_json::Value) -> Vec<u8> {
+        use base64ct::Encoding;
+        base64ct::Base64UrlUnpadded::decode_vec(text.as_str().unwrap()).unwrap()
+    }
+
+    /// What a client holding only the receipt and the record can check: the record's leaf is
+    /// in the tree the checkpoint names, and the checkpoint is the collector's.
+    fn assert_receipt_proves(receipt: &serde_json::Value, bytes: &str) {
+        use ed25519_dalek::Verifier;
+        let leaf = unticked_core::merkle::leaf_hash(bytes.as_bytes());
+        assert_eq!(unhex(&receipt["leaf_hash"]), leaf);
+        let checkpoint = &receipt["checkpoint"];
+        let proof: Vec<[u8; 32]> = receipt["inclusion"].as_array().unwrap().iter().map(unhex).collect();
+        let (index, size) = (receipt["index"].as_u64().unwrap(), checkpoint["size"].as_u64().unwrap());
+        let root = unhex(&checkpoint["root"]);
+        assert!(unticked_core::merkle::verify_inclusion(
+            &leaf, index, size, &proof, &root
+        ));
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&unbase64url(&checkpoint["public_key"]).try_into().unwrap())
+            .unwrap();
+        let signature = ed25519_dalek::Signature::from_slice(&unbase64url(&checkpoint["signature"])).unwrap();
+        let note = checkpoint["note"].as_str().unwrap();
+        assert_eq!(
+            note,
+            crate::store::checkpoint_body(checkpoint["origin"].as_str().unwrap(), size, &root)
+        );
+        assert!(key.verify(note.as_bytes(), &signature).is_ok());
+    }
+
     #[tokio::test]
-    async fn the_endpoint_stores_once_and_is_idempotent_by_id() {
+    async fn a_stored_record_gets_a_receipt_that_proves_it_and_the_same_one_again() {
         let config = demo_config();
-        let app = crate::serve::app(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(), config.clone());
-        let capture = capture(&config, &["email-offers"]);
-        let body = seal(&capture, 1);
-        let id = &capture.record.id;
+        let (app, _dir) = test_app(&config);
+        let first = capture(&config, &["email-offers"]);
+        let body = seal(&first, 1);
+        let (status, receipt) = send(&app, "POST", "/v1/records", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{receipt}");
+        let receipt = json(&receipt);
+        assert_eq!(receipt["index"], 0);
+        let bytes = json(&body)["record"].as_str().unwrap().to_string();
+        assert_receipt_proves(&receipt, &bytes);
+
+        // The same delivery again: 200 and the very same receipt (the outbox's retry).
+        let (status, again) = send(&app, "POST", "/v1/records", body.clone()).await;
+        assert_eq!((status, json(&again)), (StatusCode::OK, receipt.clone()));
+        // Other bytes under the id: 409, nothing stored.
+        let (status, conflict) = send(&app, "POST", "/v1/records", seal(&first, 2)).await;
         assert_eq!(
-            send(&app, "POST", "/v1/records", body.clone()).await.0,
-            StatusCode::CREATED
+            (status, json(&conflict)["code"].as_str()),
+            (StatusCode::CONFLICT, Some("id-conflict"))
         );
-        assert_eq!(send(&app, "POST", "/v1/records", body.clone()).await.0, StatusCode::OK);
-        let (status, conflict) = send(&app, "POST", "/v1/records", seal(&capture, 2)).await;
-        assert_eq!(
-            (status, conflict.contains("\"id-conflict\"")),
-            (StatusCode::CONFLICT, true)
-        );
-        let (status, stored) = send(&app, "GET", &format!("/v1/records/{id}"), String::new()).await;
+
+        // A second record: index 1; the first one's proof against the latest checkpoint holds.
+        let second = capture(&config, &[]);
+        let (status, receipt2) = send(&app, "POST", "/v1/records", seal(&second, 3)).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(json(&receipt2)["index"], 1);
+        let (status, got) = send(&app, "GET", &format!("/v1/records/{}", first.record.id), String::new()).await;
         assert_eq!(status, StatusCode::OK);
-        assert!(record::open(stored.as_bytes()).is_ok());
-        assert!(
-            body.contains(&serde_json::to_string(&stored).unwrap()),
-            "the exact bytes are kept"
+        let got = json(&got);
+        assert_eq!(got["record"].as_str(), Some(bytes.as_str()), "the exact bytes are kept");
+        assert!(record::open(bytes.as_bytes()).is_ok());
+        assert_eq!(got["receipt"], receipt);
+        let latest = serde_json::json!({
+            "index": 0, "leaf_hash": receipt["leaf_hash"], "inclusion": got["latest"]["inclusion"],
+            "checkpoint": got["latest"]["checkpoint"],
+        });
+        assert_eq!(latest["checkpoint"]["size"], 2);
+        assert_receipt_proves(&latest, &bytes);
+
+        // The log only grew: the consistency proof from 1 to 2 checks out.
+        let (status, checkpoint) = send(&app, "GET", "/v1/checkpoint", String::new()).await;
+        assert_eq!(
+            (status, json(&checkpoint)),
+            (StatusCode::OK, got["latest"]["checkpoint"].clone())
         );
+        let (status, proof) = send(&app, "GET", "/v1/proofs/consistency?from=1&to=2", String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        let proof: Vec<[u8; 32]> = json(&proof)["proof"].as_array().unwrap().iter().map(unhex).collect();
+        let (old, new) = (
+            unhex(&receipt["checkpoint"]["root"]),
+            unhex(&got["latest"]["checkpoint"]["root"]),
+        );
+        assert!(unticked_core::merkle::verify_consistency(1, 2, &old, &new, &proof));
+        for bad in ["from=2&to=1", "from=1&to=3", "from=x&to=2", "to=2"] {
+            let (status, body) = send(&app, "GET", &format!("/v1/proofs/consistency?{bad}"), String::new()).await;
+            assert_eq!(
+                (status, json(&body)["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("bad-range")),
+                "{bad}"
+            );
+        }
+
+        // What was the shopper shown? Each text hash names a text the collector can print.
+        let record = record::open(bytes.as_bytes()).unwrap().record;
+        let sha = &record.purposes[0].text_sha256;
+        let (status, text) = send(&app, "GET", &format!("/v1/texts/{sha}"), String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = json(&text);
+        assert_eq!(text["purpose"], "email-offers");
+        assert_eq!(sha256_hex(text["text"].as_str().unwrap().as_bytes()), *sha);
+
         let (status, too_large) = send(&app, "POST", "/v1/records", "x".repeat(MAX_BODY + 10)).await;
         assert_eq!(
-            (status, too_large.contains("\"too-large\"")),
-            (StatusCode::PAYLOAD_TOO_LARGE, true)
+            (status, json(&too_large)["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("too-large"))
         );
         let (status, _) = send(&app, "GET", "/v1/records/nope", String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn an_empty_log_has_no_checkpoint_and_a_refused_record_leaves_no_trace() {
+        let config = demo_config();
+        let (app, _dir) = test_app(&config);
+        let (status, body) = send(&app, "GET", "/v1/checkpoint", String::new()).await;
+        assert_eq!(
+            (status, json(&body)["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("empty"))
+        );
+        let mut tampered = json(&seal(&capture(&config, &["email-offers"]), 1));
+        let bytes = tampered["record"].as_str().unwrap().replace("\"given\"", "\"refused\"");
+        tampered["record"] = bytes.into();
+        let (status, _) = send(&app, "POST", "/v1/records", tampered.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = send(&app, "GET", "/v1/checkpoint", String::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing partial is stored");
+    }
+
+    #[tokio::test]
+    async fn the_log_survives_a_restart() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.db");
+        let www: std::path::PathBuf = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let first = capture(&config, &["email-offers"]);
+        let receipt = {
+            let app = crate::serve::app(www.clone(), config.clone(), Store::open(&path, &config).unwrap(), None);
+            send(&app, "POST", "/v1/records", seal(&first, 1)).await.1
+        };
+        let app = crate::serve::app(www, config.clone(), Store::open(&path, &config).unwrap(), None);
+        let (status, got) = send(&app, "GET", &format!("/v1/records/{}", first.record.id), String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            json(&got)["receipt"],
+            json(&receipt),
+            "same key, same log, same receipt"
+        );
+        let (status, _) = send(&app, "POST", "/v1/records", seal(&capture(&config, &[]), 2)).await;
+        assert_eq!(status, StatusCode::CREATED);
     }
 }

@@ -1,7 +1,8 @@
 //! `unticked serve`: the demo shop's static files under a strict Content-Security-Policy,
 //! the shop's own order endpoint, and a health check.
 
-use crate::records;
+use crate::store::Store;
+use crate::{admin, records};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -18,6 +19,7 @@ pub struct Options {
     pub config: PathBuf,
     pub www: PathBuf,
     pub addr: String,
+    pub db: PathBuf,
 }
 
 /// The policy the widget must work under (issue 2): no inline script or style; wasm
@@ -26,13 +28,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole HTTP app; tests call it with `oneshot`.
-pub fn app(www: PathBuf, config: Config) -> Router {
+pub fn app(www: PathBuf, config: Config, store: Store, admin_token: Option<String>) -> Router {
     let records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/records/{id}", get(records::get_record))
+        .route("/v1/checkpoint", get(records::get_checkpoint))
+        .route("/v1/proofs/consistency", get(records::get_consistency))
+        .route("/v1/texts/{sha256}", get(records::get_text))
+        .route("/v1/admin/subjects", get(admin::subject).delete(admin::erase))
+        .route("/v1/admin/subjects/export", get(admin::export_subject))
+        .route("/v1/admin/export", get(admin::export_all))
         // One byte more than allowed, so the handler answers a too-large body itself (JSON).
         .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
-        .with_state(records::Collector::new(config));
+        .with_state(records::Collector::new(config, store, admin_token));
     Router::new()
         .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
@@ -62,7 +70,8 @@ fn escape(text: &str) -> String {
 /// The demo shop's own backend: it takes the order or sign-up whatever the marketing boxes
 /// say (R3) and shows which consent fields arrived with it, and the id of the consent record
 /// the widget put in the form (`consent.record`), which is how an order points at its proof.
-/// It never echoes contact data.
+/// It never echoes contact data. It loads the widget too, as every page of a shop should: a
+/// record the checkout page had no time to send goes from here.
 async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap<String, String>>) -> Response {
     let title = match action.as_str() {
         "order" => "Thank you, your order is placed",
@@ -94,7 +103,8 @@ async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap
     Html(format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/shop.css\"></head>\
+         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/shop.css\">\
+         <script type=\"module\" src=\"/pkg/unticked.js\" data-config=\"/consent.json\"></script></head>\
          <body><main class=\"shop\"><h1 id=\"done\">{title}</h1>{choices}{record}<p><a href=\"/\">Back to the shop</a></p></main></body></html>"
     ))
     .into_response()
@@ -119,6 +129,13 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: cannot read {}", options.config.display());
         return ExitCode::from(2);
     };
+    let store = match Store::open(&options.db, &config) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e.0);
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -139,8 +156,21 @@ pub fn main(options: Options) -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or(options.addr.clone());
         // Tests and build.sh read this line to find the port.
+        println!(
+            "unticked: log {} (checkpoints signed by {}, key {})",
+            options.db.display(),
+            store.origin(),
+            unticked_core::record::base64url(store.public_key().as_bytes())
+        );
         println!("unticked: serving {} on http://{addr}/", options.www.display());
-        if let Err(e) = axum::serve(listener, app(options.www, config))
+        let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok();
+        if admin_token.is_none() {
+            println!(
+                "unticked: admin endpoints off (set {} to enable them)",
+                admin::TOKEN_VARIABLE
+            );
+        }
+        if let Err(e) = axum::serve(listener, app(options.www, config, store, admin_token))
             .with_graceful_shutdown(shutdown_signal())
             .await
         {
@@ -191,7 +221,13 @@ mod tests {
     }
 
     async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
-        let response = app(PathBuf::from(WWW), demo_config()).oneshot(request).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = demo_config();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let response = app(PathBuf::from(WWW), config, store, None)
+            .oneshot(request)
+            .await
+            .unwrap();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())

@@ -67,12 +67,15 @@ fn serve_refuses_an_invalid_config() {
 /// HTTP/1.1 request under the CSP, and SIGTERM shuts the server down gracefully with exit 0.
 #[test]
 fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
     let child = unticked()
         .arg("serve")
         .arg("--config")
         .arg(root().join("www/consent.json"))
         .arg("--www")
         .arg(root().join("www"))
+        .arg("--db")
+        .arg(dir.path().join("log.db"))
         .args(["--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests that run the real `unticked` binary.
+// Each test binary that includes this module uses a different part of it.
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,335 @@
+//! The site owner's endpoints, behind a bearer token (`UNTICKED_ADMIN_TOKEN`): what a
+//! subject agreed to and when (Art. 7(1)), everything held about them (Art. 15), everything
+//! (an export for the site owner's own systems), and erasure (Art. 17).
+//!
+//! A subject is found by their e-mail address or phone number through the keyed index
+//! (HMAC under the collector's secret): the log itself holds only commitments (R10). A
+//! subject appears in the records where they granted a channel and gave that contact; a
+//! record where they refused everything carries no contact (R8) and cannot be tied to them.
+
+use crate::records::{refuse, Collector, Refusal};
+use crate::store::SubjectRow;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use unticked_core::capture::{normalise_email, normalise_phone};
+use unticked_core::record;
+
+/// The environment variable holding the admin token; without it the admin endpoints are off.
+pub const TOKEN_VARIABLE: &str = "UNTICKED_ADMIN_TOKEN";
+
+/// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first).
+fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(expected) = &collector.admin_token else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "admin-disabled",
+            format!("set {TOKEN_VARIABLE} to enable the admin endpoints"),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
+    if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorised",
+            "a valid bearer token is required",
+        ));
+    }
+    Ok(())
+}
+
+/// The normalised identifier named by `?identifier=`: an e-mail address, or a phone number
+/// in international form (`+371…` or `00371…`).
+fn identifier(query: &HashMap<String, String>) -> Result<String, Refusal> {
+    let raw = query.get("identifier").map(String::as_str).unwrap_or("");
+    let normalised = if raw.contains('@') {
+        normalise_email(raw)
+    } else {
+        normalise_phone(raw, "")
+    };
+    normalised.ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-identifier",
+            "identifier is an e-mail address or an international phone number (+371…)",
+        )
+    })
+}
+
+fn disclosure_json(row: &SubjectRow) -> serde_json::Value {
+    serde_json::json!({ "channel": row.channel, "identifier": row.identifier, "salt": row.salt })
+}
+
+/// The records a subject appears in, opened, oldest first: `(index, bytes, disclosures)`.
+fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, String, Vec<SubjectRow>)>, Refusal> {
+    let rows = collector
+        .store
+        .subject(identifier)
+        .map_err(crate::records::unavailable)?;
+    let mut by_index: BTreeMap<u64, Vec<SubjectRow>> = BTreeMap::new();
+    for row in rows {
+        by_index.entry(row.index).or_default().push(row);
+    }
+    let mut out = Vec::new();
+    for (index, rows) in by_index {
+        if let Some(bytes) = collector.store.record_at(index).map_err(crate::records::unavailable)? {
+            out.push((index, bytes, rows));
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /v1/admin/subjects?identifier=…`: the current state of each purpose for this subject
+/// (from the latest record they appear in that names the purpose) and the full history.
+pub async fn subject(
+    State(collector): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let answer = (|| {
+        authorised(&collector, &headers)?;
+        let identifier = identifier(&query)?;
+        let mut current: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let mut history = Vec::new();
+        let mut records = records_of(&collector, &identifier)?;
+        // Latest by the shopper's clock, then by log order.
+        records.sort_by_key(|(index, bytes, _)| {
+            let at = record::open(bytes.as_bytes()).map_or(0, |o| o.record.captured_at);
+            (at, *index)
+        });
+        for (index, bytes, rows) in &records {
+            let Ok(opened) = record::open(bytes.as_bytes()) else {
+                continue;
+            };
+            let r = &opened.record;
+            for p in &r.purposes {
+                current.insert(
+                    p.id.clone(),
+                    serde_json::json!({
+                        "state": p.state.as_str(), "version": p.version, "record": r.id, "captured_at": r.captured_at,
+                    }),
+                );
+            }
+            history.push(serde_json::json!({
+                "index": index,
+                "record": r.id,
+                "captured_at": r.captured_at,
+                "form": r.form,
+                "source": r.source.as_str(),
+                "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
+                "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
+            }));
+        }
+        // Counts only: contact data never goes to the logs.
+        tracing::info!(records = history.len(), "admin: subject looked up");
+        Ok::<_, Refusal>(axum::Json(
+            serde_json::json!({ "purposes": current, "history": history }),
+        ))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+fn ndjson(lines: Vec<String>) -> Response {
+    let mut body = lines.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+fn export_line(index: u64, bytes: &str, rows: &[SubjectRow]) -> String {
+    serde_json::json!({
+        "index": index,
+        "record": bytes,
+        "disclosures": rows.iter().map(disclosure_json).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+/// `GET /v1/admin/subjects/export?identifier=…`: every record the subject appears in, with
+/// the exact bytes and what is held about them, one JSON object per line (Art. 15).
+pub async fn export_subject(
+    State(collector): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let answer = (|| {
+        authorised(&collector, &headers)?;
+        let identifier = identifier(&query)?;
+        let records = records_of(&collector, &identifier)?;
+        Ok::<_, Refusal>(ndjson(
+            records.iter().map(|(i, b, rows)| export_line(*i, b, rows)).collect(),
+        ))
+    })();
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /v1/admin/export`: the whole log in order, each record with the disclosures still held.
+pub async fn export_all(State(collector): State<Arc<Collector>>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = authorised(&collector, &headers) {
+        return refusal.into_response();
+    }
+    let mut lines = Vec::new();
+    match collector
+        .store
+        .export(|index, bytes, rows| lines.push(export_line(index, bytes, rows)))
+    {
+        Ok(()) => ndjson(lines),
+        Err(e) => crate::records::unavailable(e).into_response(),
+    }
+}
+
+/// `DELETE /v1/admin/subjects?identifier=…`: erases the subject (Art. 17). Their
+/// disclosures are deleted; the records stay, and so does every proof, since the log holds
+/// only salted commitments that no longer lead anywhere.
+pub async fn erase(
+    State(collector): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let answer = (|| {
+        authorised(&collector, &headers)?;
+        let identifier = identifier(&query)?;
+        let erased = collector
+            .store
+            .erase(&identifier)
+            .map_err(crate::records::unavailable)?;
+        tracing::info!(erased, "admin: subject erased");
+        Ok::<_, Refusal>(axum::Json(serde_json::json!({ "erased": erased })))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Keys, Store};
+    use crate::testing::{capture, demo_config, seal};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn call(
+        app: &axum::Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: String,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = app
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_subject_is_found_exported_and_erased_and_the_log_still_verifies() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let app = crate::serve::app(
+            www,
+            config.clone(),
+            Store::open(&db, &config).unwrap(),
+            Some("s3cret".into()),
+        );
+        // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses.
+        for given in [&["email-offers"][..], &[], &["email-offers", "sms-offers"]] {
+            let (status, _) = call(&app, "POST", "/v1/records", None, seal(&capture(&config, given), 1)).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let who = "/v1/admin/subjects?identifier=JAN%40Example.PL";
+
+        assert_eq!(
+            call(&app, "GET", who, None, String::new()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            call(&app, "GET", who, Some("guess"), String::new()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (status, body) = call(
+            &app,
+            "GET",
+            "/v1/admin/subjects?identifier=nobody",
+            Some("s3cret"),
+            String::new(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+        let (status, body) = call(&app, "GET", who, Some("s3cret"), String::new()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let found: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            found["history"].as_array().unwrap().len(),
+            2,
+            "the refusal names nobody (R8)"
+        );
+        assert_eq!(found["purposes"]["email-offers"]["state"], "given");
+        assert_eq!(found["purposes"]["sms-offers"]["state"], "given");
+        assert_eq!(found["purposes"]["phone-calls"]["state"], "refused");
+
+        let (status, lines) = call(
+            &app,
+            "GET",
+            &who.replace("subjects?", "subjects/export?"),
+            Some("s3cret"),
+            String::new(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(lines.lines().count(), 2);
+        assert!(lines.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
+        let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
+        assert_eq!(all.lines().count(), 3);
+
+        let (status, erased) = call(&app, "DELETE", who, Some("s3cret"), String::new()).await;
+        assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":2}"#));
+        let (_, after) = call(&app, "GET", who, Some("s3cret"), String::new()).await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&after).unwrap()["history"],
+            serde_json::json!([])
+        );
+        let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
+        assert!(!all.contains("jan@example.pl"), "no trace of the subject is left");
+        assert_eq!(all.lines().count(), 3, "the records stay");
+        assert!(
+            crate::verify::verify(&db, &Keys::path_for(&db)).is_ok(),
+            "and the log still verifies"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_token_the_admin_endpoints_are_off() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let app = crate::serve::app(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
+            config,
+            store,
+            None,
+        );
+        let (status, body) = call(&app, "GET", "/v1/admin/export", Some(""), String::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("admin-disabled"));
+    }
+}

@@ -1,0 +1,296 @@
+//! `unticked bench`: posts N pre-signed records over loopback with C connections and prints
+//! the collector's ingest rate, latency and peak memory beside the raw Ed25519 verification
+//! rate of the same machine, measured in the same run. A command that prints figures, not a
+//! test: nothing here asserts a timing.
+
+use crate::store::StoreError;
+use ed25519_dalek::{Signer, SigningKey};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use unticked_core::capture::{self, Capture, Submission, SALT_LEN};
+use unticked_core::config::Config;
+use unticked_core::record::{self, base64url, fill};
+use unticked_core::view;
+
+pub struct Options {
+    /// A running collector; without it the bench starts its own on a fresh log.
+    pub url: Option<String>,
+    pub config: PathBuf,
+    pub www: PathBuf,
+    pub records: usize,
+    pub concurrency: usize,
+    /// Where to append the id of each record the collector acknowledged (one per line).
+    pub acked: Option<PathBuf>,
+}
+
+/// Seals a capture as `src/courier.js` does in the browser: SHA-256 into the digest holes,
+/// Ed25519 over the unsigned text, the signature into its holes. Returns the delivery body.
+pub fn seal(capture: &Capture, key: &SigningKey) -> String {
+    let digests: Vec<String> = capture
+        .digest_inputs()
+        .iter()
+        .map(|input| record::hex(&Sha256::digest(input)))
+        .collect();
+    let parts = capture.record.parts();
+    let signature = key.sign(fill(&parts, &digests, None).as_bytes());
+    let (public_key, value) = (
+        base64url(key.verifying_key().as_bytes()),
+        base64url(&signature.to_bytes()),
+    );
+    let record = fill(&parts, &digests, Some(["Ed25519", &public_key, &value]));
+    let disclosures = capture::disclosures_json(&capture.disclosures);
+    format!(
+        r#"{{"disclosures":{disclosures},"record":{}}}"#,
+        serde_json::Value::String(record)
+    )
+}
+
+/// `n` checkout submissions as shoppers of 64 browsers would send them: every other one
+/// gives e-mail offers (and so discloses an address), the rest refuse everything.
+fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, StoreError> {
+    let form = config
+        .form("checkout")
+        .ok_or_else(|| StoreError("the config has no checkout form".into()))?;
+    let locale = config.default_locale.as_str();
+    let texts = view::purpose_texts(&view::choices(config, form, locale, Some(locale), "u"));
+    let keys: Vec<SigningKey> = (0..64u8)
+        .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
+        .collect();
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let run = Sha256::digest(start.to_be_bytes());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut random = [0u8; 10];
+        random[..2].copy_from_slice(&run[..2]);
+        random[2..].copy_from_slice(&(i as u64).to_be_bytes());
+        let id = record::record_id(start, random);
+        let email = format!("shopper{i}@example.lv");
+        let given: &[&str] = if i % 2 == 0 { &["email-offers"] } else { &[] };
+        let page = Submission {
+            id: &id,
+            captured_at: start + i as u64,
+            page_origin: "http://127.0.0.1:8080",
+            page_path: "/checkout.html",
+            config_sha256: "0000000000000000000000000000000000000000000000000000000000000000",
+            widget: env!("CARGO_PKG_VERSION"),
+            ticked: given,
+            ticked_by_shopper: given,
+            email: &email,
+            phone: "",
+        };
+        let salt = || {
+            let mut salt = [0u8; SALT_LEN];
+            salt[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            salt
+        };
+        let assembled = capture::assemble(config, "checkout", locale, &texts, &page, salt)
+            .ok_or_else(|| StoreError("could not assemble a checkout record".into()))?;
+        out.push((id, seal(&assembled.capture, &keys[i % keys.len()])));
+    }
+    Ok(out)
+}
+
+/// Raw `record::open` (strict Ed25519 verification plus parsing) rate over the deliveries,
+/// on one core and on every core.
+fn verification_rates(bodies: &[(String, String)]) -> (f64, f64, usize) {
+    let records: Vec<String> = bodies
+        .iter()
+        .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+        .filter_map(|v| v["record"].as_str().map(str::to_string))
+        .collect();
+    let sample = &records[..records.len().min(4000)];
+    let start = Instant::now();
+    let ok = sample.iter().filter(|r| record::open(r.as_bytes()).is_ok()).count();
+    let one = ok as f64 / start.elapsed().as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    let total: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..cores)
+            .map(|_| scope.spawn(|| sample.iter().filter(|r| record::open(r.as_bytes()).is_ok()).count()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let all = total as f64 / start.elapsed().as_secs_f64();
+    (one, all, cores)
+}
+
+/// A collector of our own: this binary's `serve` on a free port and a fresh log.
+fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, String), StoreError> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg("--config")
+        .arg(&options.config)
+        .arg("--www")
+        .arg(&options.www)
+        .arg("--db")
+        .arg(dir.join("bench.db"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| StoreError("no stdout".into()))?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some(url) = line
+            .strip_prefix("unticked: serving ")
+            .and_then(|l| l.split(" on ").nth(1))
+        {
+            return Ok((child, url.trim_end_matches('/').to_string()));
+        }
+    }
+    Err(StoreError("the collector did not start".into()))
+}
+
+/// Peak resident memory of a process, from Linux's /proc (`VmHWM`), in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Outcome {
+    latencies: Vec<Duration>,
+    statuses: Vec<u16>,
+}
+
+async fn post_all(
+    url: &str,
+    bodies: Arc<Vec<(String, String)>>,
+    concurrency: usize,
+    acked: Option<Arc<Mutex<std::fs::File>>>,
+) -> Result<(Outcome, Duration), StoreError> {
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| StoreError("the bench speaks plain http to a local collector".into()))?
+        .to_string();
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (bodies, next, authority, acked) = (bodies.clone(), next.clone(), authority.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut outcome = Outcome {
+                latencies: Vec::new(),
+                statuses: Vec::new(),
+            };
+            let stream = tokio::net::TcpStream::connect(&authority).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((id, body)) = bodies.get(i) else { break };
+                let request = hyper::Request::post("/v1/records")
+                    .header(hyper::header::HOST, &authority)
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body.clone())))?;
+                let sent = Instant::now();
+                let response = sender.send_request(request).await?;
+                let status = response.status().as_u16();
+                response.into_body().collect().await?;
+                outcome.latencies.push(sent.elapsed());
+                outcome.statuses.push(status);
+                if status == 201 || status == 200 {
+                    if let Some(file) = &acked {
+                        let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+                        writeln!(file, "{id}")?;
+                        file.flush()?;
+                    }
+                }
+            }
+            Ok::<_, StoreError>(outcome)
+        }));
+    }
+    let mut all = Outcome {
+        latencies: Vec::new(),
+        statuses: Vec::new(),
+    };
+    for task in tasks {
+        let outcome = task.await??;
+        all.latencies.extend(outcome.latencies);
+        all.statuses.extend(outcome.statuses);
+    }
+    Ok((all, start.elapsed()))
+}
+
+pub fn main(options: Options) -> ExitCode {
+    match run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unticked bench: {}", e.0);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options) -> Result<(), StoreError> {
+    let text = std::fs::read_to_string(&options.config)
+        .map_err(|e| StoreError(format!("{}: {e}", options.config.display())))?;
+    let config =
+        Config::from_json(&text).map_err(|_| StoreError("the config is not valid; run `unticked lint`".into()))?;
+    eprintln!("unticked bench: signing {} records…", options.records);
+    let bodies = Arc::new(deliveries(&config, options.records)?);
+
+    let dir = tempfile::tempdir()?;
+    let (child, url) = match &options.url {
+        Some(url) => (None, url.trim_end_matches('/').to_string()),
+        None => {
+            let (child, url) = start_collector(options, dir.path())?;
+            (Some(child), url)
+        }
+    };
+    let acked = match &options.acked {
+        Some(path) => Some(Arc::new(Mutex::new(
+            std::fs::OpenOptions::new().create(true).append(true).open(path)?,
+        ))),
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let posted = runtime.block_on(post_all(&url, bodies.clone(), options.concurrency.max(1), acked));
+    let peak = child.as_ref().and_then(|c| peak_rss_kib(c.id()));
+    if let Some(mut child) = child {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (mut outcome, elapsed) = posted?;
+    // After the run, so that it neither competes with the collector nor delays the first post.
+    let (one_core, all_cores, cores) = verification_rates(&bodies);
+    outcome.latencies.sort();
+    let quantile = |q: f64| {
+        let i = ((outcome.latencies.len() as f64 * q) as usize).min(outcome.latencies.len().saturating_sub(1));
+        outcome.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let stored = outcome.statuses.iter().filter(|&&s| s == 201).count();
+    let other: Vec<&u16> = outcome.statuses.iter().filter(|&&s| s != 201).collect();
+    println!(
+        "{} records over {} connections to {url}: {stored} stored (201), {} other answers",
+        bodies.len(),
+        options.concurrency,
+        other.len()
+    );
+    println!(
+        "ingest     {:>9.0} records/s   p50 {:.2} ms   p99 {:.2} ms",
+        outcome.statuses.len() as f64 / elapsed.as_secs_f64(),
+        quantile(0.5),
+        quantile(0.99)
+    );
+    match peak {
+        Some(kib) => println!("collector peak RSS {:.1} MiB", kib as f64 / 1024.0),
+        None => println!("collector peak RSS: not measured (an external collector, or no /proc)"),
+    }
+    println!(
+        "raw record::open (Ed25519 strict + parse): {one_core:>9.0} /s on 1 core, {all_cores:.0} /s on {cores} cores"
+    );
+    Ok(())
+}

@@ -1,0 +1,598 @@
+//! The collector's storage: an append-only log of the exact record bytes in SQLite, an
+//! RFC 9162 Merkle tree over them, signed checkpoints, the purpose texts by hash, and the
+//! disclosures in an erasable table with a keyed index (R10).
+//!
+//! One writer thread owns the write connection and commits whatever arrived together in one
+//! transaction with one checkpoint (group commit): a 201 is sent only after SQLite has made
+//! that transaction durable (WAL, `synchronous=FULL`), so an acknowledged record survives a
+//! crash or `kill -9`. Readers use their own connection and never see a leaf before its
+//! checkpoint is committed.
+//!
+//! The collector's key file (`<db>.key`, created on first start, mode 0600) holds the
+//! Ed25519 seed that signs checkpoints and the secret of the subject index.
+
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+use unticked_core::capture::Disclosure;
+use unticked_core::config::Config;
+use unticked_core::merkle::{self, Hash, Tree};
+use unticked_core::record::{base64url, hex};
+use unticked_core::view;
+
+/// Most deliveries committed in one transaction.
+const BATCH: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log (
+  idx INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  bytes BLOB NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  size INTEGER PRIMARY KEY,
+  root BLOB NOT NULL,
+  signature BLOB NOT NULL,
+  timestamp INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS texts (
+  sha256 TEXT PRIMARY KEY,
+  purpose TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  locale TEXT NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subjects (
+  idx INTEGER NOT NULL,
+  position INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  lookup BLOB NOT NULL,
+  identifier TEXT NOT NULL,
+  salt BLOB NOT NULL,
+  PRIMARY KEY (idx, position)
+);
+CREATE INDEX IF NOT EXISTS subjects_by_lookup ON subjects (lookup);
+";
+
+/// Why storage failed: the server's problem, never the client's (a 500 or 503).
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl<E: std::fmt::Display> From<E> for StoreError {
+    fn from(e: E) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// The collector's secrets, from the key file beside the database.
+pub struct Keys {
+    pub signing: SigningKey,
+    lookup_secret: [u8; 32],
+}
+
+impl Keys {
+    /// The key file for a database: `<db>.key`.
+    pub fn path_for(db: &Path) -> PathBuf {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".key");
+        PathBuf::from(name)
+    }
+
+    /// Reads the key file, or creates it (0600) with fresh keys when there is none.
+    pub fn load_or_create(path: &Path) -> Result<Keys, StoreError> {
+        if !path.exists() {
+            let mut seed = [0u8; 64];
+            getrandom::fill(&mut seed).map_err(|e| StoreError(format!("no randomness: {e}")))?;
+            let text = format!("{}\n{}\n", hex(&seed[..32]), hex(&seed[32..]));
+            write_private(path, &text)?;
+        }
+        Keys::load(path)
+    }
+
+    /// Reads an existing key file.
+    pub fn load(path: &Path) -> Result<Keys, StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        let mut lines = text.lines().map(unhex32);
+        match (lines.next().flatten(), lines.next().flatten()) {
+            (Some(seed), Some(lookup_secret)) => Ok(Keys {
+                signing: SigningKey::from_bytes(&seed),
+                lookup_secret,
+            }),
+            _ => Err(StoreError(format!("{}: not an unticked key file", path.display()))),
+        }
+    }
+
+    pub fn verifying(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// The keyed index of a normalised identifier: HMAC-SHA-256 under the collector's
+    /// secret, so the index alone reveals no contact and cannot be built by guessing.
+    pub fn lookup(&self, identifier: &str) -> [u8; 32] {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.lookup_secret).expect("HMAC takes any key length");
+        mac.update(identifier.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
+    std::fs::write(path, text).map_err(|e| StoreError(format!("{}: {e}", path.display())))
+}
+
+/// A signed statement of the log's size and root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub size: u64,
+    pub root: Hash,
+    pub signature: Vec<u8>,
+    pub timestamp: u64,
+}
+
+/// The checkpoint's signed text, in the C2SP tlog-checkpoint layout: origin, tree size and
+/// root hash (standard base64), one per line.
+pub fn checkpoint_body(origin: &str, size: u64, root: &Hash) -> String {
+    format!("{origin}\n{size}\n{}\n", base64_std(root))
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(bytes)
+}
+
+/// The log's name in its checkpoints: tied to its key, so two collectors' logs never pass
+/// for one another.
+pub fn origin_of(key: &VerifyingKey) -> String {
+    format!("unticked/{}", &hex(&Sha256::digest(key.as_bytes()))[..16])
+}
+
+impl Checkpoint {
+    pub fn to_json(&self, origin: &str, key: &VerifyingKey) -> serde_json::Value {
+        serde_json::json!({
+            "origin": origin,
+            "size": self.size,
+            "root": hex(&self.root),
+            "timestamp": self.timestamp,
+            "public_key": base64url(key.as_bytes()),
+            "signature": base64url(&self.signature),
+            "note": checkpoint_body(origin, self.size, &self.root),
+        })
+    }
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now at this log index.
+    New(u64),
+    /// The same bytes were stored before at this index.
+    Existing(u64),
+    /// Other bytes are stored under this id.
+    Conflict,
+}
+
+struct Job {
+    id: String,
+    bytes: String,
+    disclosures: Vec<Disclosure>,
+    reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// The state readers share with the writer.
+struct Shared {
+    path: PathBuf,
+    tree: RwLock<Tree>,
+    latest: RwLock<Option<Checkpoint>>,
+    read: Mutex<Connection>,
+    keys: Keys,
+    origin: String,
+}
+
+/// The store: cheap to clone, one per collector.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::SyncSender<Job>,
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
+    /// the stored records, and records every purpose text `config` can show.
+    pub fn open(path: &Path, config: &Config) -> Result<Store, StoreError> {
+        let keys = Keys::load_or_create(&Keys::path_for(path))?;
+        let mut write = open_connection(path, OpenFlags::default())?;
+        // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
+        write.pragma_update(None, "journal_mode", "WAL")?;
+        write.pragma_update(None, "synchronous", "FULL")?;
+        write.execute_batch(SCHEMA)?;
+        store_texts(&mut write, config)?;
+        let read = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut tree = Tree::new();
+        {
+            let mut rows = write.prepare("SELECT idx, bytes FROM log ORDER BY idx")?;
+            let mut rows = rows.query([])?;
+            while let Some(row) = rows.next()? {
+                let idx: u64 = row.get(0)?;
+                if idx != tree.len() {
+                    return Err(StoreError(format!(
+                        "the log has no record at index {}; run `unticked verify`",
+                        tree.len()
+                    )));
+                }
+                let bytes: Vec<u8> = row.get(1)?;
+                tree.push(merkle::leaf_hash(&bytes));
+            }
+        }
+        let latest = latest_checkpoint(&write)?;
+        let origin = origin_of(&keys.verifying());
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            tree: RwLock::new(tree),
+            latest: RwLock::new(latest),
+            read: Mutex::new(read),
+            keys,
+            origin,
+        });
+        let (jobs, queue) = mpsc::sync_channel::<Job>(4 * BATCH);
+        let writer = shared.clone();
+        std::thread::Builder::new()
+            .name("unticked-writer".into())
+            .spawn(move || write_loop(write, &writer, &queue))?;
+        Ok(Store { jobs, shared })
+    }
+
+    /// Appends a verified record (idempotent by id) and waits until it is durable.
+    pub async fn append(
+        &self,
+        id: String,
+        bytes: String,
+        disclosures: Vec<Disclosure>,
+    ) -> Result<Appended, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            id,
+            bytes,
+            disclosures,
+            reply,
+        };
+        let jobs = self.jobs.clone();
+        // The queue is bounded: under overload the sender waits here, off the async threads.
+        tokio::task::spawn_blocking(move || jobs.send(job))
+            .await?
+            .map_err(|_| StoreError("the writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError("the writer has stopped".into()))?
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.shared.origin
+    }
+
+    pub fn public_key(&self) -> VerifyingKey {
+        self.shared.keys.verifying()
+    }
+
+    /// The disclosures of the subject whose normalised identifier is `identifier`, through
+    /// the keyed index: `(log index, channel, identifier, salt)`, oldest first.
+    pub fn subject(&self, identifier: &str) -> Result<Vec<SubjectRow>, StoreError> {
+        let lookup = self.shared.keys.lookup(identifier);
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut query = read.prepare_cached(
+            "SELECT idx, channel, identifier, salt FROM subjects WHERE lookup = ?1 ORDER BY idx, position",
+        )?;
+        let rows = query.query_map([&lookup[..]], subject_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The exact bytes stored at a log index.
+    pub fn record_at(&self, index: u64) -> Result<Option<String>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let bytes = read
+            .query_row("SELECT bytes FROM log WHERE idx = ?1", [index], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Calls `each` with every record in log order and its disclosures still held.
+    pub fn export(&self, mut each: impl FnMut(u64, &str, &[SubjectRow])) -> Result<(), StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut records = read.prepare("SELECT idx, bytes FROM log ORDER BY idx")?;
+        let mut subjects = read
+            .prepare_cached("SELECT idx, channel, identifier, salt FROM subjects WHERE idx = ?1 ORDER BY position")?;
+        let mut rows = records.query([])?;
+        while let Some(row) = rows.next()? {
+            let idx: u64 = row.get(0)?;
+            let bytes: Vec<u8> = row.get(1)?;
+            let held: Vec<SubjectRow> = subjects.query_map([idx], subject_row)?.collect::<Result<_, _>>()?;
+            each(idx, &String::from_utf8_lossy(&bytes), &held);
+        }
+        Ok(())
+    }
+
+    /// Erases a subject (GDPR Art. 17): deletes their disclosures, so nothing in the store
+    /// names them any more. The log and every signature are untouched and still verify (R10).
+    pub fn erase(&self, identifier: &str) -> Result<usize, StoreError> {
+        let lookup = self.shared.keys.lookup(identifier);
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?)
+    }
+
+    /// The latest checkpoint, if anything was stored.
+    pub fn latest(&self) -> Option<Checkpoint> {
+        self.shared.latest.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The record stored under `id`: its index and exact bytes.
+    pub fn record(&self, id: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let found = read
+            .query_row("SELECT idx, bytes FROM log WHERE id = ?1", [id], |row| {
+                Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()?;
+        Ok(found.map(|(idx, bytes)| (idx, String::from_utf8_lossy(&bytes).into_owned())))
+    }
+
+    /// The first checkpoint that covers `index`: the one its receipt was issued with.
+    pub fn checkpoint_covering(&self, index: u64) -> Result<Option<Checkpoint>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let found = read
+            .query_row(
+                "SELECT size, root, signature, timestamp FROM checkpoints WHERE size > ?1 ORDER BY size LIMIT 1",
+                [index],
+                checkpoint_row,
+            )
+            .optional()?;
+        Ok(found)
+    }
+
+    /// The leaf hash at `index` and its inclusion proof in the tree of `size` leaves.
+    pub fn inclusion(&self, index: u64, size: u64) -> Option<(Hash, Vec<Hash>)> {
+        let tree = self.shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        Some((tree.leaf(index)?, tree.inclusion(index, size)?))
+    }
+
+    /// The consistency proof between two committed sizes.
+    pub fn consistency(&self, from: u64, to: u64) -> Option<Vec<Hash>> {
+        let committed = self.latest().map_or(0, |c| c.size);
+        if to > committed {
+            return None;
+        }
+        self.shared
+            .tree
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .consistency(from, to)
+    }
+
+    /// A stored purpose text: `(purpose, version, locale, text)`.
+    pub fn text(&self, sha256: &str) -> Result<Option<(String, u32, String, String)>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(read
+            .query_row(
+                "SELECT purpose, version, locale, text FROM texts WHERE sha256 = ?1",
+                [sha256],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()?)
+    }
+}
+
+/// A disclosure as stored: log index, channel, identifier and salt (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    pub index: u64,
+    pub channel: String,
+    pub identifier: String,
+    pub salt: String,
+}
+
+fn subject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectRow> {
+    Ok(SubjectRow {
+        index: row.get(0)?,
+        channel: row.get(1)?,
+        identifier: row.get(2)?,
+        salt: hex(&row.get::<_, Vec<u8>>(3)?),
+    })
+}
+
+fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
+    let root: Vec<u8> = row.get(1)?;
+    Ok(Checkpoint {
+        size: row.get(0)?,
+        root: root.try_into().unwrap_or([0; 32]),
+        signature: row.get(2)?,
+        timestamp: row.get(3)?,
+    })
+}
+
+fn latest_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT size, root, signature, timestamp FROM checkpoints ORDER BY size DESC LIMIT 1",
+            [],
+            checkpoint_row,
+        )
+        .optional()?)
+}
+
+/// Every text the config can show, by its SHA-256: each purpose of each form in each
+/// locale, exactly as the widget renders it (DESIGN.md, trust model, layer 3).
+fn store_texts(conn: &mut Connection, config: &Config) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO texts (sha256, purpose, version, locale, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for form in &config.forms {
+            for locale in &config.locales {
+                let tree = view::choices(config, form, locale, Some(locale), "u");
+                for (purpose, text) in view::purpose_texts(&tree) {
+                    let version = config.purpose(&purpose).map_or(0, |p| p.version);
+                    let sha = hex(&Sha256::digest(text.as_bytes()));
+                    insert.execute(params![sha, purpose, version, locale, text])?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn write_loop(mut conn: Connection, shared: &Shared, queue: &mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_batch(&mut conn, shared, &batch);
+        for (job, outcome) in batch.into_iter().zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Writes a batch in one transaction with one checkpoint. On failure nothing of it is kept,
+/// in the database or in the tree, and every job gets the error.
+fn commit_batch(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Vec<Result<Appended, StoreError>> {
+    let before = shared.tree.read().unwrap_or_else(|e| e.into_inner()).len();
+    match try_commit(conn, shared, batch) {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) => {
+            let mut tree = shared.tree.write().unwrap_or_else(|e| e.into_inner());
+            while tree.len() > before {
+                tree.pop();
+            }
+            tracing::error!(error = %e.0, "could not store a batch");
+            batch.iter().map(|_| Err(StoreError(e.0.clone()))).collect()
+        }
+    }
+}
+
+fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<Vec<Appended>, StoreError> {
+    let received_at = now_ms();
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut added: Vec<(&str, &str, u64)> = Vec::new();
+    {
+        let mut find = tx.prepare_cached("SELECT idx, bytes FROM log WHERE id = ?1")?;
+        let mut insert = tx.prepare_cached("INSERT INTO log (idx, id, bytes, received_at) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut subject = tx.prepare_cached(
+            "INSERT INTO subjects (idx, position, channel, lookup, identifier, salt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for job in batch {
+            let earlier = find
+                .query_row([&job.id], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+                .optional()?
+                .map(|(idx, bytes)| (idx, bytes == job.bytes.as_bytes()))
+                .or_else(|| {
+                    added
+                        .iter()
+                        .find(|(id, _, _)| *id == job.id)
+                        .map(|(_, bytes, idx)| (*idx, *bytes == job.bytes))
+                });
+            match earlier {
+                Some((idx, true)) => outcomes.push(Appended::Existing(idx)),
+                Some((_, false)) => outcomes.push(Appended::Conflict),
+                None => {
+                    let idx = {
+                        let mut tree = shared.tree.write().unwrap_or_else(|e| e.into_inner());
+                        tree.push(merkle::leaf_hash(job.bytes.as_bytes()));
+                        tree.len() - 1
+                    };
+                    insert.execute(params![idx, job.id, job.bytes.as_bytes(), received_at])?;
+                    for (position, d) in job.disclosures.iter().enumerate() {
+                        subject.execute(params![
+                            idx,
+                            position,
+                            d.channel.as_str(),
+                            &shared.keys.lookup(&d.identifier)[..],
+                            d.identifier,
+                            &d.salt[..]
+                        ])?;
+                    }
+                    added.push((&job.id, &job.bytes, idx));
+                    outcomes.push(Appended::New(idx));
+                }
+            }
+        }
+    }
+    let checkpoint = if added.is_empty() {
+        None
+    } else {
+        let tree = shared.tree.read().unwrap_or_else(|e| e.into_inner());
+        let size = tree.len();
+        let root = tree.root(size).ok_or_else(|| StoreError("no root".into()))?;
+        let signature = shared
+            .keys
+            .signing
+            .sign(checkpoint_body(&shared.origin, size, &root).as_bytes());
+        let checkpoint = Checkpoint {
+            size,
+            root,
+            signature: signature.to_bytes().to_vec(),
+            timestamp: received_at,
+        };
+        tx.execute(
+            "INSERT INTO checkpoints (size, root, signature, timestamp) VALUES (?1, ?2, ?3, ?4)",
+            params![size, &root[..], checkpoint.signature, received_at],
+        )?;
+        Some(checkpoint)
+    };
+    tx.commit()?;
+    if let Some(checkpoint) = checkpoint {
+        *shared.latest.write().unwrap_or_else(|e| e.into_inner()) = Some(checkpoint);
+    }
+    Ok(outcomes)
+}

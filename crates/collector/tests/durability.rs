@@ -1,0 +1,117 @@
+//! No acknowledged record is ever lost: a stream of posts, `kill -9` in the middle of it,
+//! a restart on the same log, and every record the collector answered 201 for is there and
+//! `unticked verify` finds the log clean.
+
+mod common;
+
+use common::{root, unticked};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills a process the test leaves behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `unticked serve` on a free port over `db`; returns the process and its `host:port`.
+fn serve(db: &Path) -> (Killed, String) {
+    let mut child = unticked()
+        .arg("serve")
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--www")
+        .arg(root().join("www"))
+        .arg("--db")
+        .arg(db)
+        .args(["--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unticked serve");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its URL").unwrap();
+        if let Some(url) = line.split(" on http://").nth(1) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), addr)
+}
+
+/// The HTTP status of `GET path`.
+fn get_status(addr: &str, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_acknowledged_record_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let acked = dir.path().join("acked.txt");
+    let (mut server, addr) = serve(&db);
+    let bench = unticked()
+        .arg("bench")
+        .args(["--url", &format!("http://{addr}"), "-n", "1500", "-c", "16"])
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--acked")
+        .arg(&acked)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unticked bench");
+    let bench = Killed(bench);
+
+    // Mid-stream: once a few hundred are acknowledged, the collector dies without warning.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lines(&acked).len() < 200 {
+        assert!(Instant::now() < deadline, "the bench acknowledged too few records");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.0.kill().unwrap(); // SIGKILL
+    server.0.wait().unwrap();
+    drop(bench);
+    let acknowledged = lines(&acked);
+    assert!(acknowledged.len() < 1500, "the kill came in the middle of the stream");
+
+    let (_server, addr) = serve(&db);
+    for id in &acknowledged {
+        assert_eq!(
+            get_status(&addr, &format!("/v1/records/{id}")),
+            200,
+            "acknowledged record {id} is there"
+        );
+    }
+    let verified = unticked().arg("verify").arg("--db").arg(&db).output().unwrap();
+    let report = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{report}");
+    assert!(report.contains(": clean"), "{report}");
+}
