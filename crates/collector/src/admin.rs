@@ -248,7 +248,10 @@ mod tests {
             www,
             config.clone(),
             Store::open(&db, &config).unwrap(),
-            Some("s3cret".into()),
+            crate::serve::Settings {
+                admin_token: Some("s3cret".into()),
+                rate_limit: 0,
+            },
         );
         // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses.
         for given in [&["email-offers"][..], &[], &["email-offers", "sms-offers"]] {
@@ -326,7 +329,7 @@ mod tests {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
             config,
             store,
-            None,
+            Default::default(),
         );
         let (status, body) = call(&app, "GET", "/v1/admin/export", Some(""), String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);

@@ -133,7 +133,7 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
         .arg(&options.www)
         .arg("--db")
         .arg(dir.join("bench.db"))
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -51,6 +51,10 @@ enum Command {
         /// The SQLite log; created with its key file (`<db>.key`) on first start.
         #[arg(long, default_value = "unticked.db")]
         db: PathBuf,
+        /// Records per second one client address may post (bursts of three seconds' worth);
+        /// 0 turns the limit off.
+        #[arg(long, default_value_t = 20)]
+        rate_limit: u32,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -93,7 +97,19 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::from(report.exit_code())
         }
-        Command::Serve { config, www, addr, db } => serve::main(serve::Options { config, www, addr, db }),
+        Command::Serve {
+            config,
+            www,
+            addr,
+            db,
+            rate_limit,
+        } => serve::main(serve::Options {
+            config,
+            www,
+            addr,
+            db,
+            rate_limit,
+        }),
         Command::Bench {
             url,
             config,

@@ -487,10 +487,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("log.db"), config).unwrap();
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
-        (
-            crate::serve::app(www, config.clone(), store, Some("secret".into())),
-            dir,
-        )
+        (crate::serve::app(www, config.clone(), store, Default::default()), dir)
     }
 
     fn json(text: &str) -> serde_json::Value {
@@ -643,10 +640,20 @@ mod tests {
         let www: std::path::PathBuf = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
         let first = capture(&config, &["email-offers"]);
         let receipt = {
-            let app = crate::serve::app(www.clone(), config.clone(), Store::open(&path, &config).unwrap(), None);
+            let app = crate::serve::app(
+                www.clone(),
+                config.clone(),
+                Store::open(&path, &config).unwrap(),
+                Default::default(),
+            );
             send(&app, "POST", "/v1/records", seal(&first, 1)).await.1
         };
-        let app = crate::serve::app(www, config.clone(), Store::open(&path, &config).unwrap(), None);
+        let app = crate::serve::app(
+            www,
+            config.clone(),
+            Store::open(&path, &config).unwrap(),
+            Default::default(),
+        );
         let (status, got) = send(&app, "GET", &format!("/v1/records/{}", first.record.id), String::new()).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(

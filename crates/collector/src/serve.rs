@@ -4,15 +4,21 @@
 use crate::store::Store;
 use crate::{admin, records};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::GovernorLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use unticked_core::config::Config;
 
 pub struct Options {
@@ -20,7 +26,24 @@ pub struct Options {
     pub www: PathBuf,
     pub addr: String,
     pub db: PathBuf,
+    /// Records a second one client address may post (0: no limit).
+    pub rate_limit: u32,
 }
+
+/// What the app needs beyond the config and the store.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The bearer token of the admin endpoints; `None` turns them off.
+    pub admin_token: Option<String>,
+    /// Records per second per client IP on `POST /v1/records`, with bursts of three
+    /// seconds' worth; 0 turns the limit off. Needs the peer address
+    /// (`into_make_service_with_connect_info`).
+    pub rate_limit: u32,
+}
+
+/// How long a request may take before it is answered 408: a slow client must not hold a
+/// connection and its memory for ever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The policy the widget must work under (issue 2): no inline script or style; wasm
 /// compiled from the module's own origin only. `img-src data:` admits the blank favicon.
@@ -28,9 +51,28 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The whole HTTP app; tests call it with `oneshot`.
-pub fn app(www: PathBuf, config: Config, store: Store, admin_token: Option<String>) -> Router {
-    let records = Router::new()
-        .route("/v1/records", post(records::post_record))
+pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Router {
+    let origins: Vec<HeaderValue> = config
+        .origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let collector = records::Collector::new(config, store, settings.admin_token);
+    let mut post_records = Router::new().route("/v1/records", post(records::post_record));
+    if settings.rate_limit > 0 {
+        // Each address may post `rate_limit` records a second, in bursts of three seconds'
+        // worth; beyond that 429, which the widget's outbox retries later.
+        let limit = GovernorConfigBuilder::default()
+            .per_nanosecond((1_000_000_000 / u64::from(settings.rate_limit)).max(1))
+            .burst_size(settings.rate_limit.saturating_mul(3))
+            .finish()
+            .map(GovernorLayer::new);
+        if let Some(limit) = limit {
+            post_records = post_records.layer(limit);
+        }
+    }
+    let mut records = Router::new()
+        .merge(post_records)
         .route("/v1/records/{id}", get(records::get_record))
         .route("/v1/checkpoint", get(records::get_checkpoint))
         .route("/v1/proofs/consistency", get(records::get_consistency))
@@ -40,7 +82,19 @@ pub fn app(www: PathBuf, config: Config, store: Store, admin_token: Option<Strin
         .route("/v1/admin/export", get(admin::export_all))
         // One byte more than allowed, so the handler answers a too-large body itself (JSON).
         .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
-        .with_state(records::Collector::new(config, store, admin_token));
+        .with_state(collector);
+    if !origins.is_empty() {
+        // A shop on another origin posts with `content-type: application/json`, so the
+        // browser asks first (CORS preflight). Only the config's origins get a yes, and no
+        // credentials: the widget sends none.
+        records = records.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::POST, Method::GET])
+                .allow_headers([header::CONTENT_TYPE])
+                .max_age(Duration::from_secs(24 * 3600)),
+        );
+    }
     Router::new()
         .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
@@ -57,6 +111,10 @@ pub fn app(www: PathBuf, config: Config, store: Store, admin_token: Option<Strin
         .layer(SetResponseHeaderLayer::overriding(
             header::REFERRER_POLICY,
             HeaderValue::from_static("same-origin"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
         ))
 }
 
@@ -170,7 +228,13 @@ pub fn main(options: Options) -> ExitCode {
                 admin::TOKEN_VARIABLE
             );
         }
-        if let Err(e) = axum::serve(listener, app(options.www, config, store, admin_token))
+        let settings = Settings {
+            admin_token,
+            rate_limit: options.rate_limit,
+        };
+        let app = app(options.www, config, store, settings);
+        // The peer address is what the rate limit counts by.
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
             .await
         {
@@ -224,7 +288,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = demo_config();
         let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
-        let response = app(PathBuf::from(WWW), config, store, None)
+        let response = app(PathBuf::from(WWW), config, store, Settings::default())
             .oneshot(request)
             .await
             .unwrap();
@@ -366,5 +430,77 @@ mod tests {
     async fn unknown_shop_action_is_404() {
         let (status, _, _) = post_form("/shop/unknown", "consent.email-offers=yes").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// The shop's origins from the config may post from another origin (CORS); others not.
+    #[tokio::test]
+    async fn only_the_configured_origins_may_post_across_origins() {
+        let mut config = demo_config();
+        config.origins = vec!["https://shop.example".into()];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        for (origin, allowed) in [("https://shop.example", true), ("https://evil.example", false)] {
+            let preflight = Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/v1/records")
+                .header(header::ORIGIN, origin)
+                .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+                .body(Body::empty())
+                .unwrap();
+            let response = app.clone().oneshot(preflight).await.unwrap();
+            let granted = response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).cloned();
+            assert_eq!(
+                granted.as_ref().and_then(|v| v.to_str().ok()) == Some(origin),
+                allowed,
+                "{origin}"
+            );
+            assert!(response
+                .headers()
+                .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
+                .is_none());
+        }
+    }
+
+    /// One address posting faster than the limit gets 429 (which the widget's outbox retries).
+    #[tokio::test]
+    async fn one_address_is_rate_limited_and_another_is_not() {
+        use axum::extract::ConnectInfo;
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let settings = Settings {
+            rate_limit: 2,
+            ..Settings::default()
+        };
+        let app = app(PathBuf::from(WWW), config, store, settings);
+        let post_from = |ip: [u8; 4]| {
+            let app = app.clone();
+            async move {
+                // What `into_make_service_with_connect_info` puts on each request.
+                let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::from((ip, 50000))));
+                app.oneshot(request).await.unwrap().status()
+            }
+        };
+        let mut statuses = Vec::new();
+        for _ in 0..8 {
+            statuses.push(post_from([10, 0, 0, 1]).await);
+        }
+        // A burst of six (three seconds' worth) is let through to be judged, then 429.
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::BAD_REQUEST).count(),
+            6,
+            "{statuses:?}"
+        );
+        assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!(
+            post_from([10, 0, 0, 2]).await,
+            StatusCode::BAD_REQUEST,
+            "another address is not held up"
+        );
     }
 }

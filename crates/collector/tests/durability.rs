@@ -31,7 +31,7 @@ fn serve(db: &Path) -> (Killed, String) {
         .arg(root().join("www"))
         .arg("--db")
         .arg(db)
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

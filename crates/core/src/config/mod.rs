@@ -109,6 +109,9 @@ pub struct Config {
     pub privacy_notice: PrivacyNotice,
     /// Where records are posted: https, http on loopback, or a same-origin path.
     pub endpoint: String,
+    /// The shop's origins allowed to post records when the collector is on another origin
+    /// (its CORS allowlist); empty when the shop and the collector share an origin.
+    pub origins: Vec<String>,
     /// Declared locales, e.g. `en`, `lv`, `pl-PL`; every purpose text exists in each.
     pub locales: Vec<String>,
     /// One of `locales`.

@@ -103,6 +103,8 @@ enum Shape {
     Text,
     Email,
     Url,
+    /// A web origin: scheme and host (and port), no path.
+    Origin,
     /// A stable id: lowercase words joined by single hyphens.
     Slug,
     Locale,
@@ -247,12 +249,21 @@ const LOCALES: Shape = Shape::List {
     empty: Some(ErrorCode::EmptyValue),
     duplicate: Some(ErrorCode::DuplicateLocale),
 };
-static ROOT: [Field; 8] = [
+static ROOT: [Field; 9] = [
     // Editors find the schema through "$schema"; it carries no meaning here.
     opt("$schema", Shape::Text),
     req("controller", Shape::Object(&CONTROLLER)),
     req("privacy_notice", Shape::Object(&NOTICE)),
     req("endpoint", Shape::Url),
+    // The shop's origins, when the collector is on another one (CORS).
+    opt(
+        "origins",
+        Shape::List {
+            item: &Shape::Origin,
+            empty: None,
+            duplicate: Some(ErrorCode::DuplicateItem),
+        },
+    ),
     req("locales", LOCALES),
     req("default_locale", Shape::Locale),
     req(
@@ -382,6 +393,7 @@ impl Checker {
         let problem = match shape {
             Shape::Email => (!is_email(text)).then(|| (ErrorCode::UnknownValue, message!("\"{text}\" is not an e-mail address"))),
             Shape::Url => check_url(text).err().map(|code| (code, url_message(text, code))),
+            Shape::Origin => check_origin(text).err().map(|code| (code, origin_message(text, code))),
             Shape::Slug => (!is_slug(text)).then(|| {
                 (ErrorCode::InvalidSlug, message!("\"{text}\" is not a stable id: use lowercase letters, digits and single hyphens, e.g. \"email-offers\""))
             }),
@@ -528,6 +540,28 @@ fn url_message(text: &str, code: ErrorCode) -> String {
     } else {
         message!("\"{text}\" is not an https URL or a same-origin path starting with \"/\"")
     }
+}
+
+fn origin_message(text: &str, code: ErrorCode) -> String {
+    if code == ErrorCode::InsecureUrl {
+        message!("\"{text}\" must use https (plain http only on localhost or 127.0.0.1)")
+    } else {
+        message!("\"{text}\" is not an origin such as \"https://shop.example\" (scheme and host, no path)")
+    }
+}
+
+/// A web origin (RFC 6454) the collector accepts records from: `https://host[:port]`, or
+/// http on loopback. The schema spells the same rule as a pattern; keep them in step.
+pub(crate) fn check_origin(text: &str) -> Result<(), ErrorCode> {
+    check_url(text)?;
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or(ErrorCode::InvalidUrl)?;
+    if rest.contains(['/', '?', '#']) {
+        return Err(ErrorCode::InvalidUrl);
+    }
+    Ok(())
 }
 
 /// An https URL, an http URL on loopback, or a same-origin path (`/…`, not `//…`).
@@ -868,6 +902,10 @@ fn build(json: &Json, locales: Vec<String>, purposes: Vec<Purpose>, forms: Vec<F
             version: text(notice, "version"),
         },
         endpoint: text(json, "endpoint"),
+        origins: items(get(json, "origins"))
+            .iter()
+            .filter_map(|o| str_of(Some(o)).map(String::from))
+            .collect(),
         default_locale: text(json, "default_locale"),
         purposes,
         locales,
