@@ -187,6 +187,29 @@ pub async fn export_all(State(collector): State<Arc<Collector>>, headers: Header
     }
 }
 
+/// Most records one `GET /v1/admin/log` answers.
+pub const LOG_PAGE: u64 = 1000;
+
+/// `GET /v1/admin/log?start=N`: up to 1000 stored records from index N, exact bytes, for
+/// `unticked verify --url`.
+pub async fn log(
+    State(collector): State<Arc<Collector>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(refusal) = authorised(&collector, &headers) {
+        return refusal.into_response();
+    }
+    let start = query.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    match collector.store.entries(start, LOG_PAGE) {
+        Ok(entries) => axum::Json(serde_json::json!({
+            "entries": entries.iter().map(|(index, bytes)| serde_json::json!({"index": index, "record": bytes})).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => crate::records::unavailable(e).into_response(),
+    }
+}
+
 /// `DELETE /v1/admin/subjects?identifier=…`: erases the subject (Art. 17). Their
 /// disclosures are deleted; the records stay, and so does every proof, since the log holds
 /// only salted commitments that no longer lead anywhere.

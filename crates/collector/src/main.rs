@@ -81,11 +81,18 @@ enum Command {
     /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
     Verify {
         /// The SQLite log written by `unticked serve`.
-        #[arg(long, default_value = "unticked.db")]
+        #[arg(long, default_value = "unticked.db", conflicts_with = "url")]
         db: PathBuf,
         /// The collector's key file; `<db>.key` by default.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "url")]
         key: Option<PathBuf>,
+        /// A running collector (http://host:port) instead of a file; reads its records with
+        /// the admin token in UNTICKED_ADMIN_TOKEN.
+        #[arg(long)]
+        url: Option<String>,
+        /// With --url: the collector's public key (base64url) to hold its checkpoint to.
+        #[arg(long, requires = "url")]
+        public_key: Option<String>,
     },
 }
 
@@ -125,13 +132,26 @@ fn main() -> ExitCode {
             concurrency,
             acked,
         }),
-        Command::Verify { db, key } => {
-            let key = key.unwrap_or_else(|| store::Keys::path_for(&db));
-            match verify::verify(&db, &key) {
+        Command::Verify {
+            db,
+            key,
+            url,
+            public_key,
+        } => {
+            let (what, outcome) = match &url {
+                Some(url) => {
+                    let token = std::env::var(admin::TOKEN_VARIABLE).unwrap_or_default();
+                    (url.clone(), verify::verify_url(url, &token, public_key.as_deref()))
+                }
+                None => {
+                    let key = key.unwrap_or_else(|| store::Keys::path_for(&db));
+                    (db.display().to_string(), verify::verify(&db, &key))
+                }
+            };
+            match outcome {
                 Ok(clean) => {
                     println!(
-                        "unticked verify: {}: {} records, {} checkpoints, root {}: clean",
-                        db.display(),
+                        "unticked verify: {what}: {} records, {} checkpoints, root {}: clean",
                         clean.records,
                         clean.checkpoints,
                         unticked_core::record::hex(&clean.root)
@@ -139,7 +159,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(verify::Broken::At { index, problem }) => {
-                    println!("unticked verify: {}: index {index}: {problem}", db.display());
+                    println!("unticked verify: {what}: index {index}: {problem}");
                     ExitCode::from(1)
                 }
                 Err(verify::Broken::Unreadable(why)) => {

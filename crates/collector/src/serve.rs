@@ -80,6 +80,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects", get(admin::subject).delete(admin::erase))
         .route("/v1/admin/subjects/export", get(admin::export_subject))
         .route("/v1/admin/export", get(admin::export_all))
+        .route("/v1/admin/log", get(admin::log))
         // One byte more than allowed, so the handler answers a too-large body itself (JSON).
         .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
         .with_state(collector);

@@ -340,6 +340,19 @@ impl Store {
         Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// Up to `count` records from log index `start`, in order: `(index, bytes)`.
+    pub fn entries(&self, start: u64, count: u64) -> Result<Vec<(u64, String)>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut query = read.prepare_cached("SELECT idx, bytes FROM log WHERE idx >= ?1 ORDER BY idx LIMIT ?2")?;
+        let rows = query.query_map([start, count], |row| {
+            Ok((
+                row.get::<_, u64>(0)?,
+                String::from_utf8_lossy(&row.get::<_, Vec<u8>>(1)?).into_owned(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Calls `each` with every record in log order and its disclosures still held.
     pub fn export(&self, mut each: impl FnMut(u64, &str, &[SubjectRow])) -> Result<(), StoreError> {
         let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());

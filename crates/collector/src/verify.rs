@@ -4,6 +4,7 @@
 //! it touches.
 
 use crate::store::{checkpoint_body, origin_of, Keys};
+use base64ct::Encoding;
 use ed25519_dalek::{Signature, Verifier};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
@@ -130,6 +131,122 @@ pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
         records: tree.len(),
         checkpoints: count,
         root: tree.root(tree.len()).unwrap_or_else(merkle::empty_root),
+    })
+}
+
+/// `GET path` on a collector at `http://host:port`, with the admin token; the parsed JSON.
+async fn get_json(authority: &str, path: &str, token: &str) -> Result<serde_json::Value, String> {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority)
+        .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("{path}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "{path}: HTTP {status}: {}",
+            json["message"].as_str().unwrap_or("")
+        ));
+    }
+    Ok(json)
+}
+
+fn unhex(text: &str) -> Option<merkle::Hash> {
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect();
+    bytes?.try_into().ok()
+}
+
+/// Verifies a running collector: its latest checkpoint is signed by its key (`pinned`, a
+/// base64url Ed25519 key, when given, so that a collector cannot swap keys unnoticed), and
+/// every record it holds up to that size, fetched through the admin log endpoint, opens and
+/// hashes to the checkpoint's root.
+pub fn verify_url(url: &str, token: &str, pinned: Option<&str>) -> Result<Clean, Broken> {
+    let authority = url
+        .trim_end_matches('/')
+        .strip_prefix("http://")
+        .ok_or_else(|| Broken::Unreadable("--url is http://host:port (put TLS in front for anything else)".into()))?
+        .to_string();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| Broken::Unreadable(e.to_string()))?;
+    runtime.block_on(async {
+        let checkpoint = get_json(&authority, "/v1/checkpoint", token)
+            .await
+            .map_err(Broken::Unreadable)?;
+        let size = checkpoint["size"].as_u64().unwrap_or(0);
+        let root = checkpoint["root"].as_str().and_then(unhex);
+        let key = pinned.or(checkpoint["public_key"].as_str()).unwrap_or("");
+        let key = base64ct::Base64UrlUnpadded::decode_vec(key)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| Broken::Unreadable("no usable collector key".into()))?;
+        let signature = checkpoint["signature"]
+            .as_str()
+            .and_then(|s| base64ct::Base64UrlUnpadded::decode_vec(s).ok())
+            .and_then(|s| Signature::from_slice(&s).ok());
+        let Some(root) = root else {
+            return Err(at(0, "the checkpoint has no root"));
+        };
+        let body = checkpoint_body(&origin_of(&key), size, &root);
+        if signature.is_none_or(|s| key.verify(body.as_bytes(), &s).is_err()) {
+            return Err(at(
+                0,
+                format!("the checkpoint of size {size} is not signed by the collector's key"),
+            ));
+        }
+        let mut tree = Tree::new();
+        while tree.len() < size {
+            let page = get_json(&authority, &format!("/v1/admin/log?start={}", tree.len()), token)
+                .await
+                .map_err(Broken::Unreadable)?;
+            let entries = page["entries"].as_array().cloned().unwrap_or_default();
+            if entries.is_empty() {
+                return Err(at(
+                    tree.len(),
+                    format!("the collector serves no record here, but its checkpoint covers {size}"),
+                ));
+            }
+            for entry in entries.iter().take((size - tree.len()) as usize) {
+                let index = tree.len();
+                if entry["index"].as_u64() != Some(index) {
+                    return Err(at(index, "the record is missing"));
+                }
+                let bytes = entry["record"].as_str().unwrap_or("");
+                if let Err(e) = record::open(bytes.as_bytes()) {
+                    return Err(at(index, format!("the record does not open: {e}")));
+                }
+                tree.push(merkle::leaf_hash(bytes.as_bytes()));
+            }
+        }
+        if tree.root(size) != Some(root) {
+            return Err(at(
+                0,
+                format!("the records do not hash to the signed checkpoint of size {size}"),
+            ));
+        }
+        Ok(Clean {
+            records: size,
+            checkpoints: 1,
+            root,
+        })
     })
 }
 
