@@ -7,6 +7,7 @@
 #   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
 #   ./build.sh submit-time  median submit event → signed record posted / acknowledged (Chromium)
+#   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
 #   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -132,6 +133,12 @@ render_time() {
   node tools/render-time.mjs "$BASE_URL/checkout.html" "${LOADS:-15}"
 }
 
+bench() {
+  build_collector_release
+  step "collector benchmark"
+  target/release/unticked bench --config www/consent.json --www www -n "${RECORDS:-20000}" -c "${CONNECTIONS:-32}"
+}
+
 submit_time() {
   setup_browser
   build_widget
@@ -171,10 +178,11 @@ case "${1:-build}" in
   size) size ;;
   render-time) render_time ;;
   submit-time) submit_time ;;
+  bench) bench ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|bench|screenshots|setup]" >&2
     exit 2
     ;;
 esac
