@@ -13,6 +13,7 @@
 // never throws into the page, never cancels or delays a submit (R3).
 import init, { configure, mount, unmount, capture, recordId } from "../target/wasm-bindgen/unticked.js";
 import { post, drain, prepare, sha256Hex, random } from "./courier.js";
+import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
 
 // The public contract (DESIGN.md).
 const FORM = "form[data-unticked]";
@@ -25,13 +26,14 @@ const INLINE_CONFIG = "unticked-config";
 // Set on window by the first copy of the widget, so that a second copy (a theme that adds
 // the script again, another URL) does nothing and nothing renders twice.
 const STARTED = "__untickedStarted";
-const UNTRUSTED = "a consent box was changed without the shopper's own input; it is not consent (R1)";
 
-// form → { handle, fieldset, record (the hidden input), email, phone (selectors),
-//          byShopper (purposes the shopper's own last input left ticked), submitted }
+// form → { handle, kind, fieldset, record (the hidden input), email, phone (selectors),
+//          byShopper (purposes the shopper's own last input left ticked), texts (purpose →
+//          the text shown), tampered (purposes whose text a script changed), discounted
+//          (the shopper's own ticks that cannot count: hidden box, changed text), observer,
+//          submitted }
 const mounted = new Map();
 const warnedKinds = new Set();
-let warnedUntrusted = false;
 // The last click on one of the widget's boxes, and whether it was the shopper's.
 let lastClick;
 let prefixes = 0;
@@ -125,6 +127,10 @@ function mountForm(form) {
     return;
   }
   const fieldset = build(view.tree);
+  // What each choice says as shown: a script that changes it afterwards makes ticks of that
+  // choice worthless as proof (the record hashes the text the widget rendered).
+  const texts = new Map();
+  for (const row of fieldset.querySelectorAll("[data-unticked-purpose]")) texts.set(row.getAttribute("data-unticked-purpose"), row.textContent);
   // The record id is made now, so that the shop's order carries its proof.
   const record = document.createElement("input");
   record.type = "hidden";
@@ -136,8 +142,26 @@ function mountForm(form) {
   if (slot) slot.append(fieldset);
   else if (submit) submit.before(fieldset);
   else form.append(fieldset);
-  mounted.set(form, { ...view, fieldset, record, byShopper: new Set(), submitted: false });
+  const m = { ...view, kind, fieldset, record, texts, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
+  m.observer = watchFieldset(m, form, (purpose) => {
+    if (m.tampered.has(purpose)) return;
+    m.tampered.add(purpose);
+    m.byShopper.delete(purpose);
+    violation(form, "text-changed", purpose, kind);
+  });
+  mounted.set(form, m);
+  // Once laid out: boxes the shopper cannot see are reported now, and their ticks never count.
+  requestAnimationFrame(() => {
+    if (boxesOf(m).some(hidden)) violation(form, "hidden-box", undefined, kind);
+  });
+  if (fakeBoxes(form, m).length) violation(form, "fake-box", undefined, kind);
 }
+
+const boxesOf = (m) => [...m.fieldset.querySelectorAll("input[type=checkbox]")];
+
+// Inputs of the page named like the widget's, which would send consent the shopper never gave.
+const fakeBoxes = (form, m) =>
+  [...form.querySelectorAll("input[name^='consent.']")].filter((input) => !m.fieldset.contains(input) && !input.disabled);
 
 function mountWithin(node) {
   if (node.nodeType != Node.ELEMENT_NODE) return;
@@ -157,6 +181,7 @@ function onMutations(records) {
   if (removed) {
     for (const [form, m] of mounted) {
       if (form.isConnected) continue;
+      m.observer.disconnect();
       m.fieldset.remove();
       unmount(m.handle);
       mounted.delete(form);
@@ -172,34 +197,50 @@ function boxOf(target) {
   return [];
 }
 
-// Reports a box changed by something other than the shopper: `unticked:violation` on the
-// form, and one console warning per page.
-function untrusted(form, purpose) {
-  if (!warnedUntrusted) console.warn(`unticked: ${UNTRUSTED}: ${purpose}`);
-  warnedUntrusted = true;
-  dispatch(form, "unticked:violation", { rule: "R1", purpose, message: UNTRUSTED });
-}
-
 // A checkbox changes only through its activation, which starts with a click (a pointer, a
 // label, the space bar). A script's `box.click()` sends an untrusted click but the browser's
 // own, trusted, change event (HTML, "activation behavior"): so the click tells.
+// A click on a box's label is passed on to the box (HTML "label activation behavior").
+// Whether the passed-on click is marked trusted when a script clicked the label is up to
+// the browser, so the label's own click is what tells, and the click passed on keeps it.
 function onClick(event) {
-  if (boxOf(event.target)[0]) lastClick = { box: event.target, trusted: event.isTrusted };
+  const box = event.target;
+  const control = box.closest?.("label")?.control;
+  if (control && control != box && boxOf(control)[0]) {
+    lastClick = { box: control, trusted: event.isTrusted, viaLabel: true };
+  } else if (boxOf(box)[0] && !(lastClick?.box == box && lastClick.viaLabel)) {
+    lastClick = { box, trusted: event.isTrusted };
+  } else if (lastClick?.box == box) {
+    lastClick.viaLabel = false;
+  }
 }
 
 // Only the shopper's own input can make a tick count (R1): a change is the shopper's when it
 // and the click that caused it are trusted. A script that sets `checked` sends no event at
 // all, and a script's `dispatchEvent` is untrusted.
 function onChange(event) {
-  const [m, purpose] = boxOf(event.target);
+  const box = event.target;
+  const [m, purpose] = boxOf(box);
   if (!m) return;
-  const { checked } = event.target;
-  const trusted = event.isTrusted && lastClick?.box == event.target && lastClick.trusted;
+  const { form } = box;
+  const trusted = event.isTrusted && lastClick?.box == box && lastClick.trusted;
   lastClick = undefined;
-  if (trusted && checked) m.byShopper.add(purpose);
+  watchGating(form, m, boxesOf(m).some((b) => (b == box ? !b.checked : b.checked)));
+  // A tick counts when it is the shopper's, of a box they can see, next to the text the
+  // widget showed (R1).
+  const unseen = trusted && box.checked && hidden(box);
+  const discounted = trusted && box.checked && (unseen || m.tampered.has(purpose));
+  if (trusted && box.checked && !discounted) m.byShopper.add(purpose);
   else m.byShopper.delete(purpose);
-  if (!trusted) untrusted(event.target.form, purpose);
-  dispatch(event.target.form, "unticked:change", { purpose, checked, trusted });
+  // The shopper's own tick that cannot count, reported already under its own kind.
+  if (discounted) m.discounted.add(purpose);
+  else m.discounted.delete(purpose);
+  if (unseen) violation(form, "hidden-box", purpose, m.kind);
+  if (!trusted && box.checked) {
+    box.checked = false;
+    violation(form, "untrusted-tick", purpose, m.kind);
+  }
+  dispatch(form, "unticked:change", { purpose, checked: box.checked, trusted });
 }
 
 // The value of a contact field: in the form, else anywhere on the page.
@@ -221,8 +262,16 @@ function onSubmit(event) {
   // The first submit keeps the id made at mount, which the form already carries.
   if (m.submitted) m.record.value = newRecordId();
   m.submitted = true;
+  // The page's look-alike consent inputs stay out of this submit (the form data is built
+  // right after the submit event), and are back as they were afterwards.
+  const fakes = fakeBoxes(form, m);
+  if (fakes.length) {
+    for (const fake of fakes) fake.disabled = true;
+    setTimeout(() => fakes.forEach((fake) => (fake.disabled = false)));
+    violation(form, "fake-box", undefined, m.kind);
+  }
   const ticked = [];
-  for (const box of m.fieldset.querySelectorAll("input[type=checkbox]")) {
+  for (const box of boxesOf(m)) {
     if (box.checked) ticked.push(box.name.slice(INPUT_PREFIX.length));
   }
   const id = m.record.value;
@@ -240,12 +289,18 @@ function onSubmit(event) {
   );
   if (!answer) return;
   const captured = JSON.parse(answer);
-  for (const purpose of captured.untrusted) untrusted(form, purpose);
+  // Ticks that were not the shopper's leave the form data too, not only the record.
+  for (const purpose of captured.untrusted) {
+    const box = m.fieldset.querySelector(`input[name="${INPUT_PREFIX}${purpose}"]`);
+    if (box) box.checked = false;
+    if (!m.discounted.has(purpose)) violation(form, "untrusted-tick", purpose, m.kind);
+  }
   post(form, id, endpoint, captured.sealable);
+  if (!ticked.some((p) => m.byShopper.has(p))) watchCancel(event, form, m);
 }
 
 async function start() {
-  if (window[STARTED]) return;
+  if (window[STARTED]) return violation(document, "loaded-twice");
   window[STARTED] = true;
   // The config loads while the wasm compiles. Handled now, so that a failure which comes
   // first is not reported to the page as an unhandled rejection; it is awaited below.
@@ -262,7 +317,8 @@ async function start() {
   const config = await text;
   const answer = JSON.parse(configure(config, await sha256Hex(config)));
   if (answer.code) throw new Failure(answer.code, answer.message);
-  endpoint = answer.endpoint;
+  endpoint = new URL(answer.endpoint, location.href).href;
+  reportTo(endpoint);
   // The window's capture phase: these run before the shop's own handlers (except any on the
   // window registered earlier), whatever they stop or cancel, and they only read.
   addEventListener("click", guarded(onClick), true);

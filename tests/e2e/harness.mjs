@@ -11,12 +11,16 @@ import { chromium } from "playwright-core";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BINARY = path.join(ROOT, "target/debug/unticked");
 
+/** The admin token of the collectors the tests start. */
+export const ADMIN_TOKEN = "e2e-admin";
+
 /** Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop }. */
 export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {
   return new Promise((resolve, reject) => {
     const args = ["serve", "--www", "www", "--config", "www/consent.json", "--db", db, "--addr", "127.0.0.1:0"];
     const child = spawn(BINARY, args, {
       cwd: ROOT,
+      env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

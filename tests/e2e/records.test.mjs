@@ -115,6 +115,8 @@ test("a box ticked by a script is not consent, and the page is told (R1)", async
     // A theme script: one box "clicked" in code, one set without any event.
     await page.$eval("input[name='consent.sms-offers']", (b) => b.click());
     await page.$eval("input[name='consent.birthday-greetings']", (b) => (b.checked = true));
+    // A script clicking a label: the browser passes a trusted click on to the box.
+    await page.$eval("label[for$='-sms-offers']", (label) => label.click());
     // A script that unticks and reticks a box the shopper ticked makes it the script's tick.
     await page.click("label[for$='-phone-calls']");
     await page.$eval("input[name='consent.phone-calls']", (b) => (b.click(), b.click()));

@@ -22,7 +22,7 @@ use unticked_core::record;
 pub const TOKEN_VARIABLE: &str = "UNTICKED_ADMIN_TOKEN";
 
 /// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first).
-fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(), Refusal> {
+pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(), Refusal> {
     let Some(expected) = &collector.admin_token else {
         return Err(refuse(
             StatusCode::NOT_FOUND,

@@ -15,6 +15,7 @@ mod store;
 #[cfg(test)]
 mod testing;
 mod verify;
+mod violations;
 
 #[derive(Parser)]
 #[command(

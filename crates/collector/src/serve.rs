@@ -2,7 +2,7 @@
 //! the shop's own order endpoint, and a health check.
 
 use crate::store::Store;
-use crate::{admin, records};
+use crate::{admin, records, violations};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -58,7 +58,9 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     let collector = records::Collector::new(config, store, settings.admin_token);
-    let mut post_records = Router::new().route("/v1/records", post(records::post_record));
+    let mut post_records = Router::new()
+        .route("/v1/records", post(records::post_record))
+        .route("/v1/violations", post(violations::post));
     if settings.rate_limit > 0 {
         // Each address may post `rate_limit` records a second, in bursts of three seconds'
         // worth; beyond that 429, which the widget's outbox retries later.
@@ -81,6 +83,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects/export", get(admin::export_subject))
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
+        .route("/v1/violations", get(violations::list))
         // One byte more than allowed, so the handler answers a too-large body itself (JSON).
         .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
         .with_state(collector);

@@ -57,6 +57,16 @@ CREATE TABLE IF NOT EXISTS subjects (
   PRIMARY KEY (idx, position)
 );
 CREATE INDEX IF NOT EXISTS subjects_by_lookup ON subjects (lookup);
+CREATE TABLE IF NOT EXISTS violations (
+  kind TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  form TEXT NOT NULL,
+  page TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  PRIMARY KEY (kind, form, page)
+);
 ";
 
 /// Why storage failed: the server's problem, never the client's (a 500 or 503).
@@ -369,6 +379,39 @@ impl Store {
         Ok(())
     }
 
+    /// Counts a violation report from a shop page (see `crate::violations`).
+    pub fn note_violation(&self, kind: &str, rule: &str, form: &str, page: &str) -> Result<(), StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        let now = now_ms();
+        conn.execute(
+            "INSERT INTO violations (kind, rule, form, page, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+             ON CONFLICT (kind, form, page) DO UPDATE SET count = count + 1, last_seen = ?5",
+            params![kind, rule, form, page, now],
+        )?;
+        Ok(())
+    }
+
+    /// Every violation reported: `(kind, rule, form, page, count, first_seen, last_seen)`,
+    /// most frequent first.
+    pub fn violations(&self) -> Result<Vec<ViolationRow>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut query = read.prepare(
+            "SELECT kind, rule, form, page, count, first_seen, last_seen FROM violations ORDER BY count DESC, kind, form, page",
+        )?;
+        let rows = query.query_map([], |row| {
+            Ok(ViolationRow {
+                kind: row.get(0)?,
+                rule: row.get(1)?,
+                form: row.get(2)?,
+                page: row.get(3)?,
+                count: row.get(4)?,
+                first_seen: row.get(5)?,
+                last_seen: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Erases a subject (GDPR Art. 17): deletes their disclosures, so nothing in the store
     /// names them any more. The log and every signature are untouched and still verify (R10).
     pub fn erase(&self, identifier: &str) -> Result<usize, StoreError> {
@@ -437,6 +480,18 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// Reports of one kind of violation on one page of one form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViolationRow {
+    pub kind: String,
+    pub rule: String,
+    pub form: String,
+    pub page: String,
+    pub count: u64,
+    pub first_seen: u64,
+    pub last_seen: u64,
 }
 
 /// A disclosure as stored: log index, channel, identifier and salt (hex).

@@ -1,0 +1,148 @@
+//! `POST /v1/violations`: what the widget found wrong with a shop page, so that the site
+//! owner learns that their theme or a plugin gates purchases on marketing consent (R3),
+//! ticks boxes for the shopper (R1) or hides them. No personal data: a kind from a fixed
+//! list, the form kind and the page path. The widget sends each kind once per page load;
+//! the collector counts them per kind, form and page. `GET /v1/violations` (admin) lists them.
+
+use crate::records::{refuse, unavailable, Collector, Refusal};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use unticked_core::json::{self, Json};
+
+/// Largest report accepted.
+pub const MAX_REPORT: usize = 2048;
+
+/// The kinds the widget reports, with the rule each breaks (docs/rules.md).
+pub const KINDS: &[(&str, &str)] = &[
+    ("untrusted-tick", "R1"),
+    ("hidden-box", "R1"),
+    ("fake-box", "R1"),
+    ("required-added", "R3"),
+    ("disabled-added", "R3"),
+    ("submit-gated", "R3"),
+    ("submit-blocked", "R3"),
+    ("text-changed", "R5"),
+    ("loaded-twice", "R6"),
+];
+
+fn bad(message: &str) -> Refusal {
+    refuse(StatusCode::BAD_REQUEST, "bad-report", message.to_string())
+}
+
+/// A report: `{"kind", "form", "page"}`, each checked against what the widget can send.
+fn read(body: &[u8]) -> Result<(&'static str, &'static str, String, String), Refusal> {
+    if body.len() > MAX_REPORT {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!("a report is at most {MAX_REPORT} bytes"),
+        ));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
+    let Ok(Json::Object(members)) = json::parse(text) else {
+        return Err(bad("the body is a JSON object {kind, form, page}"));
+    };
+    let (mut kind, mut form, mut page) = (None, None, None);
+    for (key, value) in &members {
+        match (key.as_str(), value) {
+            ("kind", Json::String(v)) => kind = Some(v.clone()),
+            ("form", Json::String(v)) => form = Some(v.clone()),
+            ("page", Json::String(v)) => page = Some(v.clone()),
+            _ => {
+                return Err(bad(&format!(
+                    "unexpected member \"{key}\" (expected kind, form and page)"
+                )))
+            }
+        }
+    }
+    let (Some(kind), Some(form), Some(page)) = (kind, form, page) else {
+        return Err(bad("a report has kind, form and page (strings)"));
+    };
+    let Some(&(kind, rule)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+        return Err(bad("unknown kind"));
+    };
+    let form_ok = !form.is_empty()
+        && form.len() <= 64
+        && form
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    // A path as the widget records it: no query or fragment, which may carry personal data.
+    let page_ok =
+        page.starts_with('/') && page.len() <= 512 && !page.contains(['?', '#']) && !page.chars().any(char::is_control);
+    if !form_ok || !page_ok {
+        return Err(bad("form is a form kind and page a path without query or fragment"));
+    }
+    Ok((kind, rule, form, page))
+}
+
+/// `POST /v1/violations`: 202 once counted.
+pub async fn post(State(collector): State<Arc<Collector>>, body: Bytes) -> Response {
+    let (kind, rule, form, page) = match read(&body) {
+        Ok(report) => report,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match collector.store.note_violation(kind, rule, &form, &page) {
+        Ok(()) => {
+            tracing::warn!(kind, rule, form = %form, page = %page, "violation reported by a shop page");
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({ "kind": kind, "rule": rule })),
+            )
+                .into_response()
+        }
+        Err(e) => unavailable(e).into_response(),
+    }
+}
+
+/// `GET /v1/violations` (admin): every kind reported, per form and page, with counts and
+/// first and last seen (ms since the epoch).
+pub async fn list(State(collector): State<Arc<Collector>>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = crate::admin::authorised(&collector, &headers) {
+        return refusal.into_response();
+    }
+    match collector.store.violations() {
+        Ok(rows) => axum::Json(serde_json::json!({
+            "violations": rows.iter().map(|v| serde_json::json!({
+                "kind": v.kind, "rule": v.rule, "form": v.form, "page": v.page,
+                "count": v.count, "first_seen": v.first_seen, "last_seen": v.last_seen,
+            })).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => unavailable(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_carry_a_known_kind_a_form_and_a_bare_path_only() {
+        let ok = read(br#"{"kind":"submit-gated","form":"checkout","page":"/checkout.html"}"#).unwrap();
+        assert_eq!(ok, ("submit-gated", "R3", "checkout".into(), "/checkout.html".into()));
+        for (body, why) in [
+            (r#"{"kind":"made-up","form":"checkout","page":"/"}"#, "unknown kind"),
+            (
+                r#"{"kind":"hidden-box","form":"checkout","page":"/c?email=a@b.lv"}"#,
+                "a query may hold personal data",
+            ),
+            (
+                r#"{"kind":"hidden-box","form":"checkout","page":"https://x/"}"#,
+                "a path, not a URL",
+            ),
+            (r#"{"kind":"hidden-box","form":"<script>","page":"/"}"#, "a form kind"),
+            (
+                r#"{"kind":"hidden-box","form":"checkout","page":"/","email":"a@b.lv"}"#,
+                "nothing else",
+            ),
+            (r#"{"kind":"hidden-box"}"#, "all three"),
+            ("[]", "an object"),
+        ] {
+            assert!(read(body.as_bytes()).is_err(), "{why}: {body}");
+        }
+        assert_eq!(read(&vec![b' '; MAX_REPORT + 1]).unwrap_err().code, "too-large");
+    }
+}

@@ -1,0 +1,142 @@
+// Guards against hostile or careless shop pages (R1, R3; docs/rules.md). Themes, plugins and
+// A/B-testing scripts the site owner did not write may tick boxes, make them required,
+// disable the submit button until a marketing box is ticked, or hide the boxes. The widget
+// never blocks, cancels or delays a submit itself; it undoes what it can on its own inputs,
+// does not count what the shopper did not do, and tells the site owner: an
+// `unticked:violation` event on the form, one console warning per kind, and one report per
+// kind and page load to the collector (`POST /v1/violations`, no personal data).
+
+// kind → [rule, what the site owner reads]. The collector knows the same kinds.
+const KINDS = {
+  "untrusted-tick": ["R1", "a consent box was ticked without the shopper's own input; it is not consent and was unticked"],
+  "hidden-box": ["R1", "a consent box is hidden from the shopper; a box ticked while hidden is not consent"],
+  "fake-box": ["R1", "the page has its own input named like a consent box; it was left out of the submit"],
+  "required-added": ["R3", "a script made a consent box required; a purchase must never depend on consent, so it was undone"],
+  "disabled-added": ["R3", "a script disabled a consent box; it was enabled again"],
+  "submit-gated": ["R3", "the submit button is enabled only while a marketing box is ticked: the purchase depends on consent"],
+  "submit-blocked": ["R3", "a page script cancelled a submit while every marketing box was unticked: the purchase depends on consent"],
+  "text-changed": ["R5", "a script changed the text of a consent choice after it was shown; ticks of that choice are not consent"],
+  "loaded-twice": ["R6", "the widget's script is on the page twice; the second copy does nothing"],
+};
+
+const warned = new Set();
+const reported = new Set();
+let reportUrl;
+let recordsUrl;
+
+/** Where reports go: `violations` beside the records endpoint (`/v1/records` → `/v1/violations`). */
+export function reportTo(endpoint) {
+  recordsUrl = endpoint;
+  try {
+    reportUrl = new URL("violations", endpoint).href;
+  } catch {
+    reportUrl = undefined;
+  }
+}
+
+// The widget's own requests, which say nothing about what the page did.
+const ours = (url) => url == recordsUrl || url == reportUrl;
+
+/** Reports a violation of `kind` on `target` (the form), about `purpose` when there is one. */
+export function violation(target, kind, purpose, formKind) {
+  const [rule, message] = KINDS[kind];
+  if (!warned.has(kind)) console.warn(`unticked: ${message} (${rule})` + (purpose ? `: ${purpose}` : ""));
+  warned.add(kind);
+  target.dispatchEvent(new CustomEvent("unticked:violation", { bubbles: true, detail: { rule, kind, purpose, message } }));
+  const key = kind + " " + (formKind || "");
+  if (!reportUrl || reported.has(key)) return;
+  reported.add(key);
+  const body = JSON.stringify({ kind, form: formKind || "unknown", page: location.pathname });
+  fetch(reportUrl, { method: "POST", body, keepalive: true, credentials: "omit", headers: { "content-type": "application/json" } }).catch(() => {});
+}
+
+/**
+ * Why the shopper cannot see `box`, or "" when they can: not rendered (display, visibility,
+ * opacity, content-visibility, here or on an ancestor), no size, outside the page, or
+ * covered by another element at its centre.
+ */
+export function hidden(box) {
+  if (box.checkVisibility && !box.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return "not displayed";
+  const r = box.getBoundingClientRect();
+  if (r.width < 4 || r.height < 4) return "too small";
+  const page = document.documentElement;
+  const [x, y] = [r.left + scrollX, r.top + scrollY];
+  if (x + r.width <= 0 || y + r.height <= 0 || x >= page.scrollWidth || y >= page.scrollHeight) return "off the page";
+  const [cx, cy] = [r.left + r.width / 2, r.top + r.height / 2];
+  if (cx >= 0 && cy >= 0 && cx < innerWidth && cy < innerHeight) {
+    const top = document.elementFromPoint(cx, cy);
+    if (top && top != box && ![...box.labels].some((label) => label.contains(top))) return "covered";
+  }
+  return "";
+}
+
+/**
+ * Keeps the widget's own inputs free of `required`, `aria-required`, `disabled` and a
+ * scripted `checked`, and notes when the text of a choice changes after it was shown.
+ * `m` is the mounted form; `onText(purpose)` is told of a changed text.
+ */
+export function watchFieldset(m, form, onText) {
+  const observer = new MutationObserver((records) => {
+    for (const record of records) {
+      const node = record.target;
+      if (record.type == "attributes") {
+        if (!node.hasAttribute(record.attributeName) || node.type == "hidden") continue;
+        node.removeAttribute(record.attributeName);
+        const kind = { required: "required-added", "aria-required": "required-added", disabled: "disabled-added", checked: "untrusted-tick" }[record.attributeName];
+        if (kind == "untrusted-tick") node.checked = false;
+        violation(form, kind, purposeOf(node), m.kind);
+      } else {
+        const row = (node.nodeType == Node.ELEMENT_NODE ? node : node.parentElement)?.closest("[data-unticked-purpose]");
+        const purpose = row?.getAttribute("data-unticked-purpose");
+        if (purpose && row.textContent != m.texts.get(purpose)) onText(purpose);
+      }
+    }
+  });
+  observer.observe(m.fieldset, {
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["required", "aria-required", "disabled", "checked"],
+    childList: true,
+    characterData: true,
+  });
+  return observer;
+}
+
+const purposeOf = (input) => input.name?.replace(/^consent\./, "");
+
+/** The form's submit button, or undefined. */
+const submitButton = (form) => form.querySelector("button[type=submit], input[type=submit], button:not([type])");
+
+/**
+ * After a box changed: if the submit button went from disabled to enabled as the first box
+ * was ticked, or back as the last was unticked, the page gates the purchase on consent.
+ * `before` is whether any box was ticked before the change.
+ */
+export function watchGating(form, m, before) {
+  const button = submitButton(form);
+  if (!button) return;
+  const wasDisabled = button.disabled;
+  // The page's own handlers run after the widget's; frameworks update a little later.
+  setTimeout(() => {
+    const now = [...m.fieldset.querySelectorAll("input[type=checkbox]")].some((b) => b.checked);
+    const enabledByTick = !before && now && wasDisabled && !button.disabled;
+    const disabledByUntick = before && !now && !wasDisabled && button.disabled;
+    if (enabledByTick || disabledByUntick) violation(form, "submit-gated", undefined, m.kind);
+  }, 100);
+}
+
+/**
+ * After a submit with every box unticked: if a page script cancelled it and then sent
+ * nothing (no request of its own within a few seconds, as a shop that posts with fetch
+ * would), the page blocked the purchase for want of consent.
+ */
+export function watchCancel(event, form, m) {
+  const sent = () => performance.getEntriesByType("resource").filter((e) => !ours(e.name)).length;
+  const before = sent();
+  setTimeout(() => {
+    if (!event.defaultPrevented) return;
+    setTimeout(() => {
+      if (sent() == before) violation(form, "submit-blocked", undefined, m.kind);
+    }, 3000);
+  }, 0);
+}
