@@ -91,13 +91,14 @@ async function seal(capture) {
   return JSON.stringify({ disclosures: capture.disclosures, record: fill(capture.parts, holes, true) });
 }
 
-// Posts `body` so that it survives the page navigating away (keepalive), without cookies.
-// Resolves to the HTTP status, or 0 when there was no response.
-function send(url, body) {
+// Posts `body` without cookies; resolves to the HTTP status, or 0 when there was no answer.
+// `keepalive` lets the post outlive the page: used at submit, where the page is about to go.
+// Not for retries: the browser allows only 64 KiB of keepalive bodies in flight at once.
+function send(url, body, keepalive) {
   return fetch(url, {
     method: "POST",
     body,
-    keepalive: true,
+    keepalive,
     credentials: "omit",
     headers: { "content-type": "application/json" },
   }).then(
@@ -124,7 +125,10 @@ export function random(n) {
 // is retried after 30 s, doubling up to 6 h, on later page loads and when the browser comes
 // back online. At most 50 wait: a shop whose endpoint is down for days must not fill the
 // shopper's storage; beyond that the oldest is dropped, and the console says so.
-const OUTBOX = "unticked:outbox";
+//
+// One localStorage key per record (`unticked:outbox:<id>`): tabs of one shop write their
+// own keys, so no tab can write back a list that lacks another tab's new record.
+const OUTBOX = "unticked:outbox:";
 const CAPACITY = 50;
 const FIRST_RETRY_MS = 30e3;
 const LAST_RETRY_MS = 6 * 36e5;
@@ -133,48 +137,71 @@ let listening;
 
 const warn = (message) => console.warn("unticked: " + message);
 
-function load() {
+function read(key) {
   try {
-    const list = JSON.parse(localStorage.getItem(OUTBOX));
-    return Array.isArray(list) ? list : [];
+    return JSON.parse(localStorage.getItem(key));
   } catch {
-    return [];
+    return null;
   }
 }
 
-// Reads, changes and writes the outbox in one synchronous step: other tabs may write
-// between two steps, never during one.
-function change(edit) {
-  const list = load();
-  edit(list);
+// Every entry waiting, oldest first.
+function waiting() {
+  const list = [];
   try {
-    localStorage.setItem(OUTBOX, JSON.stringify(list));
+    for (let i = 0; i < localStorage.length; i++) {
+      const key = localStorage.key(i);
+      const entry = key?.startsWith(OUTBOX) && read(key);
+      if (entry?.id) list.push(entry);
+    }
+  } catch {
+    // Storage blocked: nothing waits.
+  }
+  return list.sort((a, b) => a.created - b.created);
+}
+
+function save(entry) {
+  try {
+    localStorage.setItem(OUTBOX + entry.id, JSON.stringify(entry));
   } catch {
     warn("could not write the outbox in localStorage; a failed delivery will not be retried");
   }
 }
 
-async function go(entry, target) {
+function remove(id) {
+  try {
+    localStorage.removeItem(OUTBOX + id);
+  } catch {
+    // Storage blocked: there is nothing to remove.
+  }
+}
+
+// Changes an entry as stored now, if it is still waiting (another tab may have sent it).
+function update(id, edit) {
+  const entry = read(OUTBOX + id);
+  if (entry) save(edit(entry) || entry);
+}
+
+async function go(entry, target, keepalive) {
   if (inFlight.has(entry.id)) return;
   inFlight.add(entry.id);
   let status = 0;
   try {
     if (!entry.body) {
       entry.body = await seal(entry.capture);
-      change((list) => list.forEach((e) => e.id == entry.id && ((e.body = entry.body), delete e.capture)));
+      update(entry.id, (stored) => {
+        stored.body = entry.body;
+        delete stored.capture;
+      });
     }
-    status = await send(entry.endpoint, entry.body);
+    status = await send(entry.endpoint, entry.body, keepalive);
   } catch (e) {
     warn("could not sign the consent record (" + e + "); it stays in the outbox");
   }
   inFlight.delete(entry.id);
   const done = (status > 199 && status < 300) || status == 409;
-  change((list) => {
-    const i = list.findIndex((e) => e.id == entry.id);
-    if (i < 0) return;
-    if (done) list.splice(i, 1);
-    else list[i].due = Date.now() + Math.min(FIRST_RETRY_MS * 2 ** list[i].attempts++, LAST_RETRY_MS);
-  });
+  if (done) remove(entry.id);
+  else update(entry.id, (stored) => void (stored.due = Date.now() + Math.min(FIRST_RETRY_MS * 2 ** stored.attempts++, LAST_RETRY_MS)));
   if (status == 409) console.error("unticked: the endpoint holds a different record under id " + entry.id);
   else if (done) target.dispatchEvent(new CustomEvent("unticked:recorded", { bubbles: true, detail: { id: entry.id, status } }));
   else warn("the consent record could not be delivered yet (HTTP " + status + "); it stays in the outbox");
@@ -184,14 +211,14 @@ async function go(entry, target) {
 // `target` (the form) receives `unticked:recorded` once the endpoint has it. The endpoint
 // is resolved now: a retry may happen on another page of the shop.
 export function post(target, id, endpoint, capture) {
-  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, due: 0, capture };
-  change((list) => {
-    const i = list.findIndex((e) => e.id == id);
-    if (i >= 0) list.splice(i, 1);
-    list.push(entry);
-    if (list.length > CAPACITY) warn("the outbox is full; dropped the oldest undelivered record " + list.shift().id);
-  });
-  go(entry, target);
+  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, due: 0, created: Date.now(), capture };
+  save(entry);
+  const list = waiting();
+  for (const old of list.slice(0, Math.max(0, list.length - CAPACITY))) {
+    remove(old.id);
+    warn("the outbox is full; dropped the oldest undelivered record " + old.id);
+  }
+  go(entry, target, true);
 }
 
 // Sends what is due: on page load, and everything when the browser comes back online.
@@ -200,5 +227,5 @@ export function drain(all) {
     listening = true;
     addEventListener("online", () => drain(true));
   }
-  for (const entry of load()) if (all || entry.due <= Date.now()) go(entry, document);
+  for (const entry of waiting()) if (all || entry.due <= Date.now()) go(entry, document, false);
 }

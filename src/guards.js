@@ -8,14 +8,14 @@
 
 // kind → [rule, what the site owner reads]. The collector knows the same kinds.
 const KINDS = {
-  "untrusted-tick": ["R1", "a consent box was ticked without the shopper's own input; it is not consent and was unticked"],
-  "hidden-box": ["R1", "a consent box is hidden from the shopper; a box ticked while hidden is not consent"],
-  "fake-box": ["R1", "the page has its own input named like a consent box; it was left out of the submit"],
-  "required-added": ["R3", "a script made a consent box required; a purchase must never depend on consent, so it was undone"],
-  "disabled-added": ["R3", "a script disabled a consent box; it was enabled again"],
-  "submit-gated": ["R3", "the submit button is enabled only while a marketing box is ticked: the purchase depends on consent"],
-  "submit-blocked": ["R3", "a page script cancelled a submit while every marketing box was unticked: the purchase depends on consent"],
-  "text-changed": ["R5", "a script changed the text of a consent choice after it was shown; ticks of that choice are not consent"],
+  "untrusted-tick": ["R1", "a consent box was ticked without the shopper's input; unticked, not consent"],
+  "hidden-box": ["R1", "a consent box is hidden from the shopper; its ticks are not consent"],
+  "fake-box": ["R1", "the page has its own input named like a consent box; left out of the submit"],
+  "required-added": ["R3", "a script made a consent box required; undone"],
+  "disabled-added": ["R3", "a script disabled a consent box; undone"],
+  "submit-gated": ["R3", "the submit button works only while a marketing box is ticked"],
+  "submit-blocked": ["R3", "a script cancelled a submit because no marketing box was ticked"],
+  "text-changed": ["R5", "a script changed a consent text after it was shown; its ticks are not consent"],
   "loaded-twice": ["R6", "the widget's script is on the page twice; the second copy does nothing"],
 };
 

@@ -243,10 +243,12 @@ function onChange(event) {
   dispatch(form, "unticked:change", { purpose, checked: box.checked, trusted });
 }
 
-// The value of a contact field: in the form, else anywhere on the page.
+// The value of a contact field of this form: inside it, or outside it but bound to it by
+// its `form` attribute. Never another form's field.
 function fieldValue(form, selector) {
   try {
-    return (selector && (form.querySelector(selector) || document.querySelector(selector))?.value) || "";
+    const field = selector && (form.querySelector(selector) || document.querySelector(selector));
+    return (field?.form == form && field.value) || "";
   } catch {
     return ""; // a selector the browser rejects: the linter's business, not the shopper's
   }

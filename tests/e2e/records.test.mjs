@@ -164,7 +164,13 @@ function flakyProxy(target) {
   );
 }
 
-const outbox = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]"));
+/** The outbox as stored: one localStorage key per waiting record. */
+const OUTBOX = () =>
+  Object.keys(localStorage)
+    .filter((k) => k.startsWith("unticked:outbox:"))
+    .map((k) => JSON.parse(localStorage.getItem(k)));
+const outbox = (page) => page.evaluate(`(${OUTBOX})()`);
+const attemptsAre = (page, n) => page.waitForFunction(`(${OUTBOX})()[0]?.attempts === ${n}`);
 
 test("the outbox keeps a record while the endpoint is down, across reloads, and drains when it is back", async () => {
   const proxy = await flakyProxy(shop.server.url);
@@ -186,22 +192,23 @@ test("the outbox keeps a record while the endpoint is down, across reloads, and 
   const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("#buy")]);
   assert.equal((await failed).status(), 503);
   const id = new URLSearchParams(order.postData()).get("consent.record");
-  await page.waitForFunction(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]")[0]?.attempts === 1);
+  await attemptsAre(page, 1);
   assert.equal(await storedRecord(shop.server.url, id), null);
 
   // Reloads while it is down: the record stays; once due, it is tried again and stays.
   await page.reload();
   await page.waitForSelector(CHOICES);
   assert.deepEqual((await outbox(page)).map((e) => e.id), [id]);
-  await page.evaluate(() => {
-    const list = JSON.parse(localStorage.getItem("unticked:outbox"));
-    list[0].due = 0; // as if the 30 s backoff had passed
-    localStorage.setItem("unticked:outbox", JSON.stringify(list));
-  });
+  await page.evaluate((id) => {
+    const key = "unticked:outbox:" + id;
+    const entry = JSON.parse(localStorage.getItem(key));
+    entry.due = 0; // as if the 30 s backoff had passed
+    localStorage.setItem(key, JSON.stringify(entry));
+  }, id);
   const retried = page.waitForResponse((r) => r.url().endsWith("/v1/records"));
   await page.reload();
   assert.equal((await retried).status(), 503);
-  await page.waitForFunction(() => JSON.parse(localStorage.getItem("unticked:outbox") || "[]")[0]?.attempts === 2);
+  await attemptsAre(page, 2);
 
   // Back up, and the browser comes back online: everything waiting goes.
   proxy.down = false;

@@ -2,6 +2,8 @@
 //! subject agreed to and when (Art. 7(1)), everything held about them (Art. 15), everything
 //! (an export for the site owner's own systems), and erasure (Art. 17).
 //!
+//! The identifier travels in the request body, never in a URL: URLs end up in access logs.
+//!
 //! A subject is found by their e-mail address or phone number through the keyed index
 //! (HMAC under the collector's secret): the log itself holds only commitments (R10). A
 //! subject appears in the records where they granted a channel and gave that contact; a
@@ -9,6 +11,7 @@
 
 use crate::records::{refuse, Collector, Refusal};
 use crate::store::SubjectRow;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +19,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use unticked_core::capture::{normalise_email, normalise_phone};
-use unticked_core::record;
+use unticked_core::record::{self, State as ConsentState};
 
 /// The environment variable holding the admin token; without it the admin endpoints are off.
 pub const TOKEN_VARIABLE: &str = "UNTICKED_ADMIN_TOKEN";
@@ -46,10 +49,11 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(
     Ok(())
 }
 
-/// The normalised identifier named by `?identifier=`: an e-mail address, or a phone number
-/// in international form (`+371…` or `00371…`).
-fn identifier(query: &HashMap<String, String>) -> Result<String, Refusal> {
-    let raw = query.get("identifier").map(String::as_str).unwrap_or("");
+/// The normalised identifier in a body `{"identifier": …}`: an e-mail address, or a phone
+/// number in international form (`+371…` or `00371…`).
+fn identifier(body: &[u8]) -> Result<String, Refusal> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let raw = value["identifier"].as_str().unwrap_or("");
     let normalised = if raw.contains('@') {
         normalise_email(raw)
     } else {
@@ -87,16 +91,13 @@ fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, Strin
     Ok(out)
 }
 
-/// `GET /v1/admin/subjects?identifier=…`: the current state of each purpose for this subject
-/// (from the latest record they appear in that names the purpose) and the full history.
-pub async fn subject(
-    State(collector): State<Arc<Collector>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+/// `POST /v1/admin/subjects` `{"identifier"}`: the current state of each purpose for this
+/// subject and the full history. Consent once given stands until it is withdrawn (Art. 7(3)):
+/// a later record where the box was merely left unticked does not take it back.
+pub async fn subject(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = (|| {
         authorised(&collector, &headers)?;
-        let identifier = identifier(&query)?;
+        let identifier = identifier(&body)?;
         let mut current: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         let mut history = Vec::new();
         let mut records = records_of(&collector, &identifier)?;
@@ -111,6 +112,10 @@ pub async fn subject(
             };
             let r = &opened.record;
             for p in &r.purposes {
+                let standing = current.get(&p.id).and_then(|c| c["state"].as_str());
+                if p.state == ConsentState::Refused && matches!(standing, Some("given" | "renewed")) {
+                    continue;
+                }
                 current.insert(
                     p.id.clone(),
                     serde_json::json!({
@@ -154,16 +159,12 @@ fn export_line(index: u64, bytes: &str, rows: &[SubjectRow]) -> String {
     .to_string()
 }
 
-/// `GET /v1/admin/subjects/export?identifier=…`: every record the subject appears in, with
-/// the exact bytes and what is held about them, one JSON object per line (Art. 15).
-pub async fn export_subject(
-    State(collector): State<Arc<Collector>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+/// `POST /v1/admin/subjects/export` `{"identifier"}`: every record the subject appears in,
+/// with the exact bytes and what is held about them, one JSON object per line (Art. 15).
+pub async fn export_subject(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = (|| {
         authorised(&collector, &headers)?;
-        let identifier = identifier(&query)?;
+        let identifier = identifier(&body)?;
         let records = records_of(&collector, &identifier)?;
         Ok::<_, Refusal>(ndjson(
             records.iter().map(|(i, b, rows)| export_line(*i, b, rows)).collect(),
@@ -177,12 +178,18 @@ pub async fn export_all(State(collector): State<Arc<Collector>>, headers: Header
     if let Err(refusal) = authorised(&collector, &headers) {
         return refusal.into_response();
     }
-    let mut lines = Vec::new();
-    match collector
-        .store
-        .export(|index, bytes, rows| lines.push(export_line(index, bytes, rows)))
-    {
-        Ok(()) => ndjson(lines),
+    // A whole-log scan: off the async threads, on a connection of its own.
+    let store = collector.store.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        store
+            .export(|index, bytes, rows| lines.push(export_line(index, bytes, rows)))
+            .map(|()| lines)
+    })
+    .await;
+    match lines {
+        Ok(Ok(lines)) => ndjson(lines),
+        Ok(Err(e)) => crate::records::unavailable(e).into_response(),
         Err(e) => crate::records::unavailable(e).into_response(),
     }
 }
@@ -200,7 +207,11 @@ pub async fn log(
     if let Err(refusal) = authorised(&collector, &headers) {
         return refusal.into_response();
     }
-    let start = query.get("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let start = query
+        .get("start")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(i64::MAX as u64);
     match collector.store.entries(start, LOG_PAGE) {
         Ok(entries) => axum::Json(serde_json::json!({
             "entries": entries.iter().map(|(index, bytes)| serde_json::json!({"index": index, "record": bytes})).collect::<Vec<_>>(),
@@ -210,17 +221,13 @@ pub async fn log(
     }
 }
 
-/// `DELETE /v1/admin/subjects?identifier=…`: erases the subject (Art. 17). Their
+/// `POST /v1/admin/subjects/erase` `{"identifier"}`: erases the subject (Art. 17). Their
 /// disclosures are deleted; the records stay, and so does every proof, since the log holds
 /// only salted commitments that no longer lead anywhere.
-pub async fn erase(
-    State(collector): State<Arc<Collector>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+pub async fn erase(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
     let answer = (|| {
         authorised(&collector, &headers)?;
-        let identifier = identifier(&query)?;
+        let identifier = identifier(&body)?;
         let erased = collector
             .store
             .erase(&identifier)
@@ -276,69 +283,72 @@ mod tests {
                 rate_limit: 0,
             },
         );
-        // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses.
-        for given in [&["email-offers"][..], &[], &["email-offers", "sms-offers"]] {
+        // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses
+        // everything (and names nobody), and a later one that gives only birthday greetings.
+        for given in [
+            &["email-offers"][..],
+            &[],
+            &["email-offers", "sms-offers"],
+            &["birthday-greetings"],
+        ] {
             let (status, _) = call(&app, "POST", "/v1/records", None, seal(&capture(&config, given), 1)).await;
             assert_eq!(status, StatusCode::CREATED);
         }
-        let who = "/v1/admin/subjects?identifier=JAN%40Example.PL";
+        let who = r#"{"identifier":" JAN@Example.PL"}"#.to_string();
+        let admin = |path: &'static str, body: String| {
+            let app = app.clone();
+            async move { call(&app, "POST", path, Some("s3cret"), body).await }
+        };
 
         assert_eq!(
-            call(&app, "GET", who, None, String::new()).await.0,
+            call(&app, "POST", "/v1/admin/subjects", None, who.clone()).await.0,
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            call(&app, "GET", who, Some("guess"), String::new()).await.0,
+            call(&app, "POST", "/v1/admin/subjects", Some("guess"), who.clone())
+                .await
+                .0,
             StatusCode::UNAUTHORIZED
         );
-        let (status, body) = call(
-            &app,
-            "GET",
-            "/v1/admin/subjects?identifier=nobody",
-            Some("s3cret"),
-            String::new(),
-        )
-        .await;
+        let (status, body) = admin("/v1/admin/subjects", r#"{"identifier":"nobody"}"#.into()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = admin("/v1/admin/subjects", r#"{"identifier":"+371 2000 0000"}"#.into()).await;
+        assert_eq!(status, StatusCode::OK, "a phone number in international form: {body}");
 
-        let (status, body) = call(&app, "GET", who, Some("s3cret"), String::new()).await;
+        let (status, body) = admin("/v1/admin/subjects", who.clone()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let found: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             found["history"].as_array().unwrap().len(),
-            2,
+            3,
             "the refusal names nobody (R8)"
         );
+        // Left unticked later is not withdrawn (Art. 7(3)): the consent given stands.
         assert_eq!(found["purposes"]["email-offers"]["state"], "given");
         assert_eq!(found["purposes"]["sms-offers"]["state"], "given");
+        assert_eq!(found["purposes"]["birthday-greetings"]["state"], "given");
         assert_eq!(found["purposes"]["phone-calls"]["state"], "refused");
 
-        let (status, lines) = call(
-            &app,
-            "GET",
-            &who.replace("subjects?", "subjects/export?"),
-            Some("s3cret"),
-            String::new(),
-        )
-        .await;
+        let (status, lines) = admin("/v1/admin/subjects/export", who.clone()).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(lines.lines().count(), 2);
+        assert_eq!(lines.lines().count(), 3);
         assert!(lines.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
         let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
-        assert_eq!(all.lines().count(), 3);
+        assert_eq!(all.lines().count(), 4);
 
-        let (status, erased) = call(&app, "DELETE", who, Some("s3cret"), String::new()).await;
-        assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":2}"#));
-        let (_, after) = call(&app, "GET", who, Some("s3cret"), String::new()).await;
+        let (status, erased) = admin("/v1/admin/subjects/erase", who.clone()).await;
+        assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":3}"#));
+        let (_, after) = admin("/v1/admin/subjects", who.clone()).await;
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&after).unwrap()["history"],
             serde_json::json!([])
         );
         let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
         assert!(!all.contains("jan@example.pl"), "no trace of the subject is left");
-        assert_eq!(all.lines().count(), 3, "the records stay");
+        assert_eq!(all.lines().count(), 4, "the records stay");
+        let key = crate::verify::public_key(None, &Keys::path_for(&db)).unwrap();
         assert!(
-            crate::verify::verify(&db, &Keys::path_for(&db)).is_ok(),
+            crate::verify::verify(&db, &key, None).is_ok(),
             "and the log still verifies"
         );
     }

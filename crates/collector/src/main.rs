@@ -91,9 +91,14 @@ enum Command {
         /// the admin token in UNTICKED_ADMIN_TOKEN.
         #[arg(long)]
         url: Option<String>,
-        /// With --url: the collector's public key (base64url) to hold its checkpoint to.
-        #[arg(long, requires = "url")]
+        /// The collector's public key (base64url) to hold its checkpoints to; by default the
+        /// key file's (with --db) or the one the collector names (with --url).
+        #[arg(long)]
         public_key: Option<String>,
+        /// A checkpoint kept outside the collector (JSON from GET /v1/checkpoint or a
+        /// receipt): the log must still hold the tree it signed.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
 }
 
@@ -138,15 +143,27 @@ fn main() -> ExitCode {
             key,
             url,
             public_key,
+            checkpoint,
         } => {
+            let anchor = match checkpoint.map(std::fs::read_to_string) {
+                None => Ok(None),
+                Some(Ok(text)) => verify::Anchor::from_json(&text).map(Some),
+                Some(Err(e)) => Err(verify::Broken::Unreadable(format!("--checkpoint: {e}"))),
+            };
             let (what, outcome) = match &url {
                 Some(url) => {
                     let token = std::env::var(admin::TOKEN_VARIABLE).unwrap_or_default();
-                    (url.clone(), verify::verify_url(url, &token, public_key.as_deref()))
+                    let outcome =
+                        anchor.and_then(|a| verify::verify_url(url, &token, public_key.as_deref(), a.as_ref()));
+                    (url.clone(), outcome)
                 }
                 None => {
                     let key = key.unwrap_or_else(|| store::Keys::path_for(&db));
-                    (db.display().to_string(), verify::verify(&db, &key))
+                    let outcome = anchor.and_then(|a| {
+                        let public = verify::public_key(public_key.as_deref(), &key)?;
+                        verify::verify(&db, &public, a.as_ref())
+                    });
+                    (db.display().to_string(), outcome)
                 }
             };
             match outcome {

@@ -184,11 +184,7 @@ fn read_disclosure(item: &Json) -> Option<Disclosure> {
         Json::String(ref s) => Some(s.clone()),
         _ => None,
     };
-    let salt = text("salt")?;
-    let salt: Vec<u8> = (0..salt.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(salt.get(i..i + 2)?, 16).ok())
-        .collect::<Option<_>>()?;
+    let salt = record::unhex(&text("salt")?)?;
     Some(Disclosure {
         channel: Channel::from_name(&text("channel")?)?,
         identifier: text("identifier")?,
@@ -496,11 +492,7 @@ mod tests {
 
     fn unhex(text: &serde_json::Value) -> [u8; 32] {
         let text = text.as_str().unwrap();
-        let bytes: Vec<u8> = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect();
-        bytes.try_into().unwrap()
+        record::unhex(text).unwrap().try_into().unwrap()
     }
 
     fn unbase64url(text: &serde_json::Value) -> Vec<u8> {
@@ -527,7 +519,12 @@ mod tests {
         let note = checkpoint["note"].as_str().unwrap();
         assert_eq!(
             note,
-            crate::store::checkpoint_body(checkpoint["origin"].as_str().unwrap(), size, &root)
+            crate::store::checkpoint_body(
+                checkpoint["origin"].as_str().unwrap(),
+                size,
+                &root,
+                checkpoint["timestamp"].as_u64().unwrap()
+            )
         );
         assert!(key.verify(note.as_bytes(), &signature).is_ok());
     }

@@ -1,5 +1,6 @@
-//! `unticked serve`: the demo shop's static files under a strict Content-Security-Policy,
-//! the shop's own order endpoint, and a health check.
+//! `unticked serve`: the collector (records, the log and its proofs, violation reports, the
+//! admin endpoints; see docs/collector.md) and the demo shop: its static files under a strict
+//! Content-Security-Policy and its own order endpoint, and a health check.
 
 use crate::store::Store;
 use crate::{admin, records, violations};
@@ -41,6 +42,25 @@ pub struct Settings {
     pub rate_limit: u32,
 }
 
+/// The answer past the rate limit: 429 with the API's JSON error and `Retry-After`.
+fn rate_limited(error: tower_governor::GovernorError) -> axum::response::Response<axum::body::Body> {
+    let (status, wait) = match error {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (StatusCode::TOO_MANY_REQUESTS, wait_time),
+        // No peer address to count by: a server set-up error, not the client's.
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, 0),
+    };
+    let mut response = records::refuse(
+        status,
+        "rate-limited",
+        format!("too many records from this address; retry in {wait} s"),
+    )
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// How long a request may take before it is answered 408: a slow client must not hold a
 /// connection and its memory for ever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -68,7 +88,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             .per_nanosecond((1_000_000_000 / u64::from(settings.rate_limit)).max(1))
             .burst_size(settings.rate_limit.saturating_mul(3))
             .finish()
-            .map(GovernorLayer::new);
+            .map(|limit| GovernorLayer::new(limit).error_handler(rate_limited));
         if let Some(limit) = limit {
             post_records = post_records.layer(limit);
         }
@@ -79,8 +99,9 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/checkpoint", get(records::get_checkpoint))
         .route("/v1/proofs/consistency", get(records::get_consistency))
         .route("/v1/texts/{sha256}", get(records::get_text))
-        .route("/v1/admin/subjects", get(admin::subject).delete(admin::erase))
-        .route("/v1/admin/subjects/export", get(admin::export_subject))
+        .route("/v1/admin/subjects", post(admin::subject))
+        .route("/v1/admin/subjects/export", post(admin::export_subject))
+        .route("/v1/admin/subjects/erase", post(admin::erase))
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
         .route("/v1/violations", get(violations::list))
@@ -501,6 +522,14 @@ mod tests {
             "{statuses:?}"
         );
         assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
+        let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 50000))));
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(r#""code":"rate-limited""#));
         assert_eq!(
             post_from([10, 0, 0, 2]).await,
             StatusCode::BAD_REQUEST,

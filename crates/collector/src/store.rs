@@ -132,15 +132,7 @@ impl Keys {
 }
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
-    let text = text.trim();
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    unticked_core::record::unhex(text.trim())?.try_into().ok()
 }
 
 #[cfg(unix)]
@@ -173,9 +165,10 @@ pub struct Checkpoint {
 }
 
 /// The checkpoint's signed text, in the C2SP tlog-checkpoint layout: origin, tree size and
-/// root hash (standard base64), one per line.
-pub fn checkpoint_body(origin: &str, size: u64, root: &Hash) -> String {
-    format!("{origin}\n{size}\n{}\n", base64_std(root))
+/// root hash (standard base64), one per line, then the collector's clock as an extension
+/// line, so that the time a record was logged is signed too.
+pub fn checkpoint_body(origin: &str, size: u64, root: &Hash, timestamp: u64) -> String {
+    format!("{origin}\n{size}\n{}\ntimestamp {timestamp}\n", base64_std(root))
 }
 
 fn base64_std(bytes: &[u8]) -> String {
@@ -198,7 +191,7 @@ impl Checkpoint {
             "timestamp": self.timestamp,
             "public_key": base64url(key.as_bytes()),
             "signature": base64url(&self.signature),
-            "note": checkpoint_body(origin, self.size, &self.root),
+            "note": checkpoint_body(origin, self.size, &self.root, self.timestamp),
         })
     }
 }
@@ -255,8 +248,23 @@ impl Store {
     /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
     /// the stored records, and records every purpose text `config` can show.
     pub fn open(path: &Path, config: &Config) -> Result<Store, StoreError> {
-        let keys = Keys::load_or_create(&Keys::path_for(path))?;
         let mut write = open_connection(path, OpenFlags::default())?;
+        let key_path = Keys::path_for(path);
+        let has_records = write
+            .query_row("SELECT 1 FROM log LIMIT 1", [], |_| Ok(()))
+            .optional()
+            .unwrap_or(None)
+            .is_some();
+        // A new key for an existing log would orphan its checkpoints and make its subjects
+        // unfindable (and so unerasable): refuse rather than start over silently.
+        if has_records && !key_path.exists() {
+            return Err(StoreError(format!(
+                "{} holds records but its key file {} is missing; restore it from backup",
+                path.display(),
+                key_path.display()
+            )));
+        }
+        let keys = Keys::load_or_create(&key_path)?;
         // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
         write.pragma_update(None, "journal_mode", "WAL")?;
         write.pragma_update(None, "synchronous", "FULL")?;
@@ -365,7 +373,8 @@ impl Store {
 
     /// Calls `each` with every record in log order and its disclosures still held.
     pub fn export(&self, mut each: impl FnMut(u64, &str, &[SubjectRow])) -> Result<(), StoreError> {
-        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        // Its own connection: a long scan must not hold up the readers that answer posts.
+        let read = open_connection(&self.shared.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut records = read.prepare("SELECT idx, bytes FROM log ORDER BY idx")?;
         let mut subjects = read
             .prepare_cached("SELECT idx, channel, identifier, salt FROM subjects WHERE idx = ?1 ORDER BY position")?;
@@ -418,7 +427,12 @@ impl Store {
         let lookup = self.shared.keys.lookup(identifier);
         let conn = open_connection(&self.shared.path, OpenFlags::default())?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        Ok(conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?)
+        // Overwrite the freed pages, and fold the WAL (which still holds the old pages) back
+        // into the database, so that the erased contacts are gone from the disk too.
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(erased)
     }
 
     /// The latest checkpoint, if anything was stored.
@@ -514,9 +528,12 @@ fn subject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectRow> {
 
 fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
     let root: Vec<u8> = row.get(1)?;
+    let root = root
+        .try_into()
+        .map_err(|_| rusqlite::Error::InvalidColumnType(1, "root".into(), rusqlite::types::Type::Blob))?;
     Ok(Checkpoint {
         size: row.get(0)?,
-        root: root.try_into().unwrap_or([0; 32]),
+        root,
         signature: row.get(2)?,
         timestamp: row.get(3)?,
     })
@@ -645,7 +662,7 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
         let signature = shared
             .keys
             .signing
-            .sign(checkpoint_body(&shared.origin, size, &root).as_bytes());
+            .sign(checkpoint_body(&shared.origin, size, &root, received_at).as_bytes());
         let checkpoint = Checkpoint {
             size,
             root,

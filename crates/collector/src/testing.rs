@@ -34,10 +34,12 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
         })
         .collect();
     // A fresh id per capture, as the widget makes one per submit.
-    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut random = [0u8; 10];
+    random[6..].copy_from_slice(&n.to_be_bytes());
     let record = ConsentRecord {
-        id: record::record_id(1_763_782_620_000, [n; 10]),
+        id: record::record_id(1_763_782_620_000, random),
         captured_at: 1_763_782_620_001,
         form: "checkout".into(),
         source: form.source,
@@ -52,7 +54,10 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
         subjects: vec![],
     };
     // The e-mail travels only when a purpose on its channel is given (R8).
-    let disclosures = if given.contains(&"email-offers") {
+    let email_given = given
+        .iter()
+        .any(|id| config.purpose(id).is_some_and(|p| p.channel == Channel::Email));
+    let disclosures = if email_given {
         vec![Disclosure {
             channel: Channel::Email,
             identifier: normalise_email("jan@example.pl").unwrap(),

@@ -1,11 +1,16 @@
 //! `unticked verify --db FILE`: recomputes the whole log from the stored bytes and checks
-//! it against every signed checkpoint. Any edit, deletion, reordering or truncation of the
-//! stored records, and any altered checkpoint, is found and named by the first log index
-//! it touches.
+//! it against every signed checkpoint. Any edit, deletion or reordering of the stored
+//! records, a truncation of the records, and any altered checkpoint, is found and named by
+//! the first log index it touches.
+//!
+//! What the log alone cannot show: someone with the collector's private key who truncates
+//! or rewrites the records *and* their checkpoints. Against that, keep checkpoints outside
+//! (a receipt, or `GET /v1/checkpoint` now and then) and pass one with `--checkpoint`: the
+//! log must still hold exactly the tree it signed.
 
 use crate::store::{checkpoint_body, origin_of, Keys};
 use base64ct::Encoding;
-use ed25519_dalek::{Signature, Verifier};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use unticked_core::merkle::{self, Tree};
@@ -35,12 +40,75 @@ fn at(index: u64, problem: impl Into<String>) -> Broken {
     }
 }
 
-/// Verifies the log in `db` against the collector key in `key`.
-pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
+/// A checkpoint kept outside the collector: `{size, root, timestamp, signature}` as
+/// `GET /v1/checkpoint` or a receipt gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub size: u64,
+    pub root: merkle::Hash,
+    pub timestamp: u64,
+    pub signature: Vec<u8>,
+}
+
+impl Anchor {
+    /// Reads a checkpoint as JSON (a whole receipt works too).
+    pub fn from_json(text: &str) -> Result<Anchor, Broken> {
+        let bad = || Broken::Unreadable("--checkpoint: not a checkpoint as GET /v1/checkpoint gives it".into());
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
+        let c = if value.get("checkpoint").is_some() {
+            &value["checkpoint"]
+        } else {
+            &value
+        };
+        Ok(Anchor {
+            size: c["size"].as_u64().ok_or_else(bad)?,
+            root: c["root"].as_str().and_then(unhex).ok_or_else(bad)?,
+            timestamp: c["timestamp"].as_u64().ok_or_else(bad)?,
+            signature: c["signature"]
+                .as_str()
+                .and_then(|s| base64ct::Base64UrlUnpadded::decode_vec(s).ok())
+                .ok_or_else(bad)?,
+        })
+    }
+
+    /// The anchor is the collector's, and the rebuilt `tree` still holds what it signed.
+    fn check(&self, key: &VerifyingKey, tree: &Tree) -> Result<(), Broken> {
+        let body = checkpoint_body(&origin_of(key), self.size, &self.root, self.timestamp);
+        let signed = Signature::from_slice(&self.signature).is_ok_and(|s| key.verify(body.as_bytes(), &s).is_ok());
+        if !signed {
+            return Err(Broken::Unreadable(
+                "--checkpoint is not signed by this collector's key".into(),
+            ));
+        }
+        if tree.root(self.size) != Some(self.root) {
+            return Err(at(
+                self.size.min(tree.len()),
+                format!(
+                    "the log no longer holds the tree of {} records your checkpoint signed",
+                    self.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The collector's public key: base64url, or read from its key file.
+pub fn public_key(base64url: Option<&str>, key_file: &Path) -> Result<VerifyingKey, Broken> {
+    match base64url {
+        Some(text) => base64ct::Base64UrlUnpadded::decode_vec(text)
+            .ok()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| Broken::Unreadable("--public-key is not a base64url Ed25519 key".into())),
+        None => Ok(Keys::load(key_file).map_err(|e| Broken::Unreadable(e.0))?.verifying()),
+    }
+}
+
+/// Verifies the log in `db` against the collector's public key, and an outside checkpoint.
+pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Result<Clean, Broken> {
     let unreadable = |e: &dyn std::fmt::Display| Broken::Unreadable(e.to_string());
-    let keys = Keys::load(key).map_err(|e| Broken::Unreadable(e.0))?;
-    let public = keys.verifying();
-    let origin = origin_of(&public);
+    let origin = origin_of(public);
     if !db.exists() {
         return Err(Broken::Unreadable(format!("{}: no such file", db.display())));
     }
@@ -76,7 +144,7 @@ pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
     }
 
     let mut checkpoints = conn
-        .prepare("SELECT size, root, signature FROM checkpoints ORDER BY size")
+        .prepare("SELECT size, root, signature, timestamp FROM checkpoints ORDER BY size")
         .map_err(|e| unreadable(&e))?;
     let mut checkpoints = checkpoints.query([]).map_err(|e| unreadable(&e))?;
     let (mut covered, mut count) = (0u64, 0u64);
@@ -84,6 +152,7 @@ pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
         let size: u64 = row.get(0).map_err(|e| unreadable(&e))?;
         let root: Vec<u8> = row.get(1).map_err(|e| unreadable(&e))?;
         let signature: Vec<u8> = row.get(2).map_err(|e| unreadable(&e))?;
+        let timestamp: u64 = row.get(3).map_err(|e| unreadable(&e))?;
         let Ok(root) = <merkle::Hash>::try_from(root) else {
             return Err(at(
                 covered,
@@ -92,7 +161,7 @@ pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
         };
         let signed = Signature::from_slice(&signature).ok().is_some_and(|s| {
             public
-                .verify(checkpoint_body(&origin, size, &root).as_bytes(), &s)
+                .verify(checkpoint_body(&origin, size, &root, timestamp).as_bytes(), &s)
                 .is_ok()
         });
         if !signed {
@@ -126,6 +195,9 @@ pub fn verify(db: &Path, key: &Path) -> Result<Clean, Broken> {
     }
     if covered < tree.len() {
         return Err(at(covered, "the records from here on are in no signed checkpoint"));
+    }
+    if let Some(anchor) = anchor {
+        anchor.check(public, &tree)?;
     }
     Ok(Clean {
         records: tree.len(),
@@ -168,18 +240,14 @@ async fn get_json(authority: &str, path: &str, token: &str) -> Result<serde_json
 }
 
 fn unhex(text: &str) -> Option<merkle::Hash> {
-    let bytes: Option<Vec<u8>> = (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect();
-    bytes?.try_into().ok()
+    record::unhex(text)?.try_into().ok()
 }
 
 /// Verifies a running collector: its latest checkpoint is signed by its key (`pinned`, a
 /// base64url Ed25519 key, when given, so that a collector cannot swap keys unnoticed), and
 /// every record it holds up to that size, fetched through the admin log endpoint, opens and
 /// hashes to the checkpoint's root.
-pub fn verify_url(url: &str, token: &str, pinned: Option<&str>) -> Result<Clean, Broken> {
+pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchor: Option<&Anchor>) -> Result<Clean, Broken> {
     let authority = url
         .trim_end_matches('/')
         .strip_prefix("http://")
@@ -205,7 +273,8 @@ pub fn verify_url(url: &str, token: &str, pinned: Option<&str>) -> Result<Clean,
         let Some(root) = root else {
             return Err(at(0, "the checkpoint has no root"));
         };
-        let body = checkpoint_body(&origin_of(&key), size, &root);
+        let timestamp = checkpoint["timestamp"].as_u64().unwrap_or(0);
+        let body = checkpoint_body(&origin_of(&key), size, &root, timestamp);
         if signature.is_none_or(|s| key.verify(body.as_bytes(), &s).is_err()) {
             return Err(at(
                 0,
@@ -241,6 +310,9 @@ pub fn verify_url(url: &str, token: &str, pinned: Option<&str>) -> Result<Clean,
                 0,
                 format!("the records do not hash to the signed checkpoint of size {size}"),
             ));
+        }
+        if let Some(anchor) = anchor {
+            anchor.check(&key, &tree)?;
         }
         Ok(Clean {
             records: size,
@@ -279,8 +351,12 @@ mod tests {
         Connection::open(db).unwrap().execute_batch(sql).unwrap();
     }
 
+    fn check(db: &Path, key: &Path) -> Result<Clean, Broken> {
+        verify(db, &public_key(None, key)?, None)
+    }
+
     fn broken_at(db: &Path, key: &Path) -> u64 {
-        match verify(db, key) {
+        match check(db, key) {
             Err(Broken::At { index, .. }) => index,
             other => panic!("expected tampering to be found, got {other:?}"),
         }
@@ -289,7 +365,7 @@ mod tests {
     #[test]
     fn an_untouched_log_is_clean() {
         let (_dir, db, key) = log(5);
-        let clean = verify(&db, &key).unwrap();
+        let clean = check(&db, &key).unwrap();
         assert_eq!((clean.records, clean.checkpoints), (5, 5));
     }
 
@@ -361,7 +437,7 @@ mod tests {
     fn erasing_a_subject_keeps_the_log_clean() {
         let (_dir, db, key) = log(3);
         tamper(&db, "DELETE FROM subjects");
-        assert!(verify(&db, &key).is_ok());
+        assert!(check(&db, &key).is_ok());
     }
 
     #[test]
@@ -369,8 +445,58 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.db");
         assert!(matches!(
-            verify(&missing, &Keys::path_for(&missing)),
+            check(&missing, &Keys::path_for(&missing)),
             Err(Broken::Unreadable(_))
         ));
+    }
+
+    #[test]
+    fn a_checkpoint_kept_outside_finds_a_truncation_the_log_alone_cannot() {
+        let (_dir, db, key) = log(5);
+        let public = public_key(None, &key).unwrap();
+        let anchor = Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT size, root, signature, timestamp FROM checkpoints WHERE size = 5",
+                [],
+                |r| {
+                    Ok(Anchor {
+                        size: r.get(0)?,
+                        root: r.get::<_, Vec<u8>>(1)?.try_into().unwrap(),
+                        signature: r.get(2)?,
+                        timestamp: r.get(3)?,
+                    })
+                },
+            )
+            .unwrap();
+        assert!(verify(&db, &public, Some(&anchor)).is_ok());
+        // Records and their checkpoints cut back together: consistent with itself…
+        tamper(
+            &db,
+            "DELETE FROM log WHERE idx >= 3; DELETE FROM checkpoints WHERE size > 3",
+        );
+        assert!(check(&db, &key).is_ok(), "the log alone cannot tell");
+        // …but not with the checkpoint the auditor kept.
+        assert!(matches!(
+            verify(&db, &public, Some(&anchor)),
+            Err(Broken::At { index: 3, .. })
+        ));
+        let forged = Anchor {
+            timestamp: anchor.timestamp + 1,
+            ..anchor
+        };
+        assert!(matches!(
+            verify(&db, &public, Some(&forged)),
+            Err(Broken::Unreadable(_))
+        ));
+    }
+
+    #[test]
+    fn a_log_whose_key_file_is_lost_is_not_reopened_with_a_new_key() {
+        let (_dir, db, key) = log(2);
+        std::fs::remove_file(&key).unwrap();
+        let refused = Store::open(&db, &demo_config()).err().expect("refused");
+        assert!(refused.0.contains("key file"), "{}", refused.0);
+        assert!(!key.exists(), "no new key was made");
     }
 }
