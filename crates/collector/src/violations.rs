@@ -145,4 +145,28 @@ mod tests {
         }
         assert_eq!(read(&vec![b' '; MAX_REPORT + 1]).unwrap_err().code, "too-large");
     }
+
+    /// docs/rules.md documents every kind with its rule, and src/guards.js sends the same
+    /// kinds with the same rules.
+    #[test]
+    fn every_kind_is_documented_and_known_to_the_widget() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let rules = std::fs::read_to_string(root.join("docs/rules.md")).unwrap();
+        let guards = std::fs::read_to_string(root.join("src/guards.js")).unwrap();
+        for (kind, rule) in KINDS {
+            assert!(
+                rules.contains(&format!("| `{kind}` | {rule} |")),
+                "docs/rules.md lacks {kind}"
+            );
+            assert!(
+                guards.contains(&format!("\"{kind}\": [\"{rule}\"")),
+                "src/guards.js lacks {kind}"
+            );
+        }
+        assert_eq!(
+            guards.matches("\": [\"R").count(),
+            KINDS.len(),
+            "the widget sends no other kind"
+        );
+    }
 }

@@ -271,3 +271,29 @@ fn a_form_the_config_does_not_have_assembles_nothing() {
     let page = checkout_submission(&[], &[]);
     assert!(capture::assemble(&config, "contest", "en", &[], &page, counting_salts()).is_none());
 }
+
+proptest! {
+    /// R3 (Art. 7(4)): whatever the shopper ticks, a submit is captured the same way and
+    /// nothing depends on it: flipping any one marketing choice still captures a record of
+    /// the same purposes, and changes the state of that purpose only.
+    #[test]
+    fn flipping_a_choice_changes_that_purpose_and_nothing_else(ticks in proptest::collection::vec(any::<bool>(), 5), flip in 0usize..5) {
+        let config = demo();
+        let ids = ["email-offers", "sms-offers", "phone-calls", "birthday-greetings", "personalised-offers"];
+        let chosen = |ticks: &[bool]| ids.iter().zip(ticks).filter(|(_, t)| **t).map(|(id, _)| *id).collect::<Vec<_>>();
+        let before = chosen(&ticks);
+        let mut flipped = ticks.clone();
+        flipped[flip] = !flipped[flip];
+        let after = chosen(&flipped);
+        let a = assemble_checkout(&config, "lv", &checkout_submission(&before, &before)).capture.record;
+        let b = assemble_checkout(&config, "lv", &checkout_submission(&after, &after)).capture.record;
+        prop_assert_eq!(a.purposes.len(), 5);
+        prop_assert_eq!(b.purposes.len(), 5);
+        for (i, (x, y)) in a.purposes.iter().zip(&b.purposes).enumerate() {
+            prop_assert_eq!(&x.id, &y.id);
+            prop_assert_eq!(x.state == y.state, i != flip, "purpose {}", x.id);
+            prop_assert_eq!(y.state == State::Given, flipped[i]);
+        }
+        prop_assert_eq!((&a.form, a.source, &a.locale), (&b.form, b.source, &b.locale));
+    }
+}

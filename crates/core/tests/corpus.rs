@@ -121,3 +121,23 @@ fn rule_breaking_configs_cite_the_rule() {
         assert!(!errors[0].rule().source().is_empty());
     }
 }
+
+/// docs/rules.md documents every code that breaks a rule, with that rule, and the codes are
+/// distinct.
+#[test]
+fn every_rule_code_is_documented_with_its_rule() {
+    use unticked_core::config::{ErrorCode, Rule};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = std::fs::read_to_string(root.join("docs/rules.md")).unwrap();
+    let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), ErrorCode::ALL.len(), "codes are distinct");
+    for code in ErrorCode::ALL {
+        if code.rule() == Rule::Schema {
+            continue;
+        }
+        let row = format!("| `{}` | {} |", code.as_str(), code.rule().id());
+        assert!(rules.contains(&row), "docs/rules.md lacks the row {row}");
+    }
+}

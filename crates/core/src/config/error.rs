@@ -104,6 +104,46 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documentation and tests (docs/rules.md lists each rule-bearing one).
+    pub const ALL: [ErrorCode; 33] = {
+        use ErrorCode::*;
+        [
+            DuplicateKey,
+            UnknownField,
+            MissingField,
+            WrongType,
+            EmptyValue,
+            InvalidSlug,
+            InvalidLocale,
+            UnsupportedLocale,
+            DuplicateLocale,
+            UndeclaredDefaultLocale,
+            InvalidUrl,
+            InsecureUrl,
+            InvalidCountry,
+            InvalidDpvTerm,
+            InvalidSelector,
+            UnknownValue,
+            OutOfRange,
+            PreTicked,
+            RequiredConsent,
+            BundledChannels,
+            AcceptAll,
+            NotConsent,
+            DuplicatePurposeId,
+            DuplicateItem,
+            DuplicateFormPurpose,
+            UnknownPurpose,
+            EmptyForm,
+            MissingTranslation,
+            TransferWithoutSafeguard,
+            TransferInsideEea,
+            ContactFieldMissing,
+            UndeclaredLocale,
+            UndeclaredData,
+        ]
+    };
+
     /// Stable kebab-case name.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
