@@ -109,7 +109,7 @@ pub struct Accepted {
     pub disclosures: Vec<Disclosure>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     record::hex(&Sha256::digest(bytes))
 }
 
@@ -478,12 +478,17 @@ mod tests {
         (status, String::from_utf8(bytes.to_vec()).unwrap())
     }
 
-    /// The app over a fresh log in a temporary directory (kept alive by the returned guard).
-    fn test_app(config: &Config) -> (axum::Router, tempfile::TempDir) {
+    /// The app over a fresh log, the collector's public key, and the temporary directory.
+    fn test_app(config: &Config) -> (axum::Router, ed25519_dalek::VerifyingKey, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("log.db"), config).unwrap();
+        let key = store.public_key();
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
-        (crate::serve::app(www, config.clone(), store, Default::default()), dir)
+        (
+            crate::serve::app(www, config.clone(), store, Default::default()),
+            key,
+            dir,
+        )
     }
 
     fn json(text: &str) -> serde_json::Value {
@@ -502,7 +507,7 @@ mod tests {
 
     /// What a client holding only the receipt and the record can check: the record's leaf is
     /// in the tree the checkpoint names, and the checkpoint is the collector's.
-    fn assert_receipt_proves(receipt: &serde_json::Value, bytes: &str) {
+    fn assert_receipt_proves(receipt: &serde_json::Value, bytes: &str, collector: &ed25519_dalek::VerifyingKey) {
         use ed25519_dalek::Verifier;
         let leaf = unticked_core::merkle::leaf_hash(bytes.as_bytes());
         assert_eq!(unhex(&receipt["leaf_hash"]), leaf);
@@ -513,8 +518,8 @@ mod tests {
         assert!(unticked_core::merkle::verify_inclusion(
             &leaf, index, size, &proof, &root
         ));
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&unbase64url(&checkpoint["public_key"]).try_into().unwrap())
-            .unwrap();
+        // The collector's own key, not the one the receipt claims.
+        assert_eq!(unbase64url(&checkpoint["public_key"]), collector.as_bytes());
         let signature = ed25519_dalek::Signature::from_slice(&unbase64url(&checkpoint["signature"])).unwrap();
         let note = checkpoint["note"].as_str().unwrap();
         assert_eq!(
@@ -526,13 +531,13 @@ mod tests {
                 checkpoint["timestamp"].as_u64().unwrap()
             )
         );
-        assert!(key.verify(note.as_bytes(), &signature).is_ok());
+        assert!(collector.verify(note.as_bytes(), &signature).is_ok());
     }
 
     #[tokio::test]
     async fn a_stored_record_gets_a_receipt_that_proves_it_and_the_same_one_again() {
         let config = demo_config();
-        let (app, _dir) = test_app(&config);
+        let (app, key, _dir) = test_app(&config);
         let first = capture(&config, &["email-offers"]);
         let body = seal(&first, 1);
         let (status, receipt) = send(&app, "POST", "/v1/records", body.clone()).await;
@@ -540,7 +545,7 @@ mod tests {
         let receipt = json(&receipt);
         assert_eq!(receipt["index"], 0);
         let bytes = json(&body)["record"].as_str().unwrap().to_string();
-        assert_receipt_proves(&receipt, &bytes);
+        assert_receipt_proves(&receipt, &bytes, &key);
 
         // The same delivery again: 200 and the very same receipt (the outbox's retry).
         let (status, again) = send(&app, "POST", "/v1/records", body.clone()).await;
@@ -568,7 +573,7 @@ mod tests {
             "checkpoint": got["latest"]["checkpoint"],
         });
         assert_eq!(latest["checkpoint"]["size"], 2);
-        assert_receipt_proves(&latest, &bytes);
+        assert_receipt_proves(&latest, &bytes, &key);
 
         // The log only grew: the consistency proof from 1 to 2 checks out.
         let (status, checkpoint) = send(&app, "GET", "/v1/checkpoint", String::new()).await;
@@ -614,7 +619,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_log_has_no_checkpoint_and_a_refused_record_leaves_no_trace() {
         let config = demo_config();
-        let (app, _dir) = test_app(&config);
+        let (app, _key, _dir) = test_app(&config);
         let (status, body) = send(&app, "GET", "/v1/checkpoint", String::new()).await;
         assert_eq!(
             (status, json(&body)["code"].as_str()),

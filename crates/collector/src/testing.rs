@@ -1,15 +1,12 @@
 //! Test helpers shared by the collector's unit tests: the demo config, and deliveries
 //! captured and sealed natively exactly as the widget does in the browser.
 
-use sha2::{Digest, Sha256};
 use unticked_core::capture::{normalise_email, Capture, Disclosure};
 use unticked_core::config::{Channel, Config};
 use unticked_core::record::{self, ConsentRecord, PurposeEntry, State as ConsentState};
 use unticked_core::view;
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    record::hex(&Sha256::digest(bytes))
-}
+pub(crate) use crate::records::sha256_hex;
 
 pub fn demo_config() -> Config {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
