@@ -122,3 +122,34 @@ test("blocks-submit-unless-ticked: a submit cancelled for want of consent is rep
   await assertReported("submit-blocked", "blocks-submit-unless-ticked");
   await context.close();
 });
+
+// Other ways to hide a box, each ticked by the shopper with the keyboard: never consent.
+const hiding = [
+  ["transparent", "fieldset.unticked input[type=checkbox] { opacity: 0; }"],
+  ["covered", "fieldset.unticked { position: relative; } fieldset.unticked::after { content: ''; position: absolute; inset: 0; background: #fff; }"],
+  ["shrunk", "fieldset.unticked input[type=checkbox] { width: 1px; height: 1px; }"],
+];
+for (const [how, css] of hiding) {
+  test(`a ${how} box ticked by the shopper is not consent, and is reported`, async () => {
+    const opened = await openPage(shop.browser);
+    const { page, context } = opened;
+    const violations = [];
+    await page.exposeFunction("noteViolation", (detail) => violations.push(detail));
+    await page.addInitScript(() => document.addEventListener("unticked:violation", (e) => window.noteViolation(e.detail)));
+    const html = readFileSync(path.join(ROOT, "tests/hostile/hidden-by-css.html"), "utf8").replace(
+      /<style>.*<\/style>/,
+      `<style>${css}</style>`,
+    );
+    await page.route(`${shop.server.url}/hostile/${how}.html`, (route) => route.fulfill({ status: 200, contentType: "text/html", body: html }));
+    await page.goto(`${shop.server.url}/hostile/${how}.html`);
+    await page.waitForSelector("fieldset.unticked");
+    await page.fill("#email", "shopper@example.lv");
+    await page.fill("#name", "Anna Bērziņa");
+    await page.focus("input[name='consent.email-offers']");
+    await page.keyboard.press("Space");
+    const { consents, given } = await order(page);
+    assert.deepEqual([consents, given], [[], []]);
+    assert.deepEqual(kinds(violations), ["hidden-box"]);
+    await context.close();
+  });
+}
