@@ -11,6 +11,7 @@ const KINDS = {
   "untrusted-tick": ["R1", "a consent box was ticked without the shopper's input; unticked, not consent"],
   "hidden-box": ["R1", "a consent box is hidden from the shopper; its ticks are not consent"],
   "fake-box": ["R1", "the page has its own input named like a consent box; left out of the submit"],
+  "box-changed": ["R1", "a script renamed, retyped or moved a consent box; undone, and its ticks are not consent"],
   "required-added": ["R3", "a script made a consent box required; undone"],
   "disabled-added": ["R3", "a script disabled a consent box; undone"],
   "submit-gated": ["R3", "the submit button works only while a marketing box is ticked"],
@@ -22,11 +23,9 @@ const KINDS = {
 const warned = new Set();
 const reported = new Set();
 let reportUrl;
-let recordsUrl;
 
 /** Where reports go: `violations` beside the records endpoint (`/v1/records` → `/v1/violations`). */
 export function reportTo(endpoint) {
-  recordsUrl = endpoint;
   try {
     reportUrl = new URL("violations", endpoint).href;
   } catch {
@@ -34,8 +33,6 @@ export function reportTo(endpoint) {
   }
 }
 
-// The widget's own requests, which say nothing about what the page did.
-const ours = (url) => url == recordsUrl || url == reportUrl;
 
 /** Reports a violation of `kind` on `target` (the form), about `purpose` when there is one. */
 export function violation(target, kind, purpose, formKind) {
@@ -62,11 +59,16 @@ export function hidden(box) {
   const page = document.documentElement;
   const [x, y] = [r.left + scrollX, r.top + scrollY];
   if (x + r.width <= 0 || y + r.height <= 0 || x >= page.scrollWidth || y >= page.scrollHeight) return "off the page";
-  const [cx, cy] = [r.left + r.width / 2, r.top + r.height / 2];
-  if (cx >= 0 && cy >= 0 && cx < innerWidth && cy < innerHeight) {
+  // Covered: something else on top of the box and of its label (a sticky header over the box
+  // alone leaves the choice readable and clickable).
+  const covered = (el) => {
+    const r = el.getBoundingClientRect();
+    const [cx, cy] = [r.left + r.width / 2, r.top + r.height / 2];
+    if (cx < 0 || cy < 0 || cx >= innerWidth || cy >= innerHeight) return false;
     const top = document.elementFromPoint(cx, cy);
-    if (top && top != box && ![...box.labels].some((label) => label.contains(top))) return "covered";
-  }
+    return top && top != box && !box.labels[0]?.contains(top);
+  };
+  if (covered(box) && (!box.labels[0] || covered(box.labels[0]))) return "covered";
   return "";
 }
 
@@ -76,33 +78,53 @@ export function hidden(box) {
  * `m` is the mounted form; `onText(purpose)` is told of a changed text.
  */
 export function watchFieldset(m, form, onText) {
+  const undone = new Map();
   const observer = new MutationObserver((records) => {
-    for (const record of records) {
-      const node = record.target;
-      if (record.type == "attributes") {
-        if (!node.hasAttribute(record.attributeName) || node.type == "hidden") continue;
-        node.removeAttribute(record.attributeName);
-        const kind = { required: "required-added", "aria-required": "required-added", disabled: "disabled-added", checked: "untrusted-tick" }[record.attributeName];
-        if (kind == "untrusted-tick") node.checked = false;
-        violation(form, kind, purposeOf(node), m.kind);
-      } else {
-        const row = (node.nodeType == Node.ELEMENT_NODE ? node : node.parentElement)?.closest("[data-unticked-purpose]");
-        const purpose = row?.getAttribute("data-unticked-purpose");
-        if (purpose && row.textContent != m.texts.get(purpose)) onText(purpose);
-      }
+    try {
+      for (const record of records) check(record);
+    } catch (e) {
+      console.error("unticked: internal error watching the choices:", e);
     }
   });
+  function check(record) {
+    const node = record.target;
+    const purpose = m.boxes.get(node);
+    if (record.type == "attributes") {
+      if (!purpose) return;
+      const name = record.attributeName;
+      // A page that puts an attribute back each time it is undone would loop for ever with
+      // the widget: after a few rounds the widget stops undoing (and has reported it).
+      const rounds = (undone.get(node) || 0) + 1;
+      if (rounds > 5) return;
+      if (name == "name" || name == "type") {
+        if (node.name == "consent." + purpose && node.type == "checkbox") return;
+        undone.set(node, rounds);
+        node.type = "checkbox";
+        node.name = "consent." + purpose;
+        return violation(form, "box-changed", purpose, m.kind);
+      }
+      if (!node.hasAttribute(name)) return;
+      undone.set(node, rounds);
+      node.removeAttribute(name);
+      if (name == "checked" && m.byShopper.has(purpose)) return;
+      const kind = { required: "required-added", "aria-required": "required-added", disabled: "disabled-added", checked: "untrusted-tick" }[name];
+      if (kind == "untrusted-tick") node.checked = false;
+      violation(form, kind, purpose, m.kind);
+    } else {
+      const row = (node.nodeType == Node.ELEMENT_NODE ? node : node.parentElement)?.closest("[data-unticked-purpose]");
+      const shown = row?.getAttribute("data-unticked-purpose");
+      if (shown && row.textContent != m.texts.get(shown)) onText(shown);
+    }
+  }
   observer.observe(m.fieldset, {
     subtree: true,
     attributes: true,
-    attributeFilter: ["required", "aria-required", "disabled", "checked"],
+    attributeFilter: ["required", "aria-required", "disabled", "checked", "name", "type"],
     childList: true,
     characterData: true,
   });
   return observer;
 }
-
-const purposeOf = (input) => input.name?.replace(/^consent\./, "");
 
 /** The form's submit button, or undefined. */
 const submitButton = (form) => form.querySelector("button[type=submit], input[type=submit], button:not([type])");
@@ -126,17 +148,20 @@ export function watchGating(form, m, before) {
 }
 
 /**
- * After a submit with every box unticked: if a page script cancelled it and then sent
- * nothing (no request of its own within a few seconds, as a shop that posts with fetch
- * would), the page blocked the purchase for want of consent.
+ * Proof that the page blocks the purchase for want of consent: a submit of a valid form with
+ * no box ticked by the shopper was cancelled, and a later one with a box ticked was not.
+ * (A cancel alone proves nothing: a shop that posts with fetch cancels every submit, and so
+ * does its validation when a field is missing.)
  */
-export function watchCancel(event, form, m) {
-  const sent = () => performance.getEntriesByType("resource").filter((e) => !ours(e.name)).length;
-  const before = sent();
+export function watchCancel(event, form, m, noneTicked) {
+  let valid = true;
+  try {
+    valid = form.matches(":valid");
+  } catch {
+    // A browser without :valid on forms: take the form as valid.
+  }
   setTimeout(() => {
-    if (!event.defaultPrevented) return;
-    setTimeout(() => {
-      if (sent() == before) violation(form, "submit-blocked", undefined, m.kind);
-    }, 3000);
-  }, 0);
+    if (event.defaultPrevented) m.blockedUnticked ||= noneTicked && valid;
+    else if (!noneTicked && m.blockedUnticked) violation(form, "submit-blocked", undefined, m.kind);
+  });
 }

@@ -142,7 +142,10 @@ function mountForm(form) {
   if (slot) slot.append(fieldset);
   else if (submit) submit.before(fieldset);
   else form.append(fieldset);
-  const m = { ...view, kind, fieldset, record, texts, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
+  // Each box's purpose, fixed now: a script renaming or moving a box cannot move a tick.
+  const boxes = new Map();
+  for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(INPUT_PREFIX.length));
+  const m = { ...view, kind, fieldset, record, texts, boxes, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
   m.observer = watchFieldset(m, form, (purpose) => {
     if (m.tampered.has(purpose)) return;
     m.tampered.add(purpose);
@@ -150,18 +153,15 @@ function mountForm(form) {
     violation(form, "text-changed", purpose, kind);
   });
   mounted.set(form, m);
-  // Once laid out: boxes the shopper cannot see are reported now, and their ticks never count.
-  requestAnimationFrame(() => {
-    if (boxesOf(m).some(hidden)) violation(form, "hidden-box", undefined, kind);
-  });
   if (fakeBoxes(form, m).length) violation(form, "fake-box", undefined, kind);
 }
 
-const boxesOf = (m) => [...m.fieldset.querySelectorAll("input[type=checkbox]")];
+const boxesOf = (m) => [...m.boxes.keys()];
 
-// Inputs of the page named like the widget's, which would send consent the shopper never gave.
+// Controls of the form (inside it, or bound to it by a `form` attribute) named like the
+// widget's that are not the widget's own: they would send consent the shopper never gave.
 const fakeBoxes = (form, m) =>
-  [...form.querySelectorAll("input[name^='consent.']")].filter((input) => !m.fieldset.contains(input) && !input.disabled);
+  [...form.elements].filter((el) => el.name?.startsWith(INPUT_PREFIX) && !m.boxes.has(el) && el != m.record && !el.disabled);
 
 function mountWithin(node) {
   if (node.nodeType != Node.ELEMENT_NODE) return;
@@ -177,14 +177,16 @@ function onMutations(records) {
     else record.addedNodes.forEach(mountWithin);
   }
   // Forms a single-page shop took out of the page: forget them and their choices, so a form
-  // put back later gets one fresh rendering.
+  // put back later gets one fresh rendering. A form whose choices a morphing library took
+  // out gets them again.
   if (removed) {
     for (const [form, m] of mounted) {
-      if (form.isConnected) continue;
+      if (form.isConnected && m.fieldset.isConnected) continue;
       m.observer.disconnect();
       m.fieldset.remove();
       unmount(m.handle);
       mounted.delete(form);
+      if (form.isConnected) mountForm(form);
     }
   }
 }
@@ -193,8 +195,8 @@ function onMutations(records) {
 // same name is not one).
 function boxOf(target) {
   const m = mounted.get(target.form);
-  if (m && target.type == "checkbox" && m.fieldset.contains(target)) return [m, target.name.slice(INPUT_PREFIX.length)];
-  return [];
+  const purpose = m?.boxes.get(target);
+  return purpose ? [m, purpose] : [];
 }
 
 // A checkbox changes only through its activation, which starts with a click (a pointer, a
@@ -203,16 +205,22 @@ function boxOf(target) {
 // A click on a box's label is passed on to the box (HTML "label activation behavior").
 // Whether the passed-on click is marked trusted when a script clicked the label is up to
 // the browser, so the label's own click is what tells, and the click passed on keeps it.
+// Only the widget's own label counts: a page's label for the box ("Apply coupon") is not the
+// shopper choosing this purpose. A click is forgotten once its task is over, so that a
+// cancelled one cannot lend its trust to a later scripted change.
 function onClick(event) {
   const box = event.target;
-  const control = box.closest?.("label")?.control;
-  if (control && control != box && boxOf(control)[0]) {
-    lastClick = { box: control, trusted: event.isTrusted, viaLabel: true };
+  const label = box.closest?.("label");
+  const [m] = boxOf(label?.control || {});
+  if (m && label.control != box) {
+    lastClick = { box: label.control, trusted: event.isTrusted && m.fieldset.contains(label), viaLabel: true };
   } else if (boxOf(box)[0] && !(lastClick?.box == box && lastClick.viaLabel)) {
     lastClick = { box, trusted: event.isTrusted };
   } else if (lastClick?.box == box) {
     lastClick.viaLabel = false;
   }
+  const click = lastClick;
+  setTimeout(() => lastClick == click && (lastClick = undefined));
 }
 
 // Only the shopper's own input can make a tick count (R1): a change is the shopper's when it
@@ -225,20 +233,29 @@ function onChange(event) {
   const { form } = box;
   const trusted = event.isTrusted && lastClick?.box == box && lastClick.trusted;
   lastClick = undefined;
+  if (!trusted && box.checked && m.byShopper.has(purpose)) return;
   watchGating(form, m, boxesOf(m).some((b) => (b == box ? !b.checked : b.checked)));
   // A tick counts when it is the shopper's, of a box they can see, next to the text the
   // widget showed (R1).
   const unseen = trusted && box.checked && hidden(box);
-  const discounted = trusted && box.checked && (unseen || m.tampered.has(purpose));
+  // A box moved out of its row sits next to another purpose's words.
+  const moved = box.closest("[data-unticked-purpose]")?.getAttribute("data-unticked-purpose") != purpose;
+  const discounted = trusted && box.checked && (unseen || moved || m.tampered.has(purpose));
   if (trusted && box.checked && !discounted) m.byShopper.add(purpose);
   else m.byShopper.delete(purpose);
   // The shopper's own tick that cannot count, reported already under its own kind.
   if (discounted) m.discounted.add(purpose);
   else m.discounted.delete(purpose);
   if (unseen) violation(form, "hidden-box", purpose, m.kind);
-  if (!trusted && box.checked) {
-    box.checked = false;
-    violation(form, "untrusted-tick", purpose, m.kind);
+  if (moved && discounted) violation(form, "box-changed", purpose, m.kind);
+  if (!trusted) {
+    // A script's change event (jQuery's trigger("change"), a validation library touching
+    // every field) changes nothing by itself: the shopper's own tick stands, and a tick that
+    // is not the shopper's is undone.
+    if (box.checked) {
+      box.checked = false;
+      violation(form, "untrusted-tick", purpose, m.kind);
+    }
   }
   dispatch(form, "unticked:change", { purpose, checked: box.checked, trusted });
 }
@@ -248,7 +265,7 @@ function onChange(event) {
 function fieldValue(form, selector) {
   try {
     const field = selector && (form.querySelector(selector) || document.querySelector(selector));
-    return (field?.form == form && field.value) || "";
+    return ((field?.form == form || !field?.form) && field?.value) || "";
   } catch {
     return ""; // a selector the browser rejects: the linter's business, not the shopper's
   }
@@ -273,8 +290,8 @@ function onSubmit(event) {
     violation(form, "fake-box", undefined, m.kind);
   }
   const ticked = [];
-  for (const box of boxesOf(m)) {
-    if (box.checked) ticked.push(box.name.slice(INPUT_PREFIX.length));
+  for (const [box, purpose] of m.boxes) {
+    if (box.checked) ticked.push(purpose);
   }
   const id = m.record.value;
   const answer = capture(
@@ -293,12 +310,11 @@ function onSubmit(event) {
   const captured = JSON.parse(answer);
   // Ticks that were not the shopper's leave the form data too, not only the record.
   for (const purpose of captured.untrusted) {
-    const box = m.fieldset.querySelector(`input[name="${INPUT_PREFIX}${purpose}"]`);
-    if (box) box.checked = false;
+    for (const [box, p] of m.boxes) if (p == purpose) box.checked = false;
     if (!m.discounted.has(purpose)) violation(form, "untrusted-tick", purpose, m.kind);
   }
   post(form, id, endpoint, captured.sealable);
-  if (!ticked.some((p) => m.byShopper.has(p))) watchCancel(event, form, m);
+  watchCancel(event, form, m, !ticked.some((p) => m.byShopper.has(p)));
 }
 
 async function start() {

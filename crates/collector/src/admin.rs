@@ -225,17 +225,20 @@ pub async fn log(
 /// disclosures are deleted; the records stay, and so does every proof, since the log holds
 /// only salted commitments that no longer lead anywhere.
 pub async fn erase(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
-    let answer = (|| {
-        authorised(&collector, &headers)?;
-        let identifier = identifier(&body)?;
-        let erased = collector
-            .store
-            .erase(&identifier)
-            .map_err(crate::records::unavailable)?;
-        tracing::info!(erased, "admin: subject erased");
-        Ok::<_, Refusal>(axum::Json(serde_json::json!({ "erased": erased })))
-    })();
-    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+    let identifier = match authorised(&collector, &headers).and_then(|()| identifier(&body)) {
+        Ok(identifier) => identifier,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // It may wait for readers to let go of the write-ahead log: off the async threads.
+    let store = collector.store.clone();
+    match tokio::task::spawn_blocking(move || store.erase(&identifier)).await {
+        Ok(Ok(erased)) => {
+            tracing::info!(erased, "admin: subject erased");
+            axum::Json(serde_json::json!({ "erased": erased })).into_response()
+        }
+        Ok(Err(e)) => crate::records::unavailable(e).into_response(),
+        Err(e) => crate::records::unavailable(e).into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use unticked_core::view;
 
 /// Most deliveries committed in one transaction.
 const BATCH: usize = 512;
+/// Most distinct (kind, form, page) violation rows kept.
+const MAX_VIOLATION_ROWS: u64 = 10_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
@@ -249,11 +251,14 @@ impl Store {
     /// the stored records, and records every purpose text `config` can show.
     pub fn open(path: &Path, config: &Config) -> Result<Store, StoreError> {
         let mut write = open_connection(path, OpenFlags::default())?;
+        // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
+        write.pragma_update(None, "journal_mode", "WAL")?;
+        write.pragma_update(None, "synchronous", "FULL")?;
+        write.execute_batch(SCHEMA)?;
         let key_path = Keys::path_for(path);
         let has_records = write
             .query_row("SELECT 1 FROM log LIMIT 1", [], |_| Ok(()))
-            .optional()
-            .unwrap_or(None)
+            .optional()?
             .is_some();
         // A new key for an existing log would orphan its checkpoints and make its subjects
         // unfindable (and so unerasable): refuse rather than start over silently.
@@ -265,10 +270,6 @@ impl Store {
             )));
         }
         let keys = Keys::load_or_create(&key_path)?;
-        // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
-        write.pragma_update(None, "journal_mode", "WAL")?;
-        write.pragma_update(None, "synchronous", "FULL")?;
-        write.execute_batch(SCHEMA)?;
         store_texts(&mut write, config)?;
         let read = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut tree = Tree::new();
@@ -392,11 +393,19 @@ impl Store {
     pub fn note_violation(&self, kind: &str, rule: &str, form: &str, page: &str) -> Result<(), StoreError> {
         let conn = open_connection(&self.shared.path, OpenFlags::default())?;
         let now = now_ms();
-        conn.execute(
-            "INSERT INTO violations (kind, rule, form, page, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-             ON CONFLICT (kind, form, page) DO UPDATE SET count = count + 1, last_seen = ?5",
-            params![kind, rule, form, page, now],
+        let updated = conn.execute(
+            "UPDATE violations SET count = count + 1, last_seen = ?4 WHERE kind = ?1 AND form = ?2 AND page = ?3",
+            params![kind, form, page, now],
         )?;
+        // New rows only while there are fewer than MAX_VIOLATION_ROWS: reports are unsigned
+        // and anyone can send them, so they must not be able to fill the disk.
+        if updated == 0 {
+            conn.execute(
+                "INSERT INTO violations (kind, rule, form, page, count, first_seen, last_seen)
+                 SELECT ?1, ?2, ?3, ?4, 1, ?5, ?5 WHERE (SELECT count(*) FROM violations) < ?6",
+                params![kind, rule, form, page, now, MAX_VIOLATION_ROWS],
+            )?;
+        }
         Ok(())
     }
 
@@ -431,8 +440,18 @@ impl Store {
         // into the database, so that the erased contacts are gone from the disk too.
         conn.pragma_update(None, "secure_delete", "ON")?;
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(erased)
+        // The WAL still holds the pages as they were; fold it in. A reader in the middle of
+        // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
+        for _ in 0..50 {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            if busy == 0 {
+                return Ok(erased);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(StoreError(
+            "the rows are deleted, but a reader kept the write-ahead log busy; erase again to fold it".into(),
+        ))
     }
 
     /// The latest checkpoint, if anything was stored.

@@ -273,9 +273,10 @@ fn a_form_the_config_does_not_have_assembles_nothing() {
 }
 
 proptest! {
-    /// R3 (Art. 7(4)): whatever the shopper ticks, a submit is captured the same way and
-    /// nothing depends on it: flipping any one marketing choice still captures a record of
-    /// the same purposes, and changes the state of that purpose only.
+    /// What the widget does at submit does not depend on the choices (R3, Art. 7(4)): for
+    /// any ticks, flipping any one still captures a record, of the same form and purposes,
+    /// differing in that purpose's state only. (That the widget never blocks a submit is
+    /// shown in the browser: tests/e2e/records.test.mjs and hostile.test.mjs.)
     #[test]
     fn flipping_a_choice_changes_that_purpose_and_nothing_else(ticks in proptest::collection::vec(any::<bool>(), 5), flip in 0usize..5) {
         let config = demo();

@@ -141,3 +141,14 @@ fn every_rule_code_is_documented_with_its_rule() {
         assert!(rules.contains(&row), "docs/rules.md lacks the row {row}");
     }
 }
+
+/// `ErrorCode::ALL` names every code: as many as `as_str` has arms.
+#[test]
+fn the_list_of_codes_is_complete() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(root.join("src/config/error.rs")).unwrap();
+    let body = source.split("pub fn as_str(self)").nth(1).unwrap();
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    let arms = body.lines().filter(|l| l.contains(" => \"")).count();
+    assert_eq!(arms, unticked_core::config::ErrorCode::ALL.len());
+}
