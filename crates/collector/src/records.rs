@@ -17,6 +17,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 use unticked_core::capture::{Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config, Named};
@@ -29,9 +30,55 @@ use crate::store::{Appended, Store};
 /// Largest delivery accepted (issue 4): a record of dozens of purposes is under 8 KiB.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// What the widget shows for each form in each declared locale: per purpose, its id, the
+/// exact text and that text's SHA-256. Rendered once from the config by the widget's own view
+/// code, rather than for every record.
+pub struct Shown(HashMap<(String, String), Vec<ShownText>>);
+
+/// One purpose's text as a form shows it in one locale.
+pub struct ShownText {
+    pub purpose: String,
+    pub text: String,
+    pub sha256: String,
+}
+
+impl Shown {
+    pub fn of(config: &Config) -> Shown {
+        let mut shown = HashMap::new();
+        for form in &config.forms {
+            for locale in &config.locales {
+                let tree = view::choices(config, form, locale, Some(locale::primary(locale)), "u");
+                let texts = view::purpose_texts(&tree)
+                    .into_iter()
+                    .map(|(purpose, text)| ShownText {
+                        sha256: sha256_hex(text.as_bytes()),
+                        purpose,
+                        text,
+                    })
+                    .collect();
+                shown.insert((form.kind.clone(), locale.clone()), texts);
+            }
+        }
+        Shown(shown)
+    }
+
+    /// The texts of `form` in `locale`, if the config has both.
+    pub fn get(&self, form: &str, locale: &str) -> Option<&[ShownText]> {
+        self.0.get(&(form.to_string(), locale.to_string())).map(Vec::as_slice)
+    }
+
+    /// Every (locale, text) pair, for the store's table of texts.
+    pub fn all(&self) -> impl Iterator<Item = (&str, &ShownText)> {
+        self.0
+            .iter()
+            .flat_map(|((_, locale), texts)| texts.iter().map(move |t| (locale.as_str(), t)))
+    }
+}
+
 /// Shared by the handlers.
 pub struct Collector {
     pub config: Config,
+    pub shown: Shown,
     pub store: Store,
     /// The bearer token of the admin endpoints; `None` turns them off.
     pub admin_token: Option<String>,
@@ -40,6 +87,7 @@ pub struct Collector {
 impl Collector {
     pub fn new(config: Config, store: Store, admin_token: Option<String>) -> Arc<Collector> {
         Arc::new(Collector {
+            shown: Shown::of(&config),
             config,
             store,
             admin_token: admin_token.filter(|t| !t.is_empty()),
@@ -121,7 +169,13 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> Refusal {
 ///
 /// # Errors
 /// A [`Refusal`] with a 4xx status and a stable code.
+#[cfg(test)]
 pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
+    check_shown(body, config, &Shown::of(config))
+}
+
+/// [`check`] with the texts already rendered.
+pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accepted, Refusal> {
     let bad = |message: &str| refuse(StatusCode::BAD_REQUEST, "bad-body", message.to_string());
     if body.len() > MAX_BODY {
         return Err(refuse(
@@ -166,7 +220,7 @@ pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
         };
         refuse(StatusCode::BAD_REQUEST, code, e.to_string())
     })?;
-    matches_config(&opened, config)?;
+    matches_config(&opened, config, shown)?;
     matches_disclosures(&opened, &disclosures, config)?;
     Ok(Accepted {
         bytes,
@@ -193,7 +247,7 @@ fn read_disclosure(item: &Json) -> Option<Disclosure> {
 }
 
 /// The record was captured from a form this config describes, showing exactly its texts.
-fn matches_config(opened: &OpenedRecord, config: &Config) -> Result<(), Refusal> {
+fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Result<(), Refusal> {
     let record = &opened.record;
     let form = config
         .form(&record.form)
@@ -211,10 +265,9 @@ fn matches_config(opened: &OpenedRecord, config: &Config) -> Result<(), Refusal>
         ));
     }
     // What the widget showed for this form in this locale, rendered by the same code.
-    let tree = view::choices(config, form, &record.locale, Some(locale::primary(&record.locale)), "u");
-    let shown = view::purpose_texts(&tree);
+    let shown = shown.get(&form.kind, &record.locale).unwrap_or_default();
     for entry in &record.purposes {
-        let Some((_, text)) = shown.iter().find(|(id, _)| *id == entry.id) else {
+        let Some(text) = shown.iter().find(|t| t.purpose == entry.id) else {
             return Err(unprocessable(
                 "unknown-purpose",
                 format!("form \"{}\" offers no purpose \"{}\"", form.kind, entry.id),
@@ -227,7 +280,7 @@ fn matches_config(opened: &OpenedRecord, config: &Config) -> Result<(), Refusal>
                 format!("purpose \"{}\" is at version {}", entry.id, version.unwrap_or(0)),
             ));
         }
-        if entry.text_sha256 != sha256_hex(text.as_bytes()) {
+        if entry.text_sha256 != text.sha256 {
             return Err(unprocessable(
                 "text-mismatch",
                 format!(
@@ -283,7 +336,7 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
             .into_response()
         }
     };
-    let accepted = match check(&body, &collector.config) {
+    let accepted = match check_shown(&body, &collector.config, &collector.shown) {
         Ok(accepted) => accepted,
         Err(refusal) => {
             tracing::warn!(code = refusal.code, "record refused");

@@ -22,7 +22,6 @@ use unticked_core::capture::Disclosure;
 use unticked_core::config::Config;
 use unticked_core::merkle::{self, Hash, Tree};
 use unticked_core::record::{base64url, hex};
-use unticked_core::view;
 
 /// Most deliveries committed in one transaction.
 const BATCH: usize = 512;
@@ -576,15 +575,9 @@ fn store_texts(conn: &mut Connection, config: &Config) -> Result<(), StoreError>
         let mut insert = tx.prepare(
             "INSERT OR IGNORE INTO texts (sha256, purpose, version, locale, text) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for form in &config.forms {
-            for locale in &config.locales {
-                let tree = view::choices(config, form, locale, Some(locale), "u");
-                for (purpose, text) in view::purpose_texts(&tree) {
-                    let version = config.purpose(&purpose).map_or(0, |p| p.version);
-                    let sha = hex(&Sha256::digest(text.as_bytes()));
-                    insert.execute(params![sha, purpose, version, locale, text])?;
-                }
-            }
+        for (locale, shown) in crate::records::Shown::of(config).all() {
+            let version = config.purpose(&shown.purpose).map_or(0, |p| p.version);
+            insert.execute(params![shown.sha256, shown.purpose, version, locale, shown.text])?;
         }
     }
     tx.commit()?;
