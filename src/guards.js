@@ -4,7 +4,7 @@
 // never blocks, cancels or delays a submit itself; it undoes what it can on its own inputs,
 // does not count what the shopper did not do, and tells the site owner: an
 // `unticked:violation` event on the form, one console warning per kind, and one report per
-// kind and page load to the collector (`POST /v1/violations`, no personal data).
+// kind, form kind and page load to the collector (`POST /v1/violations`, no personal data).
 
 // kind → [rule, what the site owner reads]. The collector knows the same kinds.
 const KINDS = {
@@ -33,7 +33,6 @@ export function reportTo(endpoint) {
   }
 }
 
-
 /** Reports a violation of `kind` on `target` (the form), about `purpose` when there is one. */
 export function violation(target, kind, purpose, formKind) {
   const [rule, message] = KINDS[kind];
@@ -49,8 +48,8 @@ export function violation(target, kind, purpose, formKind) {
 
 /**
  * Why the shopper cannot see `box`, or "" when they can: not rendered (display, visibility,
- * opacity, content-visibility, here or on an ancestor), no size, outside the page, or
- * covered by another element at its centre.
+ * opacity, content-visibility, here or on an ancestor), too small, outside the page, or
+ * covered by another element (at the centre of the box and of its label).
  */
 export function hidden(box) {
   if (box.checkVisibility && !box.checkVisibility({ opacityProperty: true, visibilityProperty: true })) return "not displayed";
