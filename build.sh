@@ -22,11 +22,6 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# The wasm-bindgen CLI must match the crate exactly; Cargo.toml pins it with "=".
-wasm_bindgen_version() {
-  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
-}
-
 setup_build() {
   if ! rustup target list --installed | grep -qx "$WASM_TARGET"; then
     step "adding the $WASM_TARGET target"
@@ -37,14 +32,7 @@ setup_build() {
       rustup component add "$component"
     fi
   done
-  local want
-  want=$(wasm_bindgen_version)
-  if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
-    step "installing wasm-bindgen-cli $want (about 3 minutes, once)"
-    # Not --locked: one of its pinned dependencies is not in the registry here (TOOLCHAIN.md).
-    cargo install wasm-bindgen-cli --version "$want"
-  fi
-  # wasm-opt from npm's binaryen: Debian's binaryen 108 breaks wasm-bindgen output.
+  # wasm-opt from npm's binaryen (Debian's binaryen 108 is too old and broke builds here).
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     step "installing node tools (binaryen, esbuild, playwright-core)"
     npm ci --no-audit --no-fund --loglevel=error
@@ -63,15 +51,13 @@ build_widget() {
   setup_build
   step "building the widget (wasm, size-optimised)"
   cargo build --profile wasm --target "$WASM_TARGET" -p unticked
-  rm -rf www/pkg target/wasm-bindgen
-  wasm-bindgen --target web --no-typescript --out-dir target/wasm-bindgen --out-name unticked \
-    --remove-name-section --remove-producers-section \
-    "target/$WASM_TARGET/wasm/unticked.wasm"
+  rm -rf www/pkg
   mkdir -p www/pkg
   # --converge repeats the passes while they still shrink the module (about 250 bytes gzip).
-  node_modules/.bin/wasm-opt -Oz --converge target/wasm-bindgen/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
-  # src/widget.js (the DOM edge and the courier) with wasm-bindgen's glue, as one module that
-  # starts itself: one script tag is enough. The glue finds the wasm beside the module.
+  node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers \
+    "target/$WASM_TARGET/wasm/unticked.wasm" -o www/pkg/unticked_bg.wasm
+  # src/widget.js (the DOM edge), guards.js, courier.js and wasm.js (the loader) as one
+  # module that starts itself: one script tag is enough. The loader finds the wasm beside it.
   node_modules/.bin/esbuild src/widget.js --bundle --minify --format=esm --target=es2020 \
     --log-level=warning --outfile=www/pkg/unticked.js
   # The minified stylesheet is what shoppers download; www/unticked.css stays the readable

@@ -14,8 +14,9 @@
 //! linter and the collector: whether the config is valid, what a form shows in which
 //! language, what counts as consent, and the record's exact bytes.
 //!
-//! Strings in, strings out: each binding to a browser API costs JS glue that every shopper
-//! downloads, and the DOM layer is smaller written as JavaScript (DESIGN.md's size target).
+//! Strings in, strings out, through [`abi`]: each binding to a browser API costs JS glue that
+//! every shopper downloads, and the DOM layer is smaller written as JavaScript (DESIGN.md's
+//! size target).
 #![no_std]
 #![deny(unsafe_code)]
 
@@ -48,7 +49,6 @@ use unticked_core::config::{Config, ConfigProblem};
 use unticked_core::jcs::write_string;
 use unticked_core::text::{concat, decimal};
 use unticked_core::{locale, record, view};
-use wasm_bindgen::prelude::*;
 
 /// The widget's version, recorded with each record.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -107,7 +107,6 @@ fn problem(code: &str, message: &str) -> String {
 /// Returns `{"endpoint"}` (where records go) when the config is good, else
 /// `{"code", "message"}` with code
 /// `config-not-json` or `config-invalid`, the message naming every problem.
-#[wasm_bindgen]
 pub fn configure(text: &str, sha256: &str) -> String {
     match Config::from_json(text) {
         Ok(config) => with(|w| {
@@ -146,7 +145,6 @@ pub fn configure(text: &str, sha256: &str) -> String {
 /// Returns `{"handle", "email", "phone", "tree"}` (the contact fields' selectors, `null`
 /// when the form names none; the tree as [`view::Element::to_json`]), or `{"warning"}`
 /// when the config has no such form kind, or `""` before a config was accepted.
-#[wasm_bindgen]
 pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> String {
     with(|w| {
         let Some(config) = &w.config else {
@@ -199,7 +197,6 @@ pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> S
 }
 
 /// Forgets a mounted form (it left the page).
-#[wasm_bindgen]
 pub fn unmount(handle: usize) {
     with(|w| {
         if let Some(slot) = w.mounts.get_mut(handle) {
@@ -218,7 +215,6 @@ pub fn unmount(handle: usize) {
 /// Returns `{"untrusted": [purpose…], "sealable": …}` (see
 /// `unticked_core::capture::Capture::sealable`), or `""` for an unknown handle or too
 /// little randomness (a salt must never be guessable).
-#[wasm_bindgen]
 #[allow(clippy::too_many_arguments)] // one flat call from JS, no objects to marshal
 pub fn capture(
     handle: usize,
@@ -229,7 +225,7 @@ pub fn capture(
     phone: &str,
     origin: &str,
     path: &str,
-    now: f64,
+    now: u64,
     random: &[u8],
 ) -> String {
     with(|w| {
@@ -243,7 +239,7 @@ pub fn capture(
         let by_shopper: Vec<&str> = by_shopper.split_ascii_whitespace().collect();
         let submission = Submission {
             id,
-            captured_at: now as u64,
+            captured_at: now,
             page_origin: origin,
             page_path: path,
             config_sha256: &w.config_sha256,
@@ -278,11 +274,110 @@ pub fn capture(
 }
 
 /// A fresh record id (UUIDv7, RFC 9562 §5.7) from the clock and 10 random bytes.
-#[wasm_bindgen(js_name = recordId)]
-pub fn record_id(now: f64, random: &[u8]) -> String {
+pub fn record_id(now: u64, random: &[u8]) -> String {
     let mut bytes = [0; 10];
     if let Some(random) = random.get(..10) {
         bytes.copy_from_slice(random);
     }
-    record::record_id(now as u64, bytes)
+    record::record_id(now, bytes)
+}
+
+/// The boundary with `src/wasm.js`, without generated glue (its JS cost more than the whole
+/// DOM edge). Each function takes one UTF-8 text the caller wrote into memory from
+/// [`abi::unticked_alloc`]: its arguments joined by U+001F, which no valid config and no
+/// value the caller passes contains (it strips them). It returns the answer's address and
+/// length packed in a `u64` (address in the high half), which the caller reads and hands
+/// back to [`abi::unticked_free`]. Numbers travel as decimal text, bytes as hex.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+pub mod abi {
+    use alloc::boxed::Box;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+
+    const SEPARATOR: char = '\u{1f}';
+
+    /// `len` bytes for the caller to write an input into; [`read`] takes them back.
+    #[no_mangle]
+    pub extern "C" fn unticked_alloc(len: usize) -> *mut u8 {
+        let mut buffer = Vec::<u8>::with_capacity(len);
+        let ptr = buffer.as_mut_ptr();
+        core::mem::forget(buffer);
+        ptr
+    }
+
+    /// Frees an answer once the caller has read it.
+    ///
+    /// # Safety
+    /// `ptr` and `len` are an answer this module returned, freed once.
+    #[no_mangle]
+    pub unsafe extern "C" fn unticked_free(ptr: *mut u8, len: usize) {
+        // SAFETY: the caller's contract: an answer from `answer` below, a boxed slice.
+        drop(unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) });
+    }
+
+    /// The input at `ptr` (from `unticked_alloc(len)`, filled by the caller), as text.
+    fn read(ptr: *mut u8, len: usize) -> String {
+        // SAFETY: `ptr` came from `unticked_alloc(len)` with capacity `len`, and the caller
+        // wrote `len` bytes to it; the buffer is taken back and freed here, once.
+        let bytes = unsafe { Vec::from_raw_parts(ptr, len, len) };
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    fn answer(text: String) -> u64 {
+        let bytes = text.into_bytes().into_boxed_slice();
+        let len = bytes.len() as u64;
+        (Box::into_raw(bytes) as *mut u8 as u64) << 32 | len
+    }
+
+    fn args<const N: usize>(text: &str) -> [&str; N] {
+        let mut out = [""; N];
+        for (slot, arg) in out.iter_mut().zip(text.split(SEPARATOR)) {
+            *slot = arg;
+        }
+        out
+    }
+
+    fn number(text: &str) -> u64 {
+        text.parse().unwrap_or(0)
+    }
+
+    #[no_mangle]
+    pub extern "C" fn configure(ptr: *mut u8, len: usize) -> u64 {
+        let input = read(ptr, len);
+        let [text, sha256] = args(&input);
+        answer(super::configure(text, sha256))
+    }
+
+    #[no_mangle]
+    pub extern "C" fn mount(ptr: *mut u8, len: usize) -> u64 {
+        let input = read(ptr, len);
+        let [kind, page_lang, requested, id_prefix] = args(&input);
+        answer(super::mount(kind, page_lang, requested, id_prefix))
+    }
+
+    #[no_mangle]
+    pub extern "C" fn unmount(handle: usize) {
+        super::unmount(handle);
+    }
+
+    #[no_mangle]
+    pub extern "C" fn capture(ptr: *mut u8, len: usize) -> u64 {
+        let input = read(ptr, len);
+        let [handle, id, ticked, by_shopper, email, phone, origin, path, now, random] = args(&input);
+        let random = unticked_core::record::unhex(random).unwrap_or_default();
+        let handle = number(handle) as usize;
+        let now = number(now);
+        answer(super::capture(
+            handle, id, ticked, by_shopper, email, phone, origin, path, now, &random,
+        ))
+    }
+
+    #[no_mangle]
+    pub extern "C" fn record_id(ptr: *mut u8, len: usize) -> u64 {
+        let input = read(ptr, len);
+        let [now, random] = args(&input);
+        let random = unticked_core::record::unhex(random).unwrap_or_default();
+        answer(super::record_id(number(now), &random))
+    }
 }

@@ -11,7 +11,7 @@
 // Whatever fails, the page's forms work exactly as if the widget were absent: it logs one
 // console error that names the problem, dispatches `unticked:error` on the document, and
 // never throws into the page, never cancels or delays a submit (R3).
-import init, { configure, mount, unmount, capture, recordId } from "../target/wasm-bindgen/unticked.js";
+import { load, configure, mount, unmount, capture, recordId } from "./wasm.js";
 import { post, drain, prepare, sha256Hex, random } from "./courier.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
 
@@ -325,7 +325,7 @@ async function start() {
   const text = configText();
   text.catch(() => {});
   try {
-    await init();
+    await load();
   } catch (e) {
     throw new Failure("start", "could not start; the forms work without it: " + e);
   }
