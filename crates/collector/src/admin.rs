@@ -100,17 +100,13 @@ pub async fn subject(State(collector): State<Arc<Collector>>, headers: HeaderMap
         let identifier = identifier(&body)?;
         let mut current: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         let mut history = Vec::new();
-        let mut records = records_of(&collector, &identifier)?;
-        // Latest by the shopper's clock, then by log order.
-        records.sort_by_key(|(index, bytes, _)| {
-            let at = record::open(bytes.as_bytes()).map_or(0, |o| o.record.captured_at);
-            (at, *index)
-        });
-        for (index, bytes, rows) in &records {
-            let Ok(opened) = record::open(bytes.as_bytes()) else {
-                continue;
-            };
-            let r = &opened.record;
+        // Each record opened once, then in the shopper's clock order, then log order.
+        let mut records: Vec<_> = records_of(&collector, &identifier)?
+            .into_iter()
+            .filter_map(|(index, bytes, rows)| Some((record::open(bytes.as_bytes()).ok()?.record, index, rows)))
+            .collect();
+        records.sort_by_key(|(r, index, _)| (r.captured_at, *index));
+        for (r, index, rows) in &records {
             for p in &r.purposes {
                 let standing = current.get(&p.id).and_then(|c| c["state"].as_str());
                 if p.state == ConsentState::Refused && matches!(standing, Some("given" | "renewed")) {
