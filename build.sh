@@ -63,6 +63,10 @@ build_widget() {
   # The minified stylesheet is what shoppers download; www/unticked.css stays the readable
   # source and www/pkg/unticked.css is the shipped copy.
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
+  # The widget's words, one file per language (crates/core/locales, built into the linter and
+  # the collector): a page downloads only the language it shows, as an array in the key order
+  # of en.json (locale::Words::from_json reads both forms).
+  node tools/words.mjs crates/core/locales www/pkg/locales
 }
 
 # Debug for the tests (it shares their build); release for serving and measuring.
@@ -91,7 +95,7 @@ serve() {
 size() {
   build_widget
   step "widget size"
-  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css
+  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css --largest-of www/pkg/locales
 }
 
 # Starts the release collector on a free port in the background; sets SERVER_PID and BASE_URL.

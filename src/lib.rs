@@ -47,13 +47,14 @@ use core::cell::RefCell;
 use unticked_core::capture::{self, Submission, SALT_LEN};
 use unticked_core::config::{Config, ConfigProblem};
 use unticked_core::jcs::write_string;
+use unticked_core::locale::{self, Words};
 use unticked_core::text::{concat, decimal};
-use unticked_core::{locale, record, view};
+use unticked_core::view;
 
 /// The widget's version, recorded with each record.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Channels that can disclose a contact in one capture: e-mail, SMS and phone.
-const SALTS: usize = 3;
+/// Channels that can disclose a contact in one capture: e-mail, SMS, phone and post.
+const SALTS: usize = 4;
 
 /// The widget's state for the page: the validated config and the forms it rendered.
 struct Widget {
@@ -62,6 +63,8 @@ struct Widget {
     config_sha256: String,
     /// Indexed by mount handle; `None` once the form left the page.
     mounts: Vec<Option<Mount>>,
+    /// The widget's own words in each language the page fetched (`pkg/locales/`).
+    words: Vec<Words>,
 }
 
 /// One form's rendering: what a capture of it needs to know about what was shown.
@@ -85,6 +88,7 @@ static PAGE: Page = Page(RefCell::new(Widget {
     config: None,
     config_sha256: String::new(),
     mounts: Vec::new(),
+    words: Vec::new(),
 }));
 
 fn with<T>(f: impl FnOnce(&mut Widget) -> T) -> T {
@@ -135,6 +139,19 @@ pub fn configure(text: &str, sha256: &str) -> String {
     }
 }
 
+/// Keeps the widget's words in `language` (the text of `pkg/locales/<language>.json`).
+/// Returns `""`, or `{"code", "message"}` naming what is wrong with them.
+pub fn words(language: &str, text: &str) -> String {
+    match Words::from_json(language, text) {
+        Ok(words) => with(|w| {
+            w.words.retain(|known| known.language != language);
+            w.words.push(words);
+            String::new()
+        }),
+        Err(message) => problem("words-invalid", &message),
+    }
+}
+
 /// Renders the choices of a form of `kind`.
 ///
 /// The locale is the first of `requested` (space-separated: the form's `lang`, then the
@@ -142,9 +159,12 @@ pub fn configure(text: &str, sha256: &str) -> String {
 /// form's `lang`, may be empty) decides whether the fieldset needs a `lang` of its own.
 /// `id_prefix` keeps element ids unique on the page.
 ///
-/// Returns `{"handle", "email", "phone", "tree"}` (the contact fields' selectors, `null`
-/// when the form names none; the tree as [`view::Element::to_json`]), or `{"warning"}`
-/// when the config has no such form kind, or `""` before a config was accepted.
+/// Returns `{"handle", "locale", "contact": {"email", "phone", "post"}, "tree",
+/// "birthday"}`: the contact fields' selectors (`null` when the form names none), the
+/// choices as [`view::Element::to_json`], and the birthday field's title, "day" and "month"
+/// (`null` when no purpose asks for it). Or `{"words": language}` when the words of the locale's
+/// language are still to be given ([`words`]), `{"warning"}` when the config has no such
+/// form kind, `""` before a config was accepted.
 pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> String {
     with(|w| {
         let Some(config) = &w.config else {
@@ -170,12 +190,29 @@ pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> S
             &config.locales,
             &config.default_locale,
         );
+        let language = locale::primary(locale);
+        let Some(words) = w.words.iter().find(|words| words.language == language) else {
+            let mut out = String::from("{\"words\":");
+            write_string(&mut out, language);
+            out.push('}');
+            return out;
+        };
         let page_lang = Some(page_lang.trim()).filter(|l| !l.is_empty());
-        let tree = view::choices(config, form, locale, page_lang, id_prefix);
+        let tree = view::render(config, form, locale, words, page_lang, id_prefix);
         let mut out = String::from("{\"handle\":");
         out.push_str(&decimal(w.mounts.len() as u64));
-        for (name, selector) in [("email", &form.contact.email), ("phone", &form.contact.phone)] {
-            out.push_str(",\"");
+        out.push_str(",\"locale\":");
+        write_string(&mut out, locale);
+        let contact = &form.contact;
+        for (i, (name, selector)) in [
+            ("email", &contact.email),
+            ("phone", &contact.phone),
+            ("post", &contact.post),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            out.push_str(if i == 0 { ",\"contact\":{\"" } else { ",\"" });
             out.push_str(name);
             out.push_str("\":");
             match selector {
@@ -183,8 +220,23 @@ pub fn mount(kind: &str, page_lang: &str, requested: &str, id_prefix: &str) -> S
                 None => out.push_str("null"),
             }
         }
-        out.push_str(",\"tree\":");
+        out.push_str("},\"tree\":");
         out.push_str(&tree.to_json());
+        // The birthday field's words, when a purpose asks for it (R8); `src/widget.js` builds
+        // the field, which is no part of what the record's hashes cover.
+        out.push_str(",\"birthday\":");
+        let asks_birthday = config
+            .purposes_of(form)
+            .any(|p| p.fields.contains(&unticked_core::config::ExtraField::Birthday));
+        if asks_birthday {
+            for (i, key) in ["birthday", "day", "month"].into_iter().enumerate() {
+                out.push(if i == 0 { '[' } else { ',' });
+                write_string(&mut out, words.get(key));
+            }
+            out.push(']');
+        } else {
+            out.push_str("null");
+        }
         out.push('}');
         let mount = Mount {
             kind: kind.to_string(),
@@ -208,9 +260,10 @@ pub fn unmount(handle: usize) {
 /// Captures the submit of a mounted form, synchronously (R3).
 ///
 /// `ticked` and `by_shopper` are space-separated purpose ids: the boxes ticked now, and
-/// those the shopper's own last input left ticked. `email` and `phone` are the contact
-/// fields' raw values. `random` supplies the salts: 16 bytes for each of the three
-/// channels that can disclose a contact (e-mail, SMS, phone).
+/// those the shopper's own last input left ticked. `contacts` are the contact fields' raw
+/// values (e-mail, phone, postal address) and `birthday` the birthday field's day and
+/// month. `random` supplies the salts: 16 bytes for each of the four channels that can
+/// disclose a contact (e-mail, SMS, phone, post).
 ///
 /// Returns `{"untrusted": [purpose…], "sealable": …}` (see
 /// `unticked_core::capture::Capture::sealable`), or `""` for an unknown handle or too
@@ -221,8 +274,8 @@ pub fn capture(
     id: &str,
     ticked: &str,
     by_shopper: &str,
-    email: &str,
-    phone: &str,
+    [email, phone, post]: [&str; 3],
+    [birthday_day, birthday_month]: [&str; 2],
     origin: &str,
     path: &str,
     now: u64,
@@ -248,6 +301,9 @@ pub fn capture(
             ticked_by_shopper: &by_shopper,
             email,
             phone,
+            post,
+            birthday_day,
+            birthday_month,
         };
         let mut salts = random.chunks_exact(SALT_LEN);
         let salt = || {
@@ -271,15 +327,6 @@ pub fn capture(
         out.push('}');
         out
     })
-}
-
-/// A fresh record id (UUIDv7, RFC 9562 §5.7) from the clock and 10 random bytes.
-pub fn record_id(now: u64, random: &[u8]) -> String {
-    let mut bytes = [0; 10];
-    if let Some(random) = random.get(..10) {
-        bytes.copy_from_slice(random);
-    }
-    record::record_id(now, bytes)
 }
 
 /// The boundary with `src/wasm.js`, without generated glue (its JS cost more than the whole
@@ -321,7 +368,9 @@ pub mod abi {
         // SAFETY: `ptr` came from `unticked_alloc(len)` with capacity `len`, and the caller
         // wrote `len` bytes to it; the buffer is taken back and freed here, once.
         let bytes = unsafe { Vec::from_raw_parts(ptr, len, len) };
-        String::from_utf8(bytes).unwrap_or_default()
+        // SAFETY: `src/wasm.js` writes only `TextEncoder.encode` output, which is UTF-8
+        // by definition (a lone surrogate becomes U+FFFD). Checking again cost 0.7 KB.
+        unsafe { String::from_utf8_unchecked(bytes) }
     }
 
     fn answer(text: String) -> u64 {
@@ -357,6 +406,13 @@ pub mod abi {
     }
 
     #[no_mangle]
+    pub extern "C" fn words(ptr: *mut u8, len: usize) -> u64 {
+        let input = read(ptr, len);
+        let [language, text] = args(&input);
+        answer(super::words(language, text))
+    }
+
+    #[no_mangle]
     pub extern "C" fn unmount(handle: usize) {
         super::unmount(handle);
     }
@@ -364,20 +420,21 @@ pub mod abi {
     #[no_mangle]
     pub extern "C" fn capture(ptr: *mut u8, len: usize) -> u64 {
         let input = read(ptr, len);
-        let [handle, id, ticked, by_shopper, email, phone, origin, path, now, random] = args(&input);
+        let [handle, id, ticked, by_shopper, email, phone, post, day, month, origin, path, now, random] = args(&input);
         let random = unticked_core::record::unhex(random).unwrap_or_default();
         let handle = number(handle) as usize;
         let now = number(now);
         answer(super::capture(
-            handle, id, ticked, by_shopper, email, phone, origin, path, now, &random,
+            handle,
+            id,
+            ticked,
+            by_shopper,
+            [email, phone, post],
+            [day, month],
+            origin,
+            path,
+            now,
+            &random,
         ))
-    }
-
-    #[no_mangle]
-    pub extern "C" fn record_id(ptr: *mut u8, len: usize) -> u64 {
-        let input = read(ptr, len);
-        let [now, random] = args(&input);
-        let random = unticked_core::record::unhex(random).unwrap_or_default();
-        answer(super::record_id(number(now), &random))
     }
 }

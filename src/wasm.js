@@ -1,4 +1,4 @@
-// Loads the widget's wasm and calls it. Five exports that take and return text (src/lib.rs,
+// Loads the widget's wasm and calls it. Its exports that take and return text (src/lib.rs,
 // `abi`): the arguments go in as one UTF-8 text joined by U+001F, the answer comes back as
 // an address and a length packed in a 64-bit integer. No generated glue: it cost more than
 // this file and the DOM edge together.
@@ -32,11 +32,11 @@ function call(name, ...args) {
   return answer;
 }
 
-const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+export const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 
 export const configure = (text, sha256) => call("configure", text, sha256);
 export const mount = (kind, pageLang, requested, idPrefix) => call("mount", kind, pageLang, requested, idPrefix);
 export const unmount = (handle) => wasm.unmount(handle);
-export const capture = (handle, id, ticked, byShopper, email, phone, origin, path, now, random) =>
-  call("capture", handle, id, ticked, byShopper, email, phone, origin, path, now, hex(random));
-export const recordId = (now, random) => call("record_id", now, hex(random));
+export const words = (language, text) => call("words", language, text);
+// capture(handle, id, ticked, byShopper, email, phone, post, day, month, origin, path, now, random)
+export const capture = (...args) => call("capture", ...args.slice(0, -1), hex(args.at(-1)));

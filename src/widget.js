@@ -11,7 +11,7 @@
 // Whatever fails, the page's forms work exactly as if the widget were absent: it logs one
 // console error that names the problem, dispatches `unticked:error` on the document, and
 // never throws into the page, never cancels or delays a submit (R3).
-import { load, configure, mount, unmount, capture, recordId } from "./wasm.js";
+import { load, configure, words, mount, unmount, capture, hex } from "./wasm.js";
 import { post, drain, prepare, sha256Hex, random } from "./courier.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
 
@@ -23,16 +23,22 @@ const SUBMIT = "button[type=submit], input[type=submit], button:not([type])";
 const INPUT_PREFIX = "consent.";
 const RECORD_INPUT = "consent.record";
 const INLINE_CONFIG = "unticked-config";
+// Languages the widget has words for (crates/core/locales, served from pkg/locales/).
+const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
 // Set on window by the first copy of the widget, so that a second copy (a theme that adds
 // the script again, another URL) does nothing and nothing renders twice.
 const STARTED = "__untickedStarted";
 
-// form → { handle, kind, fieldset, record (the hidden input), email, phone (selectors),
-//          byShopper (purposes the shopper's own last input left ticked), texts (purpose →
+// form → { handle, locale, kind, fieldset, record (the hidden input), contact (selectors per
+//          kind: email, phone, post), birthday (the field, shown while asked for), byShopper (purposes the shopper's own last input left ticked), texts (purpose →
 //          the text shown), tampered (purposes whose text a script changed), discounted
 //          (the shopper's own ticks that cannot count: hidden box, changed text), observer,
 //          submitted }
 const mounted = new Map();
+// language → the promise of its words given to the wasm
+const wordsLoaded = new Map();
+// The wasm, loading or loaded.
+let ready;
 const warnedKinds = new Set();
 // The last click on one of the widget's boxes, and whether it was the shopper's.
 let lastClick;
@@ -99,7 +105,33 @@ function build([tag, attributes, ...children]) {
   return element;
 }
 
-const newRecordId = () => recordId(Date.now(), random(10));
+// A record id: a UUIDv7 (RFC 9562 §5.7), 48 bits of Unix milliseconds then random bits, so
+// ids sort by time. The collector checks its form (record::open).
+function newRecordId() {
+  const bytes = random(16);
+  for (let i = 5, t = Date.now(); i >= 0; i--, t = Math.floor(t / 256)) bytes[i] = t % 256;
+  bytes[6] = 0x70 | (bytes[6] & 15);
+  bytes[8] = 0x80 | (bytes[8] & 63);
+  return hex(bytes).replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
+}
+
+// The widget's words in one language, fetched once from beside the script and given to the
+// wasm (only the language shown is downloaded).
+function loadWords(language) {
+  if (!wordsLoaded.has(language)) {
+    const url = new URL(`locales/${language}.json`, import.meta.url);
+    const loading = fetch(url).then(async (response) => {
+      if (!response.ok) throw new Failure("words-unreachable", `could not load the widget's words from ${url}: HTTP ${response.status}`);
+      const text = await response.text();
+      await ready;
+      const problem = words(language, text);
+      if (problem) throw new Failure("words-invalid", JSON.parse(problem).message);
+    });
+    wordsLoaded.set(language, loading);
+    loading.catch(() => wordsLoaded.delete(language));
+  }
+  return wordsLoaded.get(language);
+}
 
 // An id prefix no element on the page uses yet, so ids stay unique with several forms.
 function uniquePrefix() {
@@ -118,9 +150,17 @@ function mountForm(form) {
   const kind = form.getAttribute("data-unticked");
   // The form's language is what the shop chose to show; then the browser's own.
   const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
-  const answer = mount(kind, lang, [lang, ...navigator.languages].join(" "), uniquePrefix());
+  const prefix = uniquePrefix();
+  const answer = mount(kind, lang, [lang, ...navigator.languages].join(" "), prefix);
   if (!answer) return;
   const view = JSON.parse(answer);
+  if (view.words) {
+    loadWords(view.words).then(
+      () => mountForm(form),
+      (e) => fail(e.code || "words-unreachable", e.message + "; that form gets no choices"),
+    );
+    return;
+  }
   if (view.warning) {
     if (!warnedKinds.has(kind)) console.warn("unticked: " + view.warning);
     warnedKinds.add(kind);
@@ -146,6 +186,7 @@ function mountForm(form) {
   const boxes = new Map();
   for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(INPUT_PREFIX.length));
   const m = { ...view, kind, fieldset, record, texts, boxes, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
+  if (view.birthday) m.birthday = birthdayField(prefix + "-birthday", view.birthday, view.locale);
   m.observer = watchFieldset(m, form, (purpose) => {
     if (m.tampered.has(purpose)) return;
     m.tampered.add(purpose);
@@ -157,6 +198,53 @@ function mountForm(form) {
 }
 
 const boxesOf = (m) => [...m.boxes.keys()];
+
+// The birthday field (R8: Art. 5(1)(c)), in the form only while a purpose that asks for it
+// is ticked: day and month, no year, the months named by the browser (Intl) in the shopper's
+// language. Its controls have no name: the value never goes to the shop with the form, only
+// beside the record to the collector.
+function birthdayField(id, [title, day, month], locale) {
+  let name = String;
+  try {
+    const format = new Intl.DateTimeFormat(locale, { month: "long", timeZone: "UTC" });
+    name = (n) => format.format(Date.UTC(2001, n - 1));
+  } catch {
+    // No Intl: the months keep their numbers.
+  }
+  const months = [["option", ["value", ""]]];
+  for (let n = 1; n <= 12; n++) months.push(["option", ["value", n], name(n)]);
+  return build([
+    "div",
+    ["class", "unticked__field", "role", "group", "aria-labelledby", id, "data-unticked-field", "birthday"],
+    ["p", ["id", id], title],
+    ["label", ["for", id + "-day"], day],
+    ["input", ["id", id + "-day", "inputmode", "numeric", "maxlength", 2, "autocomplete", "bday-day"]],
+    ["label", ["for", id + "-month"], month],
+    ["select", ["id", id + "-month", "autocomplete", "bday-month"], ...months],
+  ]);
+}
+
+// After a box changed, or a contact field: the birthday field is in the form only while a
+// purpose that asks for it is ticked, and empty when it leaves (R8); a ticked channel whose
+// contact field is empty gets its hint, in a role="status" element (R9).
+function refresh(form, m) {
+  const asking = [...m.boxes].filter(([box]) => box.checked && box.closest("[data-unticked-field=birthday]"));
+  const field = m.birthday;
+  if (field && asking.length && !field.isConnected) {
+    // Under the choice, after its hint.
+    const row = asking[0][0].closest("[data-unticked-purpose]");
+    (row.nextElementSibling?.matches("[data-unticked-hint]") ? row.nextElementSibling : row).after(field);
+  }
+  if (field && !asking.length && field.isConnected) {
+    field.remove();
+    for (const control of field.querySelectorAll("input, select")) control.value = "";
+  }
+  for (const hint of m.fieldset.querySelectorAll("[data-unticked-hint]")) {
+    const box = [...m.boxes].find(([, purpose]) => purpose == hint.getAttribute("data-unticked-hint"))?.[0];
+    const text = box?.checked && !fieldValue(form, m.contact[hint.getAttribute("data-unticked-contact")]) ? hint.getAttribute("data-unticked-text") : "";
+    if (hint.textContent != text) hint.textContent = text;
+  }
+}
 
 // Controls of the form (inside it, or bound to it by a `form` attribute) named like the
 // widget's that are not the widget's own: they would send consent the shopper never gave.
@@ -229,7 +317,12 @@ function onClick(event) {
 function onChange(event) {
   const box = event.target;
   const [m, purpose] = boxOf(box);
-  if (!m) return;
+  if (!m) {
+    // One of the form's contact fields: its hint may go.
+    const other = mounted.get(box.form);
+    if (other) refresh(box.form, other);
+    return;
+  }
   const { form } = box;
   const trusted = event.isTrusted && lastClick?.box == box && lastClick.trusted;
   lastClick = undefined;
@@ -257,15 +350,18 @@ function onChange(event) {
       violation(form, "untrusted-tick", purpose, m.kind);
     }
   }
+  refresh(form, m);
   dispatch(form, "unticked:change", { purpose, checked: box.checked, trusted });
 }
 
-// The value of a contact field of this form: inside it, or outside it but bound to it by
-// its `form` attribute. Never another form's field.
+// The value of a contact field of this form, found by its selector (an id alone will do):
+// inside the form, or outside it but bound to it by its `form` attribute; never another
+// form's field. A selector of several fields (a postal address) joins their values.
 function fieldValue(form, selector) {
   try {
-    const field = selector && (form.querySelector(selector) || document.querySelector(selector));
-    return ((field?.form == form || !field?.form) && field?.value) || "";
+    let fields = selector ? [...form.querySelectorAll(selector)] : [];
+    if (!fields.length && selector) fields = [...document.querySelectorAll(selector)].filter((f) => f.form == form || !f.form);
+    return fields.map((field) => field.value?.trim()).filter(Boolean).join(", ");
   } catch {
     return ""; // a selector the browser rejects: the linter's business, not the shopper's
   }
@@ -299,12 +395,14 @@ function onSubmit(event) {
     id,
     ticked.join(" "),
     [...m.byShopper].join(" "),
-    fieldValue(form, m.email),
-    fieldValue(form, m.phone),
+    fieldValue(form, m.contact.email),
+    fieldValue(form, m.contact.phone),
+    fieldValue(form, m.contact.post),
+    ...(m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""]),
     location.origin,
     location.pathname,
     Date.now(),
-    random(48),
+    random(64),
   );
   if (!answer) return;
   const captured = JSON.parse(answer);
@@ -324,8 +422,13 @@ async function start() {
   // first is not reported to the page as an unhandled rejection; it is awaited below.
   const text = configText();
   text.catch(() => {});
+  ready = load();
+  // The words of the page's language load with the wasm and the config; another language a
+  // form needs is fetched when it mounts.
+  const guess = document.documentElement.lang.split("-")[0].toLowerCase();
+  if (LANGUAGES.includes(guess)) loadWords(guess).catch(() => {});
   try {
-    await load();
+    await ready;
   } catch (e) {
     throw new Failure("start", "could not start; the forms work without it: " + e);
   }

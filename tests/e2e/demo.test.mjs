@@ -23,7 +23,7 @@ for (const pagePath of ["/", "/checkout.html", "/newsletter.html", "/privacy.htm
   });
 }
 
-test("checkout shows five unticked, optional, labelled boxes just before the submit button", async () => {
+test("checkout shows six unticked, optional, labelled boxes just before the submit button", async () => {
   const { page, context } = await openPage(shop.browser);
   await page.goto(shop.server.url + "/checkout.html");
   await page.waitForSelector(CHOICES);
@@ -38,7 +38,7 @@ test("checkout shows five unticked, optional, labelled boxes just before the sub
   );
   assert.deepEqual(
     boxes.map((b) => b.name),
-    ["consent.email-offers", "consent.sms-offers", "consent.phone-calls", "consent.birthday-greetings", "consent.personalised-offers"],
+    ["consent.email-offers", "consent.sms-offers", "consent.phone-calls", "consent.catalogue-post", "consent.birthday-greetings", "consent.personalised-offers"],
   );
   for (const b of boxes) {
     assert.equal(b.checked, false, `${b.name} starts unticked`);
@@ -48,7 +48,7 @@ test("checkout shows five unticked, optional, labelled boxes just before the sub
   }
   const next = await page.$eval(CHOICES, (f) => f.nextElementSibling.textContent);
   assert.match(next, /Place order/);
-  assert.equal(await page.$eval(`${CHOICES} a`, (a) => a.getAttribute("href")), "/privacy.html");
+  assert.equal(await page.$eval(`${CHOICES} .unticked__notice a[target=_blank]`, (a) => a.getAttribute("href")), "/privacy.html");
   await context.close();
 });
 
@@ -122,7 +122,7 @@ test("a second copy of the widget's script renders nothing twice", async () => {
     await new Promise((r) => setTimeout(r, 300));
   });
   assert.equal(await page.locator(CHOICES).count(), 1);
-  assert.equal(await page.locator(BOXES).count(), 5);
+  assert.equal(await page.locator(BOXES).count(), 6);
   assert.deepEqual(log.pageErrors, []);
   await context.close();
 });

@@ -9,7 +9,7 @@ import { ROOT, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, stor
 
 const shop = useShop();
 
-const PURPOSES = ["email-offers", "sms-offers", "phone-calls", "birthday-greetings", "personalised-offers"];
+const PURPOSES = ["email-offers", "sms-offers", "phone-calls", "catalogue-post", "birthday-greetings", "personalised-offers"];
 const given = (record) => record.purposes.filter((p) => p.state === "given").map((p) => p.id);
 
 /**
@@ -29,7 +29,7 @@ async function buy(page, tick = async () => {}) {
   return { fields, body, record: await deliveredRecord(shop.server.url, fields.get("consent.record")) };
 }
 
-test("two of five ticked on the checkout: the endpoint verifies a signed record with exactly those two given", async () => {
+test("two of six ticked on the checkout: the endpoint verifies a signed record with exactly those two given", async () => {
   const { page, context, log } = await openPage(shop.browser);
   const { fields, body, record } = await buy(page, async () => {
     await page.click("label[for$='-email-offers']");
@@ -73,7 +73,7 @@ test("nothing ticked: every purpose refused, and no contact data at all", async 
   const { page, context } = await openPage(shop.browser);
   const { body, record } = await buy(page);
   assert.deepEqual(given(record), []);
-  assert.equal(record.purposes.length, 5);
+  assert.equal(record.purposes.length, 6);
   assert.deepEqual(record.subjects, []);
   assert.deepEqual(body.disclosures, []);
   await context.close();

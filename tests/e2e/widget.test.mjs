@@ -49,7 +49,7 @@ test("every box starts unticked, optional, never required or disabled, with one 
       label: b.labels[0]?.textContent,
     })),
   );
-  assert.equal(boxes.length, 5);
+  assert.equal(boxes.length, 6);
   for (const b of boxes) {
     assert.deepEqual([b.checked, b.required, b.disabled, b.labels], [false, false, false, 1], b.label);
     assert.match(b.label, /^I agree.*\(optional\)$/);
@@ -72,7 +72,7 @@ test("the slot says where the choices go", async () => {
 test("two forms on a page keep ids unique and each label ticks a box of its own form", async () => {
   const { page, context } = await open(CHECKOUT + CHECKOUT.replace('id="f"', 'id="g"').replace(/ id="(email|phone|buy)"/g, ""));
   await page.waitForSelector("#g fieldset.unticked");
-  assert.equal(await page.locator(BOXES).count(), 10);
+  assert.equal(await page.locator(BOXES).count(), 12);
   const ids = await page.$$eval("[id]", (all) => all.map((e) => e.id));
   assert.equal(new Set(ids).size, ids.length, "no id is used twice");
   assert.ok(await page.$$eval("#g " + BOXES, (boxes) => boxes.every((b) => b.form.contains(b.labels[0]))));
@@ -85,7 +85,7 @@ test("a form added later, or marked later, gets its choices (single-page shops)"
   await settle(page);
   await page.$eval("#app", (app, html) => (app.innerHTML = html), CHECKOUT);
   await page.waitForSelector("#f fieldset.unticked");
-  assert.equal(await page.locator("#f " + BOXES).count(), 5);
+  assert.equal(await page.locator("#f " + BOXES).count(), 6);
   await page.evaluate(() => {
     const late = document.createElement("form");
     late.id = "late";
@@ -127,7 +127,7 @@ test("a form taken out and put back gets one fresh rendering", async () => {
   await page.evaluate(() => document.getElementById("a").append(window.form));
   await settle(page);
   assert.equal(await page.locator("#f fieldset.unticked").count(), 1);
-  assert.equal(await page.locator("#f " + BOXES).count(), 5);
+  assert.equal(await page.locator("#f " + BOXES).count(), 6);
   assert.equal(await page.locator("#f input[name='consent.record']").count(), 1);
   await context.close();
 });
@@ -165,7 +165,7 @@ async function withInlineConfig(config, body = CHECKOUT) {
 
 test("an inline config works like a fetched one", async () => {
   const { page, context } = await withInlineConfig(demoConfig);
-  assert.equal(await page.locator("#f " + BOXES).count(), 5);
+  assert.equal(await page.locator("#f " + BOXES).count(), 6);
   await context.close();
 });
 

@@ -69,7 +69,11 @@ fn identifier(body: &[u8]) -> Result<String, Refusal> {
 }
 
 fn disclosure_json(row: &SubjectRow) -> serde_json::Value {
-    serde_json::json!({ "channel": row.channel, "identifier": row.identifier, "salt": row.salt })
+    let mut json = serde_json::json!({ "channel": row.channel, "identifier": row.identifier, "salt": row.salt });
+    if let Some(birthday) = &row.birthday {
+        json["birthday"] = birthday.clone().into();
+    }
+    json
 }
 
 /// The records a subject appears in, opened, oldest first: `(index, bytes, disclosures)`.
@@ -129,10 +133,15 @@ pub async fn subject(State(collector): State<Arc<Collector>>, headers: HeaderMap
                 "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
             }));
         }
+        // The latest birthday given (R8), if one is held.
+        let birthday = records
+            .iter()
+            .rev()
+            .find_map(|(_, _, rows)| rows.iter().find_map(|r| r.birthday.clone()));
         // Counts only: contact data never goes to the logs.
         tracing::info!(records = history.len(), "admin: subject looked up");
         Ok::<_, Refusal>(axum::Json(
-            serde_json::json!({ "purposes": current, "history": history }),
+            serde_json::json!({ "purposes": current, "history": history, "birthday": birthday }),
         ))
     })();
     answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)

@@ -86,6 +86,9 @@ fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, StoreE
             ticked_by_shopper: given,
             email: &email,
             phone: "",
+            post: "",
+            birthday_day: "",
+            birthday_month: "",
         };
         let salt = || {
             let mut salt = [0u8; SALT_LEN];

@@ -5,7 +5,8 @@
 //! every field, the browser's signature), must match the config the collector serves (the
 //! form, each purpose's version and the hash of the exact text it shows in that locale),
 //! and every subject commitment must be backed by a disclosure that hashes to it, for a
-//! channel the shopper granted in this very record (R8, R10).
+//! channel the shopper granted in this very record (R8, R10). An optional `"birthday":
+//! "--MM-DD"` comes only with a given purpose that asks for it and a contact (R8).
 //!
 //! An accepted record is appended to the log ([`crate::store`]) and answered with a
 //! receipt: its log index, leaf hash, inclusion proof and the signed checkpoint it was
@@ -19,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use unticked_core::capture::{Disclosure, SALT_LEN};
-use unticked_core::config::{Channel, Config, Named};
+use unticked_core::capture::{normalise_birthday, Disclosure, SALT_LEN};
+use unticked_core::config::{Channel, Config, ExtraField, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 use unticked_core::{locale, view};
@@ -155,6 +156,8 @@ pub struct Accepted {
     pub bytes: String,
     pub opened: OpenedRecord,
     pub disclosures: Vec<Disclosure>,
+    /// `--MM-DD`, for a given purpose that asks for the birthday (R8).
+    pub birthday: Option<String>,
 }
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -190,13 +193,17 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accept
     };
     let mut record_bytes = None;
     let mut disclosures_json = None;
+    let mut birthday = None;
     for (key, value) in &members {
         match (key.as_str(), value) {
             ("record", Json::String(bytes)) => record_bytes = Some(bytes.clone()),
             ("disclosures", Json::Array(items)) => disclosures_json = Some(items.clone()),
+            ("birthday", Json::String(text)) => {
+                birthday = Some(read_birthday(text).ok_or_else(|| bad("birthday is --MM-DD, a day of that month"))?);
+            }
             _ => {
                 return Err(bad(&format!(
-                    "unexpected member \"{key}\" (expected record and disclosures)"
+                    "unexpected member \"{key}\" (expected record, disclosures and birthday)"
                 )))
             }
         }
@@ -222,11 +229,43 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accept
     })?;
     matches_config(&opened, config, shown)?;
     matches_disclosures(&opened, &disclosures, config)?;
+    if birthday.is_some() {
+        birthday_granted(&opened, &disclosures, config)?;
+    }
     Ok(Accepted {
         bytes,
         opened,
         disclosures,
+        birthday,
     })
+}
+
+/// `--MM-DD` as the widget writes it (`capture::normalise_birthday`), and nothing else.
+fn read_birthday(text: &str) -> Option<String> {
+    let (month, day) = text.strip_prefix("--")?.split_once('-')?;
+    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(month) || !two_digits(day) {
+        return None;
+    }
+    normalise_birthday(day, month).filter(|normal| normal == text)
+}
+
+/// A birthday comes only with a given purpose that asks for it, and with a contact to reach
+/// and erase it by (R8: Art. 5(1)(c); Art. 17).
+fn birthday_granted(opened: &OpenedRecord, disclosures: &[Disclosure], config: &Config) -> Result<(), Refusal> {
+    let asked = opened.record.purposes.iter().any(|p| {
+        p.state == ConsentState::Given
+            && config
+                .purpose(&p.id)
+                .is_some_and(|c| c.fields.contains(&ExtraField::Birthday))
+    });
+    if !asked || disclosures.is_empty() {
+        return Err(unprocessable(
+            "birthday-not-granted",
+            "a birthday comes only with a given purpose that asks for it, and a contact",
+        ));
+    }
+    Ok(())
 }
 
 fn read_disclosure(item: &Json) -> Option<Disclosure> {
@@ -348,7 +387,7 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
     let subjects = accepted.disclosures.len();
     let appended = collector
         .store
-        .append(id.clone(), accepted.bytes, accepted.disclosures)
+        .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
         .await;
     let (status, index) = match appended {
         Ok(Appended::New(index)) => (StatusCode::CREATED, index),
@@ -503,6 +542,24 @@ mod tests {
             };
         }
         assert_eq!(code(&seal(&calls_only, 1), &config), "subject-not-granted");
+    }
+
+    #[test]
+    fn a_birthday_comes_only_with_a_given_purpose_that_asks_for_it() {
+        let config = demo_config();
+        let with_birthday =
+            |body: String, birthday: &str| body.replacen('{', &format!("{{\"birthday\":\"{birthday}\","), 1);
+        let asked = seal(&capture(&config, &["email-offers", "birthday-greetings"]), 1);
+        let accepted = check(with_birthday(asked.clone(), "--11-07").as_bytes(), &config).expect("accepted");
+        assert_eq!(accepted.birthday.as_deref(), Some("--11-07"));
+        for bad in ["--11-31", "11-07", "--1-7", "--00-10", "1990-11-07"] {
+            assert_eq!(code(&with_birthday(asked.clone(), bad), &config), "bad-body", "{bad}");
+        }
+        let not_asked = seal(&capture(&config, &["email-offers"]), 1);
+        assert_eq!(
+            code(&with_birthday(not_asked, "--11-07"), &config),
+            "birthday-not-granted"
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS subjects (
   lookup BLOB NOT NULL,
   identifier TEXT NOT NULL,
   salt BLOB NOT NULL,
+  birthday TEXT,
   PRIMARY KEY (idx, position)
 );
 CREATE INDEX IF NOT EXISTS subjects_by_lookup ON subjects (lookup);
@@ -212,6 +213,7 @@ struct Job {
     id: String,
     bytes: String,
     disclosures: Vec<Disclosure>,
+    birthday: Option<String>,
     reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -254,6 +256,14 @@ impl Store {
         write.pragma_update(None, "journal_mode", "WAL")?;
         write.pragma_update(None, "synchronous", "FULL")?;
         write.execute_batch(SCHEMA)?;
+        // Logs made before the birthday field (R8) get its column; erasing a subject's rows
+        // erases the birthday with them.
+        let has_birthday = write
+            .prepare("SELECT 1 FROM pragma_table_info('subjects') WHERE name = 'birthday'")?
+            .exists([])?;
+        if !has_birthday {
+            write.execute_batch("ALTER TABLE subjects ADD COLUMN birthday TEXT")?;
+        }
         let key_path = Keys::path_for(path);
         let has_records = write
             .query_row("SELECT 1 FROM log LIMIT 1", [], |_| Ok(()))
@@ -305,18 +315,22 @@ impl Store {
         Ok(Store { jobs, shared })
     }
 
-    /// Appends a verified record (idempotent by id) and waits until it is durable.
+    /// Appends a verified record (idempotent by id) and waits until it is durable. A
+    /// birthday (R8) is kept with each of the record's disclosures, so that erasing any of
+    /// the subject's contacts erases it with them.
     pub async fn append(
         &self,
         id: String,
         bytes: String,
         disclosures: Vec<Disclosure>,
+        birthday: Option<String>,
     ) -> Result<Appended, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             id,
             bytes,
             disclosures,
+            birthday,
             reply,
         };
         let jobs = self.jobs.clone();
@@ -341,7 +355,7 @@ impl Store {
         let lookup = self.shared.keys.lookup(identifier);
         let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
         let mut query = read.prepare_cached(
-            "SELECT idx, channel, identifier, salt FROM subjects WHERE lookup = ?1 ORDER BY idx, position",
+            "SELECT idx, channel, identifier, salt, birthday FROM subjects WHERE lookup = ?1 ORDER BY idx, position",
         )?;
         let rows = query.query_map([&lookup[..]], subject_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -376,8 +390,9 @@ impl Store {
         // Its own connection: a long scan must not hold up the readers that answer posts.
         let read = open_connection(&self.shared.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut records = read.prepare("SELECT idx, bytes FROM log ORDER BY idx")?;
-        let mut subjects = read
-            .prepare_cached("SELECT idx, channel, identifier, salt FROM subjects WHERE idx = ?1 ORDER BY position")?;
+        let mut subjects = read.prepare_cached(
+            "SELECT idx, channel, identifier, salt, birthday FROM subjects WHERE idx = ?1 ORDER BY position",
+        )?;
         let mut rows = records.query([])?;
         while let Some(row) = rows.next()? {
             let idx: u64 = row.get(0)?;
@@ -533,6 +548,8 @@ pub struct SubjectRow {
     pub channel: String,
     pub identifier: String,
     pub salt: String,
+    /// `--MM-DD`, given with the record for a birthday purpose (R8).
+    pub birthday: Option<String>,
 }
 
 fn subject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectRow> {
@@ -541,6 +558,7 @@ fn subject_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectRow> {
         channel: row.get(1)?,
         identifier: row.get(2)?,
         salt: hex(&row.get::<_, Vec<u8>>(3)?),
+        birthday: row.get(4)?,
     })
 }
 
@@ -626,7 +644,7 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
         let mut find = tx.prepare_cached("SELECT idx, bytes FROM log WHERE id = ?1")?;
         let mut insert = tx.prepare_cached("INSERT INTO log (idx, id, bytes, received_at) VALUES (?1, ?2, ?3, ?4)")?;
         let mut subject = tx.prepare_cached(
-            "INSERT INTO subjects (idx, position, channel, lookup, identifier, salt) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO subjects (idx, position, channel, lookup, identifier, salt, birthday) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for job in batch {
             let earlier = find
@@ -656,7 +674,8 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
                             d.channel.as_str(),
                             &shared.keys.lookup(&d.identifier)[..],
                             d.identifier,
-                            &d.salt[..]
+                            &d.salt[..],
+                            job.birthday
                         ])?;
                     }
                     added.push((&job.id, &job.bytes, idx));

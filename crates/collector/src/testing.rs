@@ -36,6 +36,9 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
         ticked_by_shopper: given,
         email: "jan@example.pl",
         phone: "",
+        post: "",
+        birthday_day: "",
+        birthday_month: "",
     };
     capture::assemble(config, "checkout", "pl", &texts, &page, || [5; SALT_LEN])
         .unwrap()

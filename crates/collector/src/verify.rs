@@ -339,7 +339,7 @@ mod tests {
             let body = seal(&capture(&config, &[]), i as u8);
             let accepted = crate::records::check(body.as_bytes(), &config).unwrap();
             let id = accepted.opened.record.id.clone();
-            let appended = runtime.block_on(store.append(id, accepted.bytes, accepted.disclosures));
+            let appended = runtime.block_on(store.append(id, accepted.bytes, accepted.disclosures, accepted.birthday));
             assert_eq!(appended.unwrap(), Appended::New(i as u64));
         }
         drop(store);

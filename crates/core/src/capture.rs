@@ -13,11 +13,11 @@
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
-use crate::config::{Channel, Config};
+use crate::config::{Channel, Config, ExtraField};
 use crate::jcs::write_string;
 use crate::record::Part;
 use crate::record::{hex, ConsentRecord, PurposeEntry, State, SubjectCommitment};
-use crate::text::decimal;
+use crate::text::{concat, decimal};
 
 /// Bytes of random salt per disclosed contact (128 bits).
 pub const SALT_LEN: usize = 16;
@@ -50,12 +50,21 @@ pub struct Capture {
     /// The text displayed for each of the record's purposes, in the same order.
     pub texts: Vec<String>,
     pub disclosures: Vec<Disclosure>,
+    /// `--MM-DD` (ISO 8601 without a year, as vCard's BDAY, RFC 6350 §4.3.1), only when a
+    /// purpose that asks for the birthday was given (R8). Like a contact, it travels beside
+    /// the record and never in it.
+    pub birthday: Option<String>,
 }
 
 impl Capture {
     /// A capture of `record` with the digests left to WebCrypto: each purpose's text hash,
     /// and a subject commitment per disclosure (R10: no contact in the record itself).
-    pub fn new(mut record: ConsentRecord, texts: Vec<String>, disclosures: Vec<Disclosure>) -> Capture {
+    pub fn new(
+        mut record: ConsentRecord,
+        texts: Vec<String>,
+        disclosures: Vec<Disclosure>,
+        birthday: Option<String>,
+    ) -> Capture {
         for purpose in &mut record.purposes {
             purpose.text_sha256.clear();
         }
@@ -70,6 +79,7 @@ impl Capture {
             record,
             texts,
             disclosures,
+            birthday,
         }
     }
 
@@ -83,11 +93,17 @@ impl Capture {
     }
 
     /// What `src/courier.js` seals, as JSON:
-    /// `{"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
+    /// `{"birthday"?,"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
     /// where a part is a string of record text, a digest hole's index, a signature hole
     /// (-1 algorithm, -2 public key, -3 value), or the array of the signature member.
     pub fn sealable(&self) -> String {
-        let mut out = String::from("{\"disclosures\":");
+        let mut out = String::from("{");
+        if let Some(birthday) = &self.birthday {
+            out.push_str("\"birthday\":");
+            write_string(&mut out, birthday);
+            out.push(',');
+        }
+        out.push_str("\"disclosures\":");
         out.push_str(&disclosures_json(&self.disclosures));
         out.push_str(",\"inputs\":[");
         for (i, input) in self.digest_inputs().iter().enumerate() {
@@ -151,9 +167,14 @@ pub struct Submission<'a> {
     pub ticked: &'a [&'a str],
     /// Purposes whose box the shopper's own (trusted) input left ticked.
     pub ticked_by_shopper: &'a [&'a str],
-    /// The raw values of the form's contact fields ("" when absent).
+    /// The raw values of the form's contact fields ("" when absent); `post` is the values
+    /// of its address fields joined with ", ".
     pub email: &'a str,
     pub phone: &'a str,
+    pub post: &'a str,
+    /// The birthday field's day and month as typed ("" when absent or not shown).
+    pub birthday_day: &'a str,
+    pub birthday_month: &'a str,
 }
 
 /// A capture, and the purposes whose box was ticked by something other than the shopper.
@@ -184,6 +205,7 @@ pub fn assemble(
     let mut shown = Vec::new();
     let mut untrusted = Vec::new();
     let mut granted: Vec<Channel> = Vec::new();
+    let mut birthday = None;
     for (id, text) in texts {
         let purpose = config.purpose(id)?;
         let ticked = page.ticked.contains(&id.as_str());
@@ -195,6 +217,9 @@ pub fn assemble(
         if given && !granted.contains(&purpose.channel) {
             granted.push(purpose.channel);
         }
+        if given && purpose.fields.contains(&ExtraField::Birthday) {
+            birthday = normalise_birthday(page.birthday_day, page.birthday_month);
+        }
         purposes.push(PurposeEntry {
             id: id.clone(),
             version: purpose.version,
@@ -205,10 +230,14 @@ pub fn assemble(
     }
     let mut disclosures = Vec::new();
     for channel in granted {
+        // R9: each channel's contact comes from the field the form maps it to; a granted
+        // channel whose field is empty is still given, without a contact.
         let raw = match channel {
-            Channel::Email if form.contact.email.is_some() => page.email,
-            Channel::Sms | Channel::Phone if form.contact.phone.is_some() => page.phone,
-            _ => continue,
+            _ if form.contact.of(channel).is_none() => continue,
+            Channel::Email => page.email,
+            Channel::Sms | Channel::Phone => page.phone,
+            Channel::Post => page.post,
+            Channel::Web => continue,
         };
         if let Some(identifier) = normalise_contact(channel, raw, locale) {
             disclosures.push(Disclosure {
@@ -217,6 +246,11 @@ pub fn assemble(
                 salt: salt(),
             });
         }
+    }
+    // A birthday is kept beside a contact, and erased with it (Art. 17); without one it
+    // would be data nobody could reach or erase, so it is not collected at all (R8).
+    if disclosures.is_empty() {
+        birthday = None;
     }
     let notice = &config.privacy_notice;
     let record = ConsentRecord {
@@ -235,7 +269,7 @@ pub fn assemble(
         subjects: Vec::new(),
     };
     Some(Assembled {
-        capture: Capture::new(record, shown, disclosures),
+        capture: Capture::new(record, shown, disclosures, birthday),
         untrusted,
     })
 }
@@ -298,13 +332,55 @@ pub fn normalise_phone(raw: &str, locale: &str) -> Option<String> {
     ((8..=15).contains(&digits.len()) && !digits.starts_with('0')).then(|| crate::text::concat(&["+", &digits]))
 }
 
+/// A postal address as its commitment covers it: the fields' values with runs of white
+/// space (line breaks included) made one space, and empty parts dropped. `None` when nothing
+/// is left.
+pub fn normalise_address(raw: &str) -> Option<String> {
+    let mut address = String::new();
+    for part in raw.split(',') {
+        let mut words = part.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        address.push_str(if address.is_empty() { "" } else { ", " });
+        address.push_str(first);
+        for word in words {
+            address.push(' ');
+            address.push_str(word);
+        }
+    }
+    (!address.is_empty()).then_some(address)
+}
+
+/// A birthday without a year as `--MM-DD`, from the day and month as typed. `None` unless it
+/// is a real day of that month in some year (29 February is one).
+pub fn normalise_birthday(day: &str, month: &str) -> Option<String> {
+    // One or two digits; `str::parse` would cost the widget's wasm its integer parser.
+    let number = |text: &str| {
+        let text = text.trim();
+        let digits = text.as_bytes();
+        if digits.is_empty() || digits.len() > 2 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let (day, month) = (number(day)?, number(month)?);
+    let days = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let last = *days.get(month.checked_sub(1)? as usize)?;
+    if !(1..=last).contains(&day) {
+        return None;
+    }
+    let two = |n: u32| concat(&[if n < 10 { "0" } else { "" }, &decimal(n as u64)]);
+    Some(concat(&["--", &two(month), "-", &two(day)]))
+}
+
 /// The contact a channel reaches, as the form's contact fields name it: e-mail through the
-/// e-mail field, SMS and calls through the phone field. Post and web have none here.
+/// e-mail field, SMS and calls through the phone field, post through the address fields.
+/// The web channel has none.
 pub fn normalise_contact(channel: Channel, raw: &str, locale: &str) -> Option<String> {
     match channel {
         Channel::Email => normalise_email(raw),
         Channel::Sms | Channel::Phone => normalise_phone(raw, locale),
-        Channel::Post | Channel::Web => None,
+        Channel::Post => normalise_address(raw),
+        Channel::Web => None,
     }
 }
 
@@ -328,6 +404,34 @@ mod tests {
             "anna@example.",
         ] {
             assert_eq!(normalise_email(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_keep_their_words_in_one_line() {
+        assert_eq!(
+            normalise_address("Anna Ozola, Brīvības  iela 1\n dz. 4, , LV-1010, Rīga").as_deref(),
+            Some("Anna Ozola, Brīvības iela 1 dz. 4, LV-1010, Rīga")
+        );
+        assert_eq!(normalise_address(" , \n "), None);
+    }
+
+    #[test]
+    fn birthdays_are_days_of_their_month_without_a_year() {
+        assert_eq!(normalise_birthday("7", "3").as_deref(), Some("--03-07"));
+        assert_eq!(normalise_birthday(" 29 ", "2").as_deref(), Some("--02-29"));
+        assert_eq!(normalise_birthday("31", "12").as_deref(), Some("--12-31"));
+        for (day, month) in [
+            ("30", "2"),
+            ("31", "4"),
+            ("0", "1"),
+            ("1", "0"),
+            ("1", "13"),
+            ("", "5"),
+            ("x", "5"),
+            ("-1", "5"),
+        ] {
+            assert_eq!(normalise_birthday(day, month), None, "{day}/{month}");
         }
     }
 

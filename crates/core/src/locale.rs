@@ -1,115 +1,198 @@
-//! Locale negotiation and the widget's own built-in texts.
+//! Locale negotiation and the widget's own words.
 //!
-//! Purpose labels and descriptions come from the site owner's config; the few words the
-//! widget itself shows around them (legend, "optional", the notice link) are built in, so a
-//! shop only translates what is its own.
+//! Purpose labels, descriptions and profiling logic come from the site owner's config; the
+//! words the widget itself shows around them (the legend, "optional", the headings of each
+//! purpose's details, the names of data categories, roles and safeguards, the notice line)
+//! ship with the widget in seven languages, so a shop only translates what is its own.
 
-use alloc::string::String;
+use alloc::{string::String, vec::Vec};
+
+use crate::config::{Channel, DataCategory, Named, RecipientRole, Safeguard};
+use crate::json::{self, Json};
+use crate::text::{concat, decimal};
 
 /// Languages the widget ships texts for. A config may declare only these (with any region).
 pub const SUPPORTED: &[&str] = &["en", "lv", "pl", "cs", "de", "lt", "et"];
 
-/// The widget's own words in one language.
-#[derive(Debug, PartialEq, Eq)]
-pub struct WidgetTexts {
-    /// `<legend>` of the choices.
-    pub legend: &'static str,
-    /// Marker after each label; every consent box is optional (R3).
-    pub optional: &'static str,
-    /// Under the legend: the choices are separate and none is a condition (R2, R3).
-    pub intro: &'static str,
-    /// Prefix of the controller's name (Art. 13(1)(a)).
-    pub controller: &'static str,
-    /// Text of the privacy notice link.
-    pub privacy_notice: &'static str,
-    /// Word before the notice version.
-    pub version: &'static str,
-    /// The right to withdraw (Art. 7(3)).
-    pub withdraw: &'static str,
+/// The widget's own words that are not about one value of the config: the legend, the
+/// headings of a purpose's details (Art. 13), the notice line, the birthday field (R8) and
+/// the contact hints (R9). `{}` in a text marks where a value goes.
+const FIXED: &[&str] = &[
+    "legend",
+    "optional",
+    "intro",
+    "details",
+    "channel",
+    "data",
+    "recipients",
+    "transfers",
+    "retention",
+    "profiling",
+    "withdrawal",
+    "withdraw_how",
+    "until_withdrawn",
+    "month_one",
+    "month_few",
+    "month_many",
+    "controller",
+    "dpo",
+    "privacy_notice",
+    "version",
+    "withdraw",
+    "birthday",
+    "day",
+    "month",
+    "hint:email",
+    "hint:phone",
+    "hint:post",
+];
+
+/// Every key a language's words must have: [`FIXED`], then one per value of each config enum
+/// the details name (`channel:sms`, `data:birthday`, `role:processor`,
+/// `safeguard:eu-us-dpf`), so a value added to the config model needs its words.
+pub fn keys() -> Vec<String> {
+    let mut keys: Vec<String> = FIXED.iter().map(|k| String::from(*k)).collect();
+    let prefixed: [(&str, &[&str]); 4] = [
+        ("channel:", Channel::NAMES),
+        ("data:", DataCategory::NAMES),
+        ("role:", RecipientRole::NAMES),
+        ("safeguard:", Safeguard::NAMES),
+    ];
+    for (prefix, names) in prefixed {
+        keys.extend(names.iter().map(|name| concat(&[prefix, name])));
+    }
+    keys
 }
 
-const EN: WidgetTexts = WidgetTexts {
-    legend: "Marketing choices",
-    optional: "optional",
-    intro: "Each choice is separate and optional.",
-    controller: "Controller",
-    privacy_notice: "Privacy notice",
-    version: "version",
-    withdraw: "You can withdraw your consent at any time.",
-};
-const LV: WidgetTexts = WidgetTexts {
-    legend: "Mārketinga izvēles",
-    optional: "neobligāti",
-    intro: "Katra izvēle ir atsevišķa un brīvprātīga.",
-    controller: "Pārzinis",
-    privacy_notice: "Privātuma paziņojums",
-    version: "versija",
-    withdraw: "Piekrišanu varat atsaukt jebkurā laikā.",
-};
-const PL: WidgetTexts = WidgetTexts {
-    legend: "Zgody marketingowe",
-    optional: "opcjonalnie",
-    intro: "Każda zgoda jest odrębna i dobrowolna.",
-    controller: "Administrator",
-    privacy_notice: "Informacja o prywatności",
-    version: "wersja",
-    withdraw: "Zgodę możesz wycofać w dowolnym momencie.",
-};
-const CS: WidgetTexts = WidgetTexts {
-    legend: "Marketingové souhlasy",
-    optional: "nepovinné",
-    intro: "Každý souhlas je samostatný a dobrovolný.",
-    controller: "Správce",
-    privacy_notice: "Zásady ochrany osobních údajů",
-    version: "verze",
-    withdraw: "Souhlas můžete kdykoli odvolat.",
-};
-const DE: WidgetTexts = WidgetTexts {
-    legend: "Marketing-Einwilligungen",
-    optional: "freiwillig",
-    intro: "Jede Einwilligung ist einzeln und freiwillig.",
-    controller: "Verantwortlicher",
-    privacy_notice: "Datenschutzhinweise",
-    version: "Version",
-    withdraw: "Sie können Ihre Einwilligung jederzeit widerrufen.",
-};
-const LT: WidgetTexts = WidgetTexts {
-    legend: "Rinkodaros pasirinkimai",
-    optional: "neprivaloma",
-    intro: "Kiekvienas pasirinkimas yra atskiras ir savanoriškas.",
-    controller: "Duomenų valdytojas",
-    privacy_notice: "Privatumo pranešimas",
-    version: "versija",
-    withdraw: "Sutikimą galite atšaukti bet kuriuo metu.",
-};
-const ET: WidgetTexts = WidgetTexts {
-    legend: "Turundusnõusolekud",
-    optional: "vabatahtlik",
-    intro: "Iga valik on eraldi ja vabatahtlik.",
-    controller: "Vastutav töötleja",
-    privacy_notice: "Privaatsusteade",
-    version: "versioon",
-    withdraw: "Nõusoleku saate igal ajal tagasi võtta.",
-};
+/// The widget's own words in one language: `crates/core/locales/<language>.json`.
+///
+/// The widget's wasm carries no words: the page fetches the one language it shows from
+/// `pkg/locales/` (each language would otherwise cost every shopper about 0.7 KB gzip).
+/// The linter and the collector build them in (the `words` feature), so the collector
+/// renders exactly what the widget showed and can check each record's text hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    /// The primary language subtag, e.g. `lv`.
+    pub language: String,
+    /// Each key of [`keys`] and its text.
+    texts: Vec<(String, String)>,
+}
 
-/// The built-in texts for a primary language subtag (`lv`, not `lv-LV`).
-pub fn builtin(language: &str) -> Option<&'static WidgetTexts> {
-    Some(match language {
-        "en" => &EN,
-        "lv" => &LV,
-        "pl" => &PL,
-        "cs" => &CS,
-        "de" => &DE,
-        "lt" => &LT,
-        "et" => &ET,
+impl Words {
+    /// Reads a language's words: an object of key → text (`crates/core/locales/`), or the
+    /// array of the texts in [`keys`] order that `build.sh` ships to browsers (the keys
+    /// were 40% of each file). The error names the first key missing or not a string.
+    pub fn from_json(language: &str, text: &str) -> Result<Words, String> {
+        let json = json::parse(text);
+        let mut texts = Vec::new();
+        for (i, key) in keys().into_iter().enumerate() {
+            let text = match &json {
+                // The keyed source files are read natively only: the widget gets arrays.
+                #[cfg(feature = "words")]
+                Ok(Json::Object(members)) => members.iter().find(|(k, _)| *k == key).map(|(_, text)| text),
+                Ok(Json::Array(texts)) => texts.get(i),
+                _ => None,
+            };
+            match text {
+                Some(Json::String(text)) => texts.push((key, text.clone())),
+                _ => return Err(concat(&["the words of \"", language, "\" have no \"", &key, "\""])),
+            }
+        }
+        Ok(Words {
+            language: String::from(language),
+            texts,
+        })
+    }
+
+    /// The text of `key` ("" for a key [`keys`] does not list).
+    pub fn get(&self, key: &str) -> &str {
+        self.texts.iter().find(|(k, _)| k == key).map_or("", |(_, text)| text)
+    }
+
+    /// The text of `key` for a value of a config enum, e.g. `("role:", "processor")`.
+    pub fn named(&self, prefix: &str, name: &str) -> &str {
+        self.get(&concat(&[prefix, name]))
+    }
+
+    /// The text of `key` around its `{}`: what goes before the value and what after.
+    pub fn around(&self, key: &str) -> (&str, &str) {
+        // A char pattern, not "{}": a string pattern costs the wasm 4 KB of searcher and
+        // panic formatting.
+        let text = self.get(key);
+        match text.split_once('{') {
+            Some((before, rest)) => (before, rest.strip_prefix('}').unwrap_or(rest)),
+            None => (text, ""),
+        }
+    }
+
+    /// The text of `key` with `value` in place of its `{}`.
+    pub fn fill(&self, key: &str, value: &str) -> String {
+        let (before, after) = self.around(key);
+        concat(&[before, value, after])
+    }
+
+    /// "24 months" in this language, with the plural form its grammar asks for.
+    pub fn months(&self, n: u32) -> String {
+        let key = match plural(&self.language, n) {
+            Plural::One => "month_one",
+            Plural::Few => "month_few",
+            Plural::Many => "month_many",
+        };
+        self.fill(key, &decimal(n as u64))
+    }
+}
+
+/// The noun forms a count takes (CLDR plural rules, cardinal, integers only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plural {
+    One,
+    Few,
+    Many,
+}
+
+/// Which form of a noun follows the count `n` in `language`.
+pub fn plural(language: &str, n: u32) -> Plural {
+    let (ones, tens) = (n % 10, n % 100);
+    match language {
+        // 1 miesiąc, 2–4 miesiące (not 12–14), 5 miesięcy
+        "pl" if n == 1 => Plural::One,
+        "pl" if (2..=4).contains(&ones) && !(12..=14).contains(&tens) => Plural::Few,
+        "pl" => Plural::Many,
+        // 1 měsíc, 2–4 měsíce, 5 měsíců
+        "cs" if n == 1 => Plural::One,
+        "cs" if (2..=4).contains(&n) => Plural::Few,
+        "cs" => Plural::Many,
+        // 1, 21 mėnuo; 2–9, 22 mėnesiai; 10–20, 30 mėnesių
+        "lt" if (11..=19).contains(&tens) => Plural::Many,
+        "lt" if ones == 1 => Plural::One,
+        "lt" if ones >= 2 => Plural::Few,
+        "lt" => Plural::Many,
+        // 1, 21 mēnesis (not 11); otherwise mēneši
+        "lv" if ones == 1 && tens != 11 => Plural::One,
+        _ if language != "lv" && n == 1 => Plural::One,
+        _ => Plural::Many,
+    }
+}
+
+/// The built-in words of a primary language subtag (`lv`, not `lv-LV`).
+#[cfg(feature = "words")]
+pub fn builtin(language: &str) -> Option<Words> {
+    let text = match language {
+        "en" => include_str!("../locales/en.json"),
+        "lv" => include_str!("../locales/lv.json"),
+        "pl" => include_str!("../locales/pl.json"),
+        "cs" => include_str!("../locales/cs.json"),
+        "de" => include_str!("../locales/de.json"),
+        "lt" => include_str!("../locales/lt.json"),
+        "et" => include_str!("../locales/et.json"),
         _ => return None,
-    })
+    };
+    Words::from_json(language, text).ok()
 }
 
-/// The built-in texts for a declared locale tag, English where the language has none
-/// (which a validated config rules out).
-pub fn texts_for(tag: &str) -> &'static WidgetTexts {
-    builtin(primary(tag)).unwrap_or(&EN)
+/// Whether the widget ships words for the language of a locale tag.
+pub fn supported(tag: &str) -> bool {
+    SUPPORTED.iter().any(|l| l.eq_ignore_ascii_case(primary(tag)))
 }
 
 /// The language subtag of a locale tag: `lv` for `lv-LV`.
@@ -175,11 +258,61 @@ mod tests {
     }
 
     #[test]
-    fn every_supported_language_has_texts() {
+    #[cfg(feature = "words")]
+    fn every_supported_language_has_every_word() {
         for lang in SUPPORTED {
-            let t = builtin(lang).expect("supported languages have texts");
-            assert!(!t.legend.is_empty() && !t.withdraw.is_empty());
+            let words = builtin(lang).expect("supported languages have complete words");
+            for key in keys() {
+                assert!(!words.get(&key).trim().is_empty(), "{lang}: {key} is empty");
+            }
+            for key in ["withdraw_how", "month_one", "month_few", "month_many"] {
+                assert!(
+                    words.get(key).contains("{}"),
+                    "{lang}: {key} has no place for its value"
+                );
+            }
         }
         assert!(builtin("fi").is_none());
+        assert!(supported("lv-LV") && !supported("fi"));
+    }
+
+    #[test]
+    fn the_english_file_lists_the_keys_in_order_so_shipped_arrays_follow_it() {
+        // build.sh ships each language as an array in the key order of en.json.
+        let Ok(Json::Object(members)) = json::parse(include_str!("../locales/en.json")) else {
+            panic!("en.json is an object");
+        };
+        let order: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(order, keys());
+        let array = r#"["a","b"]"#;
+        assert!(Words::from_json("xx", array).unwrap_err().contains("\"intro\""));
+    }
+
+    #[test]
+    fn words_missing_a_key_name_it() {
+        let err = Words::from_json("xx", r#"{"legend": "L"}"#).unwrap_err();
+        assert!(err.contains("\"optional\""), "{err}");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn months_take_the_plural_form_of_their_language() {
+        let months = |lang: &str, n| builtin(lang).unwrap().months(n);
+        assert_eq!(months("en", 1), "1 month");
+        assert_eq!(months("en", 24), "24 months");
+        assert_eq!(months("pl", 1), "1 miesiąc");
+        assert_eq!(months("pl", 24), "24 miesiące");
+        assert_eq!(months("pl", 12), "12 miesięcy");
+        assert_eq!(months("pl", 36), "36 miesięcy");
+        assert_eq!(months("cs", 3), "3 měsíce");
+        assert_eq!(months("cs", 24), "24 měsíců");
+        assert_eq!(months("lt", 21), "21 mėnuo");
+        assert_eq!(months("lt", 24), "24 mėnesiai");
+        assert_eq!(months("lt", 12), "12 mėnesių");
+        assert_eq!(months("lt", 30), "30 mėnesių");
+        assert_eq!(months("lv", 21), "21 mēnesis");
+        assert_eq!(months("lv", 11), "11 mēneši");
+        assert_eq!(months("et", 1), "1 kuu");
+        assert_eq!(months("de", 36), "36 Monate");
     }
 }

@@ -7,9 +7,9 @@
 
 use alloc::{string::String, vec, vec::Vec};
 
-use crate::config::{Config, Form};
+use crate::config::{Config, ExtraField, Form, Retention};
 use crate::jcs::write_string;
-use crate::locale;
+use crate::locale::{self, Words};
 use crate::text::concat;
 
 /// Class names, shared with `www/unticked.css`.
@@ -23,6 +23,11 @@ pub mod class {
     pub const OPTIONAL: &str = "unticked__optional";
     pub const DESCRIPTION: &str = "unticked__description";
     pub const NOTICE: &str = "unticked__notice";
+    pub const DETAILS: &str = "unticked__details";
+    pub const SUMMARY: &str = "unticked__summary";
+    pub const FACTS: &str = "unticked__facts";
+    pub const HINT: &str = "unticked__hint";
+    pub const FIELD: &str = "unticked__field";
 }
 
 /// Attribute names of the public contract (DESIGN.md).
@@ -35,6 +40,14 @@ pub mod attr {
     pub const PURPOSE: &str = "data-unticked-purpose";
     /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
     pub const INPUT_NAME_PREFIX: &str = "consent.";
+    /// On a purpose's row and on the extra field: the field it needs while ticked (R8).
+    pub const FIELD: &str = "data-unticked-field";
+    /// On a contact hint: the purpose it is about.
+    pub const HINT_FOR: &str = "data-unticked-hint";
+    /// On a contact hint: the kind of contact field (`email`, `phone`, `post`).
+    pub const CONTACT: &str = "data-unticked-contact";
+    /// On a contact hint: the words it shows while that field is empty.
+    pub const HINT_TEXT: &str = "data-unticked-text";
 }
 
 /// One node of the rendered tree.
@@ -158,12 +171,36 @@ pub fn purpose_texts(choices: &Element) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Renders the consent choices of `form` in `locale` (one of the config's declared locales).
+/// Renders the consent choices of `form` in `locale` (one of the config's declared locales)
+/// with the widget's built-in words.
 ///
 /// `id_prefix` keeps element ids unique when several forms share a page; `page_lang` is the
 /// page's `<html lang>`, so the fieldset carries its own `lang` when it differs (WCAG 3.1.2).
+#[cfg(feature = "words")]
 pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&str>, id_prefix: &str) -> Element {
-    let words = locale::texts_for(locale);
+    let words = locale::builtin(locale::primary(locale))
+        .or_else(|| locale::builtin("en"))
+        .expect("English words are built in");
+    render(config, form, locale, &words, page_lang, id_prefix)
+}
+
+/// [`choices`] with the words of `locale`'s language given (the widget's wasm fetches them).
+///
+/// Each purpose's row holds everything the shopper is told about it before ticking (R5,
+/// Art. 13): the performative label marked optional, the description, and a native
+/// `<details>` (keyboard and screen-reader friendly, nothing on hover) with the channel,
+/// the data, the recipients with role and country, transfers outside the EU/EEA with their
+/// safeguard, retention, profiling and its logic, and how to withdraw. The row's text is
+/// what the record's hash covers. Under the choices: the controller's identity and
+/// contact, the privacy notice with its version, and the right to withdraw.
+pub fn render(
+    config: &Config,
+    form: &Form,
+    locale: &str,
+    words: &Words,
+    page_lang: Option<&str>,
+    id_prefix: &str,
+) -> Element {
     let intro_id = concat(&[id_prefix, "-intro"]);
     let mut root = Element::new("fieldset")
         .class(class::ROOT)
@@ -172,21 +209,24 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
         root = root.attr("lang", locale);
     }
     root = root
-        .child(Element::new("legend").class(class::LEGEND).text(words.legend))
+        .child(Element::new("legend").class(class::LEGEND).text(words.get("legend")))
         .child(
             Element::new("p")
                 .class(class::INTRO)
                 .attr("id", intro_id)
-                .text(words.intro),
+                .text(words.get("intro")),
         );
 
+    let controller = &config.controller;
     for purpose in config.purposes_of(form) {
         // A validated config has every purpose text in every declared locale; the default
         // locale is the safe fallback should a caller pass an undeclared one.
-        let Some(text) = purpose
-            .text_in(locale)
-            .or_else(|| purpose.text_in(&config.default_locale))
-        else {
+        let text_locale = if purpose.text_in(locale).is_some() {
+            locale
+        } else {
+            &config.default_locale
+        };
+        let Some(text) = purpose.text_in(text_locale) else {
             continue;
         };
         let input_id = concat(&[id_prefix, "-", &purpose.id]);
@@ -206,43 +246,141 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
             .child(
                 Element::new("span")
                     .class(class::OPTIONAL)
-                    .text(concat(&["(", words.optional, ")"])),
+                    .text(concat(&["(", words.get("optional"), ")"])),
             );
         let description = Element::new("p")
             .class(class::DESCRIPTION)
             .attr("id", description_id)
             .text(text.description.as_str());
-        root = root.child(
-            Element::new("div")
-                .class(class::PURPOSE)
-                .attr(attr::PURPOSE, purpose.id.as_str())
-                .child(input)
-                .child(label)
-                .child(description),
-        );
+
+        let mut facts = Element::new("dl").class(class::FACTS);
+        let mut fact = |term: &str, detail: Element| {
+            facts
+                .children
+                .push(Node::Element(Element::new("dt").text(words.get(term))));
+            facts.children.push(Node::Element(detail));
+        };
+        fact("channel", dd(words.named("channel:", purpose.channel.as_str())));
+        let mut data = String::new();
+        for (i, category) in purpose.data.iter().enumerate() {
+            data.push_str(if i == 0 { "" } else { ", " });
+            data.push_str(words.named("data:", category.as_str()));
+        }
+        fact("data", dd(&data));
+        // Art. 13(1)(e)–(f): recipients and transfers "where applicable".
+        let mut recipients = String::new();
+        for (i, r) in purpose.recipients.iter().enumerate() {
+            let role = words.named("role:", r.role.as_str());
+            recipients.push_str(&concat(&[
+                if i == 0 { "" } else { "; " },
+                &r.name,
+                ", ",
+                role,
+                ", ",
+                &r.country,
+            ]));
+        }
+        if !recipients.is_empty() {
+            fact("recipients", dd(&recipients));
+        }
+        let mut transfers = String::new();
+        for (i, t) in purpose.transfers.iter().enumerate() {
+            let safeguard = words.named("safeguard:", t.safeguard.as_str());
+            transfers.push_str(&concat(&[if i == 0 { "" } else { "; " }, &t.country, ": ", safeguard]));
+        }
+        if !transfers.is_empty() {
+            fact("transfers", dd(&transfers));
+        }
+        let retention = match purpose.retention {
+            Retention::UntilWithdrawn => String::from(words.get("until_withdrawn")),
+            Retention::Months(n) => words.months(n),
+        };
+        fact("retention", dd(&retention));
+        if let Some(logic) = purpose.profiling_in(text_locale) {
+            fact("profiling", dd(logic));
+        }
+        // Art. 7(3): withdrawing is as easy as giving; the controller's address is one.
+        let (before, after) = words.around("withdraw_how");
+        fact("withdrawal", dd(before).child(mailto(&controller.email)).text(after));
+        let details = Element::new("details")
+            .class(class::DETAILS)
+            .child(Element::new("summary").class(class::SUMMARY).text(words.get("details")));
+        let details = details.child(facts);
+
+        let mut row = Element::new("div")
+            .class(class::PURPOSE)
+            .attr(attr::PURPOSE, purpose.id.as_str());
+        if purpose.fields.contains(&ExtraField::Birthday) {
+            row = row.attr(attr::FIELD, "birthday");
+        }
+        root = root.child(row.child(input).child(label).child(description).child(details));
+        // R9: a granted channel whose contact field is empty gets a polite hint, outside
+        // the row (its text is not part of what the record's hash covers).
+        if let (Some(kind), Some(_)) = (purpose.channel.contact(), form.contact.of(purpose.channel)) {
+            let hint_key = concat(&["hint:", kind]);
+            root = root.child(
+                Element::new("p")
+                    .class(class::HINT)
+                    .attr("role", "status")
+                    .attr(attr::HINT_FOR, purpose.id.as_str())
+                    .attr(attr::CONTACT, kind)
+                    .attr(attr::HINT_TEXT, words.get(&hint_key)),
+            );
+        }
     }
 
     let notice = &config.privacy_notice;
+    let mut line = Element::new("p")
+        .class(class::NOTICE)
+        .text(concat(&[
+            words.get("controller"),
+            ": ",
+            &controller.name,
+            ", ",
+            &controller.address,
+            ", ",
+        ]))
+        .child(mailto(&controller.email));
+    if let Some(phone) = &controller.phone {
+        line = line
+            .text(", ")
+            .child(link(&concat(&["tel:", &phone.replace(' ', "")]), phone));
+    }
+    line = line.text(". ");
+    if let Some(dpo) = &controller.dpo {
+        line = line.text(concat(&[words.get("dpo"), ": "]));
+        if let Some(name) = &dpo.name {
+            line = line.text(concat(&[name, ", "]));
+        }
+        line = line.child(mailto(&dpo.email)).text(". ");
+    }
     root.child(
-        Element::new("p")
-            .class(class::NOTICE)
-            .text(concat(&[words.controller, ": ", &config.controller.name, ". "]))
-            .child(
-                Element::new("a")
-                    .attr("href", notice.url.as_str())
-                    .attr("target", "_blank")
-                    .attr("rel", "noopener noreferrer")
-                    .text(words.privacy_notice),
-            )
-            .text(concat(&[
-                " (",
-                words.version,
-                " ",
-                &notice.version,
-                "). ",
-                words.withdraw,
-            ])),
+        line.child(
+            link(&notice.url, words.get("privacy_notice"))
+                .attr("target", "_blank")
+                .attr("rel", "noopener noreferrer"),
+        )
+        .text(concat(&[
+            " (",
+            words.get("version"),
+            " ",
+            &notice.version,
+            "). ",
+            words.get("withdraw"),
+        ])),
     )
+}
+
+fn dd(text: &str) -> Element {
+    Element::new("dd").text(text)
+}
+
+fn link(href: &str, text: &str) -> Element {
+    Element::new("a").attr("href", href).text(text)
+}
+
+fn mailto(address: &str) -> Element {
+    link(&concat(&["mailto:", address]), address)
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! A capture, sealed natively exactly as `src/courier.js` seals it in the browser (fill the
 //! digest holes with SHA-256, sign the unsigned text, fill the signature holes), opens with
 //! `record::open`, and says what the shopper chose.
@@ -36,6 +37,9 @@ fn checkout_submission<'a>(ticked: &'a [&'a str], by_shopper: &'a [&'a str]) -> 
         ticked_by_shopper: by_shopper,
         email: " Anna.Ozola@Example.LV",
         phone: "2000 0000",
+        post: "",
+        birthday_day: "",
+        birthday_month: "",
     }
 }
 
@@ -125,7 +129,7 @@ fn a_sealed_capture_opens_and_says_what_was_chosen() {
         .map(|p| p.id.as_str())
         .collect();
     assert_eq!(given, ["email-offers", "phone-calls"]);
-    assert_eq!(opened.record.purposes.len(), 5, "refusals are recorded too");
+    assert_eq!(opened.record.purposes.len(), 6, "refusals are recorded too");
 
     // Each text hash is the SHA-256 of the text displayed, as the collector can recompute
     // it from its own config.
@@ -160,7 +164,7 @@ fn with_nothing_granted_the_record_has_no_contact_data() {
     for p in &mut capture.record.purposes {
         p.state = State::Refused;
     }
-    let capture = Capture::new(capture.record, capture.texts, vec![]);
+    let capture = Capture::new(capture.record, capture.texts, vec![], None);
     let sealable = capture.sealable();
     assert!(sealable.starts_with(r#"{"disclosures":[],"#), "{sealable}");
     let bytes = seal_like_the_browser(&sealable);
@@ -181,6 +185,34 @@ fn the_parts_writer_is_canonical_json() {
         let reparsed = jcs::canonical(&json::parse(&text).unwrap()).unwrap();
         assert_eq!(text, reparsed);
     }
+}
+
+#[test]
+fn the_birthday_and_the_postal_address_travel_only_for_a_purpose_given_that_needs_them() {
+    let config = demo();
+    let with = |ticked: &[&str]| {
+        let mut page = checkout_submission(ticked, ticked);
+        page.post = "Anna  Ozola, Brīvības iela 1, , LV-1010 Rīga";
+        page.birthday_day = "7";
+        page.birthday_month = "11";
+        assemble_checkout(&config, "lv", &page).capture
+    };
+    let neither = with(&["email-offers"]);
+    assert_eq!(neither.birthday, None, "R8: no birthday without the birthday purpose");
+    assert!(neither.disclosures.iter().all(|d| d.channel != Channel::Post));
+    let both = with(&["birthday-greetings", "catalogue-post"]);
+    assert_eq!(both.birthday.as_deref(), Some("--11-07"));
+    let post = both
+        .disclosures
+        .iter()
+        .find(|d| d.channel == Channel::Post)
+        .expect("the address is disclosed");
+    assert_eq!(post.identifier, "Anna Ozola, Brīvības iela 1, LV-1010 Rīga");
+    assert!(both.sealable().starts_with(r#"{"birthday":"--11-07","disclosures":["#));
+    let mut no_contact = checkout_submission(&["birthday-greetings"], &["birthday-greetings"]);
+    (no_contact.email, no_contact.birthday_day, no_contact.birthday_month) = ("", "7", "11");
+    let capture = assemble_checkout(&config, "lv", &no_contact).capture;
+    assert_eq!(capture.birthday, None, "no contact to keep it beside: not collected");
 }
 
 proptest! {
@@ -225,6 +257,7 @@ fn only_ticks_by_the_shopper_are_given_and_script_ticks_are_named() {
             ("email-offers", State::Given),
             ("sms-offers", State::Refused),
             ("phone-calls", State::Refused),
+            ("catalogue-post", State::Refused),
             ("birthday-greetings", State::Refused),
             ("personalised-offers", State::Refused),
         ]
@@ -278,9 +311,9 @@ proptest! {
     /// differing in that purpose's state only. (That the widget never blocks a submit is
     /// shown in the browser: tests/e2e/records.test.mjs and hostile.test.mjs.)
     #[test]
-    fn flipping_a_choice_changes_that_purpose_and_nothing_else(ticks in proptest::collection::vec(any::<bool>(), 5), flip in 0usize..5) {
+    fn flipping_a_choice_changes_that_purpose_and_nothing_else(ticks in proptest::collection::vec(any::<bool>(), 6), flip in 0usize..6) {
         let config = demo();
-        let ids = ["email-offers", "sms-offers", "phone-calls", "birthday-greetings", "personalised-offers"];
+        let ids = ["email-offers", "sms-offers", "phone-calls", "catalogue-post", "birthday-greetings", "personalised-offers"];
         let chosen = |ticks: &[bool]| ids.iter().zip(ticks).filter(|(_, t)| **t).map(|(id, _)| *id).collect::<Vec<_>>();
         let before = chosen(&ticks);
         let mut flipped = ticks.clone();
@@ -288,8 +321,8 @@ proptest! {
         let after = chosen(&flipped);
         let a = assemble_checkout(&config, "lv", &checkout_submission(&before, &before)).capture.record;
         let b = assemble_checkout(&config, "lv", &checkout_submission(&after, &after)).capture.record;
-        prop_assert_eq!(a.purposes.len(), 5);
-        prop_assert_eq!(b.purposes.len(), 5);
+        prop_assert_eq!(a.purposes.len(), 6);
+        prop_assert_eq!(b.purposes.len(), 6);
         for (i, (x, y)) in a.purposes.iter().zip(&b.purposes).enumerate() {
             prop_assert_eq!(&x.id, &y.id);
             prop_assert_eq!(x.state == y.state, i != flip, "purpose {}", x.id);

@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! Shared test vectors for configs, read by one runner.
 //!
 //! `testdata/config/good/*.json` are plain configs that must lint clean.

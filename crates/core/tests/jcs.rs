@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! RFC 8785 canonical JSON: the core's small writer and the `serde_jcs` crate against the
 //! shared vectors in `testdata/jcs/` (the RFC author's published test data, and ours), and
 //! against each other on random documents.

@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! The config parser against serde_json: on any document serde_json produces, both agree
 //! on the tree (keys, order aside from duplicates, strings, numbers as text).
 

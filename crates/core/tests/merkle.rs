@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! The log's Merkle tree against the published Certificate Transparency vectors
 //! (RFC 6962 / transparency-dev `testonly`), and against the RFC 9162 definitions written
 //! out naively, for every tree shape up to 70 leaves.

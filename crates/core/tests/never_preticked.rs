@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! R1 and R3 as a property: whatever a site owner writes, a config that the validator
 //! accepts never renders a consent box that is ticked, required or disabled.
 //!

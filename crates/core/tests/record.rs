@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! Consent record vectors in `testdata/record/`, read by one runner: each file has `desc`,
 //! `expect` (ok, not-json, not-canonical, shape, unknown-algorithm, bad-signature) and the
 //! exact `bytes`. Known-answer files also carry the test key and the exact signing bytes and

@@ -1,3 +1,4 @@
+#![cfg(all(feature = "lint", feature = "words", feature = "verify"))]
 //! `schema/consent.schema.json` (for editors) and the parser agree on every vector: the
 //! schema rejects a config exactly when the parser finds a problem the schema can express
 //! (shape, names, formats), and accepts everything the parser accepts.

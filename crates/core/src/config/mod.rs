@@ -5,7 +5,7 @@
 //!
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
 //! let config = Config::from_json(&text).expect("the demo config is clean");
-//! assert_eq!(config.form("checkout").unwrap().purposes.len(), 5);
+//! assert_eq!(config.form("checkout").unwrap().purposes.len(), 6);
 //!
 //! // A pre-ticked purpose is not a setting anyone can make (R1).
 //! let bad = text.replacen(r#""version": 1,"#, r#""version": 1, "checked": true,"#, 1);
@@ -156,11 +156,39 @@ pub struct Form {
     pub contact: ContactFields,
 }
 
-/// CSS selectors of the form's own contact inputs, per channel kind.
+/// CSS selectors of the form's own contact inputs, per channel kind (R9). A selector may
+/// match an input by `id` alone (`#phone`); for `post` it may match several (`#street,
+/// #postcode, #city`), whose values make the address in document order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ContactFields {
     pub email: Option<String>,
+    /// For SMS and phone calls.
     pub phone: Option<String>,
+    pub post: Option<String>,
+}
+
+impl ContactFields {
+    /// The selector of the field a channel's contact comes from.
+    pub fn of(&self, channel: Channel) -> Option<&str> {
+        match channel {
+            Channel::Email => self.email.as_deref(),
+            Channel::Sms | Channel::Phone => self.phone.as_deref(),
+            Channel::Post => self.post.as_deref(),
+            Channel::Web => None,
+        }
+    }
+}
+
+impl Channel {
+    /// The kind of contact field the channel needs (`email`, `phone`, `post`), if any.
+    pub fn contact(self) -> Option<&'static str> {
+        match self {
+            Channel::Email => Some("email"),
+            Channel::Sms | Channel::Phone => Some("phone"),
+            Channel::Post => Some("post"),
+            Channel::Web => None,
+        }
+    }
 }
 
 /// One thing a shopper can agree to: one purpose, one channel, one box.

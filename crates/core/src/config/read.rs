@@ -9,6 +9,10 @@
 //!
 //! Relations between parts (purpose ids, form references, translations, transfers) are
 //! checked on the parts whose shape is right, so every problem is reported in one run.
+//!
+//! Without the `lint` feature (the widget's wasm) only the forbidden keys are checked; see
+//! the first [`config`].
+#![cfg_attr(not(feature = "lint"), allow(dead_code))]
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
@@ -196,7 +200,11 @@ static FORM: [Field; 3] = [
     ),
     opt(
         "contact",
-        Shape::Object(&[opt("email", Shape::Selector), opt("phone", Shape::Selector)]),
+        Shape::Object(&[
+            opt("email", Shape::Selector),
+            opt("phone", Shape::Selector),
+            opt("post", Shape::Selector),
+        ]),
     ),
 ];
 static PURPOSE: [Field; 12] = [
@@ -630,7 +638,7 @@ fn check_locale(tag: &str) -> Result<(), ErrorCode> {
         && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()));
     if !well_formed {
         Err(ErrorCode::InvalidLocale)
-    } else if locale::builtin(language).is_none() {
+    } else if !locale::supported(language) {
         Err(ErrorCode::UnsupportedLocale)
     } else {
         Ok(())
@@ -648,7 +656,56 @@ fn locale_message(tag: &str, code: ErrorCode) -> String {
     }
 }
 
+/// The widget's reading of a config (without the `lint` feature): it builds the [`Config`]
+/// from a file the linter passed, refusing only a key that tries to pre-tick, require or
+/// bundle a box, which names its rule wherever it is. Every other rule is the linter's and
+/// the collector's: `unticked serve` refuses to start on a config with a problem, and
+/// refuses records captured under any config but its own. Checking it all again in every
+/// shopper's browser cost 5 KB gzip of the widget (twiggy).
+#[cfg(not(feature = "lint"))]
+pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
+    fn forbidden_anywhere(c: &mut Checker, value: &Json, path: &str) {
+        match value {
+            Json::Object(members) => {
+                for (key, value) in members {
+                    let at = child(path, key);
+                    if let Some(code) = forbidden_key(key) {
+                        c.err(&at, code, forbidden_message(key, code, value));
+                    }
+                    forbidden_anywhere(c, value, &at);
+                }
+            }
+            Json::Array(values) => {
+                for (i, value) in values.iter().enumerate() {
+                    forbidden_anywhere(c, value, &index(path, i));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut checker = Checker::default();
+    forbidden_anywhere(&mut checker, json, "");
+    if !checker.errors.is_empty() {
+        return Err(checker.errors);
+    }
+    let locales: Vec<String> = items(get(json, "locales"))
+        .iter()
+        .filter_map(|l| str_of(Some(l)))
+        .map(String::from)
+        .collect();
+    let purposes = items(get(json, "purposes"))
+        .iter()
+        .map(|p| build_purpose(p, &locales))
+        .collect();
+    let forms = match get(json, "forms") {
+        Some(Json::Object(forms)) => forms.iter().map(|(kind, form)| build_form(kind, form)).collect(),
+        _ => Vec::new(),
+    };
+    Ok(build(json, locales, purposes, forms))
+}
+
 /// Checks `json` and, when it has no problem, builds the [`Config`].
+#[cfg(feature = "lint")]
 pub(super) fn config(json: &Json) -> Result<Config, Vec<ConfigError>> {
     let mut checker = Checker::default();
     if let Some(locales) = get(json, "locales") {
@@ -788,11 +845,10 @@ fn contact_relations(c: &mut Checker, form: &Form, purposes: &[Purpose], path: &
         .iter()
         .filter_map(|id| purposes.iter().find(|p| &p.id == id))
     {
-        let (needed, present) = match purpose.channel {
-            Channel::Email => ("email", form.contact.email.is_some()),
-            Channel::Sms | Channel::Phone => ("phone", form.contact.phone.is_some()),
-            Channel::Post | Channel::Web => continue,
+        let Some(needed) = purpose.channel.contact() else {
+            continue;
         };
+        let present = form.contact.of(purpose.channel).is_some();
         if !present {
             c.err(&child(path, "contact"), ErrorCode::ContactFieldMissing, message!("form \"{}\" offers \"{}\" by {} but names no \"{needed}\" field: add \"contact\": {{ \"{needed}\": \"<CSS selector>\" }}", form.kind, purpose.id, purpose.channel.as_str()));
         }
@@ -879,6 +935,7 @@ fn build_form(kind: &str, form: &Json) -> Form {
         contact: ContactFields {
             email: contact.and_then(|c| optional_text(c, "email")),
             phone: contact.and_then(|c| optional_text(c, "phone")),
+            post: contact.and_then(|c| optional_text(c, "post")),
         },
     }
 }
