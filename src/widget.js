@@ -29,9 +29,10 @@ const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
 // the script again, another URL) does nothing and nothing renders twice.
 const STARTED = "__untickedStarted";
 
-// form → { handle, locale, kind, fieldset, record (the hidden input), contact (selectors per
-//          kind: email, phone, post), birthday (the field, shown while asked for), byShopper (purposes the shopper's own last input left ticked), texts (purpose →
-//          the text shown), tampered (purposes whose text a script changed), discounted
+// form → { handle, locale, kind, prefix (of its ids), fieldset, record (the hidden input),
+//          contact (selectors per kind: email, phone, post), birthdayWords, birthday (the
+//          field, built when first asked for), byShopper (purposes the shopper's own last
+//          input left ticked), texts (purpose → the text shown), tampered (purposes whose text a script changed), discounted
 //          (the shopper's own ticks that cannot count: hidden box, changed text), observer,
 //          submitted }
 const mounted = new Map();
@@ -155,8 +156,9 @@ function mountForm(form) {
   if (!answer) return;
   const view = JSON.parse(answer);
   if (view.words) {
+    prefixes--; // unused: the form mounts again once the words are in
     loadWords(view.words).then(
-      () => mountForm(form),
+      () => form.isConnected && mountForm(form),
       (e) => fail(e.code || "words-unreachable", e.message + "; that form gets no choices"),
     );
     return;
@@ -186,7 +188,8 @@ function mountForm(form) {
   const boxes = new Map();
   for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(INPUT_PREFIX.length));
   const m = { ...view, kind, fieldset, record, texts, boxes, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
-  if (view.birthday) m.birthday = birthdayField(prefix + "-birthday", view.birthday, view.locale);
+  // The birthday field's words now; the field itself when first asked for.
+  Object.assign(m, { prefix, birthdayWords: view.birthday, birthday: undefined });
   m.observer = watchFieldset(m, form, (purpose) => {
     if (m.tampered.has(purpose)) return;
     m.tampered.add(purpose);
@@ -229,6 +232,9 @@ function birthdayField(id, [title, day, month], locale) {
 // contact field is empty gets its hint, in a role="status" element (R9).
 function refresh(form, m) {
   const asking = [...m.boxes].filter(([box]) => box.checked && box.closest("[data-unticked-field=birthday]"));
+  // Built when first asked for: Intl's first use costs tens of ms that the first render
+  // should not wait for. "--": no purpose id (a slug) makes that id, so it cannot clash.
+  if (asking.length && m.birthdayWords) m.birthday ||= birthdayField(m.prefix + "--birthday", m.birthdayWords, m.locale);
   const field = m.birthday;
   if (field && asking.length && !field.isConnected) {
     // Under the choice, after its hint.
@@ -241,7 +247,8 @@ function refresh(form, m) {
   }
   for (const hint of m.fieldset.querySelectorAll("[data-unticked-hint]")) {
     const box = [...m.boxes].find(([, purpose]) => purpose == hint.getAttribute("data-unticked-hint"))?.[0];
-    const text = box?.checked && !fieldValue(form, m.contact[hint.getAttribute("data-unticked-contact")]) ? hint.getAttribute("data-unticked-text") : "";
+    const kind = hint.getAttribute("data-unticked-contact");
+    const text = box?.checked && !fieldValue(form, m.contact[kind], kind == "post") ? hint.getAttribute("data-unticked-text") : "";
     if (hint.textContent != text) hint.textContent = text;
   }
 }
@@ -318,9 +325,8 @@ function onChange(event) {
   const box = event.target;
   const [m, purpose] = boxOf(box);
   if (!m) {
-    // One of the form's contact fields: its hint may go.
-    const other = mounted.get(box.form);
-    if (other) refresh(box.form, other);
+    // Maybe a contact field (of a form, or bound to none): a hint may go.
+    for (const [f, other] of mounted) refresh(f, other);
     return;
   }
   const { form } = box;
@@ -356,12 +362,16 @@ function onChange(event) {
 
 // The value of a contact field of this form, found by its selector (an id alone will do):
 // inside the form, or outside it but bound to it by its `form` attribute; never another
-// form's field. A selector of several fields (a postal address) joins their values.
-function fieldValue(form, selector) {
+// form's field. For a postal address (`all`) every field the selector finds, joined.
+function fieldValue(form, selector, all) {
   try {
     let fields = selector ? [...form.querySelectorAll(selector)] : [];
     if (!fields.length && selector) fields = [...document.querySelectorAll(selector)].filter((f) => f.form == form || !f.form);
-    return fields.map((field) => field.value?.trim()).filter(Boolean).join(", ");
+    return fields
+      .slice(0, all ? 9 : 1)
+      .map((field) => field.value?.trim())
+      .filter(Boolean)
+      .join(", ");
   } catch {
     return ""; // a selector the browser rejects: the linter's business, not the shopper's
   }
@@ -397,7 +407,7 @@ function onSubmit(event) {
     [...m.byShopper].join(" "),
     fieldValue(form, m.contact.email),
     fieldValue(form, m.contact.phone),
-    fieldValue(form, m.contact.post),
+    fieldValue(form, m.contact.post, true),
     ...(m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""]),
     location.origin,
     location.pathname,

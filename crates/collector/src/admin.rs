@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use unticked_core::capture::{normalise_email, normalise_phone};
+use unticked_core::config::ExtraField;
 use unticked_core::record::{self, State as ConsentState};
 
 /// The environment variable holding the admin token; without it the admin endpoints are off.
@@ -133,11 +134,20 @@ pub async fn subject(State(collector): State<Arc<Collector>>, headers: HeaderMap
                 "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
             }));
         }
-        // The latest birthday given (R8), if one is held.
+        // The latest birthday given (R8), while a purpose that asks for it stands given:
+        // once withdrawn, the purpose that needed it is gone.
+        let asked = current.iter().any(|(id, state)| {
+            matches!(state["state"].as_str(), Some("given" | "renewed"))
+                && collector
+                    .config
+                    .purpose(id)
+                    .is_some_and(|p| p.fields.contains(&ExtraField::Birthday))
+        });
         let birthday = records
             .iter()
             .rev()
-            .find_map(|(_, _, rows)| rows.iter().find_map(|r| r.birthday.clone()));
+            .find_map(|(_, _, rows)| rows.iter().find_map(|r| r.birthday.clone()))
+            .filter(|_| asked);
         // Counts only: contact data never goes to the logs.
         tracing::info!(records = history.len(), "admin: subject looked up");
         Ok::<_, Refusal>(axum::Json(
@@ -336,6 +346,7 @@ mod tests {
         assert_eq!(found["purposes"]["sms-offers"]["state"], "given");
         assert_eq!(found["purposes"]["birthday-greetings"]["state"], "given");
         assert_eq!(found["purposes"]["phone-calls"]["state"], "refused");
+        assert_eq!(found["birthday"], "--11-07", "R8: given with birthday greetings");
 
         let (status, lines) = admin("/v1/admin/subjects/export", who.clone()).await;
         assert_eq!(status, StatusCode::OK);
@@ -343,6 +354,14 @@ mod tests {
         assert!(lines.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
         let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
         assert_eq!(all.lines().count(), 4);
+
+        // Erasing the phone number (of the SMS record) leaves the e-mail's rows, and the
+        // birthday only where the phone was not given beside it.
+        let phone = r#"{"identifier":"+48601234567"}"#.to_string();
+        let (status, erased) = admin("/v1/admin/subjects/erase", phone.clone()).await;
+        assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":1}"#));
+        let (_, lines) = admin("/v1/admin/subjects/export", who.clone()).await;
+        assert_eq!(lines.matches("--11-07").count(), 1, "{lines}");
 
         let (status, erased) = admin("/v1/admin/subjects/erase", who.clone()).await;
         assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":3}"#));
@@ -353,6 +372,7 @@ mod tests {
         );
         let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
         assert!(!all.contains("jan@example.pl"), "no trace of the subject is left");
+        assert!(!all.contains("--11-07"), "nor of the birthday given with them");
         assert_eq!(all.lines().count(), 4, "the records stay");
         let key = crate::verify::public_key(None, &Keys::path_for(&db)).unwrap();
         assert!(

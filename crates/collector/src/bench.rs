@@ -46,8 +46,12 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
     );
     let record = fill(&parts, &digests, Some(["Ed25519", &public_key, &value]));
     let disclosures = capture::disclosures_json(&capture.disclosures);
+    let birthday = match &capture.birthday {
+        Some(birthday) => format!(r#""birthday":"{birthday}","#),
+        None => String::new(),
+    };
     format!(
-        r#"{{"disclosures":{disclosures},"record":{}}}"#,
+        r#"{{{birthday}"disclosures":{disclosures},"record":{}}}"#,
         serde_json::Value::String(record)
     )
 }

@@ -453,6 +453,11 @@ impl Store {
         // Overwrite the freed pages, and fold the WAL (which still holds the old pages) back
         // into the database, so that the erased contacts are gone from the disk too.
         conn.pragma_update(None, "secure_delete", "ON")?;
+        // The birthday given with a record goes with any of the record's contacts (R8).
+        conn.execute(
+            "UPDATE subjects SET birthday = NULL WHERE idx IN (SELECT idx FROM subjects WHERE lookup = ?1)",
+            [&lookup[..]],
+        )?;
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.

@@ -14,7 +14,8 @@ pub fn demo_config() -> Config {
 }
 
 /// The demo checkout in Polish with `given` ticked by the shopper, assembled by the widget's
-/// own code (`capture::assemble`): the e-mail is disclosed when a purpose on its channel is.
+/// own code (`capture::assemble`): the e-mail and the phone are disclosed when a purpose on
+/// their channel is, the birthday (7 November) when birthday greetings are.
 pub fn capture(config: &Config, given: &[&str]) -> Capture {
     let form = config.form("checkout").unwrap();
     let texts = view::purpose_texts(&view::choices(config, form, "pl", Some("pl"), "x"));
@@ -35,10 +36,10 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
         ticked: given,
         ticked_by_shopper: given,
         email: "jan@example.pl",
-        phone: "",
+        phone: "+48 601 234 567",
         post: "",
-        birthday_day: "",
-        birthday_month: "",
+        birthday_day: "7",
+        birthday_month: "11",
     };
     capture::assemble(config, "checkout", "pl", &texts, &page, || [5; SALT_LEN])
         .unwrap()

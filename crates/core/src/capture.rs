@@ -19,6 +19,9 @@ use crate::record::Part;
 use crate::record::{hex, ConsentRecord, PurposeEntry, State, SubjectCommitment};
 use crate::text::{concat, decimal};
 
+/// The longest postal address a record discloses, in bytes.
+pub const MAX_ADDRESS: usize = 500;
+
 /// Bytes of random salt per disclosed contact (128 bits).
 pub const SALT_LEN: usize = 16;
 
@@ -334,8 +337,12 @@ pub fn normalise_phone(raw: &str, locale: &str) -> Option<String> {
 
 /// A postal address as its commitment covers it: the fields' values with runs of white
 /// space (line breaks included) made one space, and empty parts dropped. `None` when nothing
-/// is left.
+/// is left, or more than [`MAX_ADDRESS`] bytes (a selector that caught a comment box): a
+/// delivery must stay small enough for the collector to take it.
 pub fn normalise_address(raw: &str) -> Option<String> {
+    if raw.len() > MAX_ADDRESS {
+        return None;
+    }
     let mut address = String::new();
     for part in raw.split(',') {
         let mut words = part.split_whitespace();

@@ -238,8 +238,10 @@ pub fn render(
             .attr("name", concat(&[attr::INPUT_NAME_PREFIX, &purpose.id]))
             .attr("value", "yes")
             .attr("aria-describedby", description_id.as_str());
+        let label_id = concat(&[&input_id, "-label"]);
         let label = Element::new("label")
             .class(class::LABEL)
+            .attr("id", label_id.as_str())
             .attr("for", input_id)
             .text(text.label.as_str())
             .text(" ")
@@ -302,10 +304,15 @@ pub fn render(
         // Art. 7(3): withdrawing is as easy as giving; the controller's address is one.
         let (before, after) = words.around("withdraw_how");
         fact("withdrawal", dd(before).child(mailto(&controller.email)).text(after));
+        // Every summary reads alike; each is described by its choice's label (WCAG 2.4.6).
+        let summary = Element::new("summary")
+            .class(class::SUMMARY)
+            .attr("aria-describedby", label_id)
+            .text(words.get("details"));
         let details = Element::new("details")
             .class(class::DETAILS)
-            .child(Element::new("summary").class(class::SUMMARY).text(words.get("details")));
-        let details = details.child(facts);
+            .child(summary)
+            .child(facts);
 
         let mut row = Element::new("div")
             .class(class::PURPOSE)

@@ -658,7 +658,7 @@ fn locale_message(tag: &str, code: ErrorCode) -> String {
 
 /// The widget's reading of a config (without the `lint` feature): it builds the [`Config`]
 /// from a file the linter passed, refusing only a key that tries to pre-tick, require or
-/// bundle a box, which names its rule wherever it is. Every other rule is the linter's and
+/// bundle a box, or to pass terms off as consent, which names its rule wherever it is. Every other rule is the linter's and
 /// the collector's: `unticked serve` refuses to start on a config with a problem, and
 /// refuses records captured under any config but its own. Checking it all again in every
 /// shopper's browser cost 5 KB gzip of the widget (twiggy).
