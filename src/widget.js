@@ -32,9 +32,9 @@ const STARTED = "__untickedStarted";
 // form → { handle, locale, kind, prefix (of its ids), fieldset, record (the hidden input),
 //          contact (selectors per kind: email, phone, post), birthdayWords, birthday (the
 //          field, built when first asked for), byShopper (purposes the shopper's own last
-//          input left ticked), texts (purpose → the text shown), tampered (purposes whose text a script changed), discounted
-//          (the shopper's own ticks that cannot count: hidden box, changed text), observer,
-//          submitted }
+//          input left ticked), texts (purpose → the text shown), tampered (purposes whose
+//          text a script changed), discounted (the shopper's own ticks that cannot count:
+//          hidden box, changed text), observer, submitted }
 const mounted = new Map();
 // language → the promise of its words given to the wasm
 const wordsLoaded = new Map();
