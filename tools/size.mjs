@@ -13,9 +13,8 @@ const files = process.argv.slice(2);
 const largestOf = files.indexOf("--largest-of");
 if (largestOf >= 0) {
   const dir = files.splice(largestOf, 2)[1];
-  const gz = (file) => gzipSync(readFileSync(file), { level: 9 }).length;
-  const candidates = readdirSync(dir).map((name) => `${dir}/${name}`);
-  files.push(candidates.reduce((a, b) => (gz(b) > gz(a) ? b : a)));
+  const sized = readdirSync(dir).map((name) => [gzipSync(readFileSync(`${dir}/${name}`), { level: 9 }).length, `${dir}/${name}`]);
+  files.push(sized.reduce((a, b) => (b[0] > a[0] ? b : a))[1]);
 }
 if (files.length === 0) {
   console.error("usage: node tools/size.mjs FILE...");

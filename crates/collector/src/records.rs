@@ -240,13 +240,10 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accept
     })
 }
 
-/// `--MM-DD` as the widget writes it (`capture::normalise_birthday`), and nothing else.
+/// `--MM-DD` as the widget writes it (`capture::normalise_birthday`), and nothing else: the
+/// text must be its own normal form, so `--1-7` or `-- 01-07` are refused.
 fn read_birthday(text: &str) -> Option<String> {
     let (month, day) = text.strip_prefix("--")?.split_once('-')?;
-    let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
-    if !two_digits(month) || !two_digits(day) {
-        return None;
-    }
     normalise_birthday(day, month).filter(|normal| normal == text)
 }
 
@@ -555,7 +552,15 @@ mod tests {
         let asked = seal(&capture(&config, &["email-offers", "birthday-greetings"]), 1);
         let accepted = check(asked.as_bytes(), &config).expect("accepted");
         assert_eq!(accepted.birthday.as_deref(), Some("--11-07"));
-        for bad in ["--11-31", "11-07", "--1-7", "--00-10", "1990-11-07"] {
+        for bad in [
+            "--11-31",
+            "11-07",
+            "--1-7",
+            "-- 11-07",
+            "--11-07 ",
+            "--00-10",
+            "1990-11-07",
+        ] {
             assert_eq!(code(&asked.replace("--11-07", bad), &config), "bad-body", "{bad}");
         }
         let not_asked = seal(&capture(&config, &["email-offers"]), 1);

@@ -27,7 +27,6 @@ pub mod class {
     pub const SUMMARY: &str = "unticked__summary";
     pub const FACTS: &str = "unticked__facts";
     pub const HINT: &str = "unticked__hint";
-    pub const FIELD: &str = "unticked__field";
 }
 
 /// Attribute names of the public contract (DESIGN.md).
@@ -40,7 +39,8 @@ pub mod attr {
     pub const PURPOSE: &str = "data-unticked-purpose";
     /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
     pub const INPUT_NAME_PREFIX: &str = "consent.";
-    /// On a purpose's row and on the extra field: the field it needs while ticked (R8).
+    /// On a purpose's row: the extra field it needs while ticked (R8); `src/widget.js` builds
+    /// the field (`.unticked__field`) and marks it the same way.
     pub const FIELD: &str = "data-unticked-field";
     /// On a contact hint: the purpose it is about.
     pub const HINT_FOR: &str = "data-unticked-hint";
