@@ -13,6 +13,8 @@ mod records;
 mod serve;
 mod store;
 #[cfg(test)]
+mod sweep_tests;
+#[cfg(test)]
 mod testing;
 mod verify;
 mod violations;

@@ -6,6 +6,7 @@
 
 use crate::records::{refuse, unavailable, Collector, Refusal};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +30,14 @@ pub const KINDS: &[(&str, &str)] = &[
     ("loaded-twice", "R6"),
 ];
 
+fn too_large() -> Refusal {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too-large",
+        format!("a report is at most {MAX_REPORT} bytes"),
+    )
+}
+
 fn bad(message: &str) -> Refusal {
     refuse(StatusCode::BAD_REQUEST, "bad-report", message.to_string())
 }
@@ -36,11 +45,7 @@ fn bad(message: &str) -> Refusal {
 /// A report: `{"kind", "form", "page"}`, each checked against what the widget can send.
 fn read(body: &[u8]) -> Result<(&'static str, &'static str, String, String), Refusal> {
     if body.len() > MAX_REPORT {
-        return Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("a report is at most {MAX_REPORT} bytes"),
-        ));
+        return Err(too_large());
     }
     let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
     let Ok(Json::Object(members)) = json::parse(text) else {
@@ -96,7 +101,12 @@ fn redact(path: &str) -> String {
 }
 
 /// `POST /v1/violations`: 202 once counted.
-pub async fn post(State(collector): State<Arc<Collector>>, body: Bytes) -> Response {
+pub async fn post(State(collector): State<Arc<Collector>>, body: Result<Bytes, BytesRejection>) -> Response {
+    // A body over the router's limit is refused by the extractor: answer it as the API does,
+    // JSON with a code, not axum's plain-text 413.
+    let Ok(body) = body else {
+        return too_large().into_response();
+    };
     let (kind, rule, form, page) = match read(&body) {
         Ok(report) => report,
         Err(refusal) => return refusal.into_response(),
