@@ -10,14 +10,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use unticked_core::config::Config;
@@ -29,6 +28,8 @@ pub struct Options {
     pub db: PathBuf,
     /// Records a second one client address may post (0: no limit).
     pub rate_limit: u32,
+    /// Caps on open connections, in total and per client address.
+    pub connections: crate::http::ConnectionLimits,
 }
 
 /// What the app needs beyond the config and the store.
@@ -77,6 +78,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
+    let writers = crate::http::Writers::new(&config.origins);
+    let statics = Arc::new(crate::statics::Statics::new(&www, store.path()));
     let collector = records::Collector::new(config, store, settings.admin_token);
     let mut post_records = Router::new()
         .route("/v1/records", post(records::post_record))
@@ -93,6 +96,9 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             post_records = post_records.layer(limit);
         }
     }
+    // Origin, media type and declared length are checked before the body is read (issue 12).
+    let post_records =
+        post_records.route_layer(axum::middleware::from_fn_with_state(writers, crate::http::writers_only));
     let mut records = Router::new()
         .merge(post_records)
         .route("/v1/records/{id}", get(records::get_record))
@@ -124,7 +130,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
-        .fallback_service(ServeDir::new(www))
+        .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -141,6 +147,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(crate::http::bounded_bodies))
 }
 
 fn escape(text: &str) -> String {
@@ -212,6 +219,11 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: cannot read {}", options.config.display());
         return ExitCode::from(2);
     };
+    // Before anything is created: a key or a WAL under the web root would be downloadable.
+    if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
+        eprintln!("unticked serve: refusing to start: {e}");
+        return ExitCode::FAILURE;
+    }
     let store = match Store::open(&options.db, &config) {
         Ok(store) => store,
         Err(e) => {
@@ -257,14 +269,17 @@ pub fn main(options: Options) -> ExitCode {
             admin_token,
             rate_limit: options.rate_limit,
         };
+        let closing = store.clone();
         let app = app(options.www, config, store, settings);
-        // The peer address is what the rate limit counts by.
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
+        // Returns once every connection is closed, so the app and its store clones are gone.
+        crate::http::serve(listener, app, options.connections, shutdown_signal()).await;
+        // Fold the WAL into the database and close every connection, so that only the
+        // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).
+        if let Err(e) = tokio::task::spawn_blocking(move || closing.close())
             .await
+            .unwrap_or_else(|e| Err(e.into()))
         {
-            eprintln!("unticked serve: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("unticked serve: the log was not checkpointed on shutdown ({}); its WAL is kept and replayed on the next start", e.0);
         }
         println!("unticked: stopped");
         ExitCode::SUCCESS
@@ -301,6 +316,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request};
     use http_body_util::BodyExt;
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     const WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www");
@@ -504,7 +520,10 @@ mod tests {
             let app = app.clone();
             async move {
                 // What `into_make_service_with_connect_info` puts on each request.
-                let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+                let mut request = Request::post("/v1/records")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
                 request
                     .extensions_mut()
                     .insert(ConnectInfo(SocketAddr::from((ip, 50000))));
@@ -522,7 +541,10 @@ mod tests {
             "{statuses:?}"
         );
         assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
-        let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+        let mut request = Request::post("/v1/records")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 50000))));
