@@ -272,7 +272,10 @@ mod tests {
         token: Option<&str>,
         body: String,
     ) -> (StatusCode, String) {
-        let mut request = Request::builder().method(method).uri(uri);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }

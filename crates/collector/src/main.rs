@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 mod admin;
 mod bench;
+mod http;
 mod lint;
 mod records;
 mod serve;
+mod statics;
 mod store;
 #[cfg(test)]
 mod sweep_tests;
@@ -58,6 +60,13 @@ enum Command {
         /// 0 turns the limit off.
         #[arg(long, default_value_t = 20)]
         rate_limit: u32,
+        /// Most connections open at once; more are closed as soon as they are accepted.
+        #[arg(long, default_value_t = http::ConnectionLimits::default().total)]
+        max_connections: usize,
+        /// Most connections open at once from one client address (IPv4 address or IPv6 /64);
+        /// behind a reverse proxy every client has the proxy's address, so raise it there.
+        #[arg(long, default_value_t = http::ConnectionLimits::default().per_address)]
+        max_connections_per_address: usize,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -118,12 +127,18 @@ fn main() -> ExitCode {
             addr,
             db,
             rate_limit,
+            max_connections,
+            max_connections_per_address,
         } => serve::main(serve::Options {
             config,
             www,
             addr,
             db,
             rate_limit,
+            connections: http::ConnectionLimits {
+                total: max_connections,
+                per_address: max_connections_per_address,
+            },
         }),
         Command::Bench {
             url,

@@ -588,6 +588,7 @@ mod tests {
         let request = Request::builder()
             .method(method)
             .uri(uri)
+            .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();

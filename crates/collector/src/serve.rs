@@ -10,14 +10,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use unticked_core::config::Config;
@@ -29,6 +28,8 @@ pub struct Options {
     pub db: PathBuf,
     /// Records a second one client address may post (0: no limit).
     pub rate_limit: u32,
+    /// Caps on open connections, in total and per client address.
+    pub connections: crate::http::ConnectionLimits,
 }
 
 /// What the app needs beyond the config and the store.
@@ -77,6 +78,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
+    let writers = crate::http::Writers::new(&config.origins);
+    let statics = Arc::new(crate::statics::Statics::new(&www, store.path()));
     let collector = records::Collector::new(config, store, settings.admin_token);
     let mut post_records = Router::new()
         .route("/v1/records", post(records::post_record))
@@ -93,6 +96,9 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             post_records = post_records.layer(limit);
         }
     }
+    // Origin, media type and declared length are checked before the body is read (issue 12).
+    let post_records =
+        post_records.route_layer(axum::middleware::from_fn_with_state(writers, crate::http::writers_only));
     let mut records = Router::new()
         .merge(post_records)
         .route("/v1/records/{id}", get(records::get_record))
@@ -124,7 +130,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
-        .fallback_service(ServeDir::new(www))
+        .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -141,6 +147,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(crate::http::bounded_bodies))
 }
 
 fn escape(text: &str) -> String {
@@ -212,6 +219,11 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: cannot read {}", options.config.display());
         return ExitCode::from(2);
     };
+    // Before anything is created: a key or a WAL under the web root would be downloadable.
+    if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
+        eprintln!("unticked serve: refusing to start: {e}");
+        return ExitCode::FAILURE;
+    }
     let store = match Store::open(&options.db, &config) {
         Ok(store) => store,
         Err(e) => {
@@ -257,14 +269,17 @@ pub fn main(options: Options) -> ExitCode {
             admin_token,
             rate_limit: options.rate_limit,
         };
+        let closing = store.clone();
         let app = app(options.www, config, store, settings);
-        // The peer address is what the rate limit counts by.
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown_signal())
+        // Returns once every connection is closed, so the app and its store clones are gone.
+        crate::http::serve(listener, app, options.connections, shutdown_signal()).await;
+        // Fold the WAL into the database and close every connection, so that only the
+        // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).
+        if let Err(e) = tokio::task::spawn_blocking(move || closing.close())
             .await
+            .unwrap_or_else(|e| Err(e.into()))
         {
-            eprintln!("unticked serve: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("unticked serve: the log was not checkpointed on shutdown ({}); its WAL is kept and replayed on the next start", e.0);
         }
         println!("unticked: stopped");
         ExitCode::SUCCESS
@@ -301,6 +316,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::{Method, Request};
     use http_body_util::BodyExt;
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     const WWW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www");
@@ -320,6 +336,17 @@ mod tests {
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         (parts.status, parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn send_to(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     async fn get(uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -504,7 +531,10 @@ mod tests {
             let app = app.clone();
             async move {
                 // What `into_make_service_with_connect_info` puts on each request.
-                let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+                let mut request = Request::post("/v1/records")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from("{}"))
+                    .unwrap();
                 request
                     .extensions_mut()
                     .insert(ConnectInfo(SocketAddr::from((ip, 50000))));
@@ -522,7 +552,10 @@ mod tests {
             "{statuses:?}"
         );
         assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));
-        let mut request = Request::post("/v1/records").body(Body::from("{}")).unwrap();
+        let mut request = Request::post("/v1/records")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(SocketAddr::from(([10, 0, 0, 1], 50000))));
@@ -534,6 +567,228 @@ mod tests {
             post_from([10, 0, 0, 2]).await,
             StatusCode::BAD_REQUEST,
             "another address is not held up"
+        );
+    }
+
+    /// No client input earns a 5xx (which also logs an ERROR line): odd paths × every
+    /// method, through the whole router. `HEAD /%00` answered 500 before.
+    #[tokio::test]
+    async fn no_path_and_no_method_gets_a_server_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = demo_config();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        let long = format!("/{}", "a".repeat(8000));
+        let deep = "/a".repeat(2000);
+        let paths = [
+            "/",
+            "/%00",
+            "/%00.html",
+            "/index.html%00",
+            "/%2e%2e/%2e%2e/etc/passwd",
+            "/..%2f..%2fetc%2fpasswd",
+            "/%2e%2e",
+            "//",
+            "//etc/passwd",
+            "///index.html",
+            "/%ff",
+            "/%ff%fe",
+            "/%c0%ae%c0%ae/",
+            "/%",
+            "/%zz",
+            "/a%5c..%5c..%5cetc",
+            "/\\..\\..\\etc",
+            "/.git/config",
+            "/.",
+            "/./index.html",
+            "/pkg",
+            "/pkg/",
+            "/consent.json/",
+            "/index.html/x",
+            long.as_str(),
+            deep.as_str(),
+            "/v1/records",
+            "/v1/records/%00",
+            "/v1/records/%ff",
+            "/v1/texts/%00",
+            "/v1/texts/%ff",
+            "/v1/violations",
+            "/v1/checkpoint",
+            "/v1/proofs/consistency?from=%ff&to=%00",
+            "/v1/admin/log?start=-1",
+            "/v1/admin/subjects",
+            "/shop/%00",
+            "/shop/order",
+            "/healthz?%00",
+            "/?a=%00",
+            "/unticked.db",
+            "/unticked.db.key",
+            "/log.db-wal",
+        ];
+        let methods = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT", "PROPFIND", "X-ODD",
+        ];
+        for path in paths {
+            for method in methods {
+                let Ok(request) = Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header(header::ORIGIN, "https://evil.example")
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(Body::from("{}"))
+                else {
+                    continue;
+                };
+                let status = app.clone().oneshot(request).await.unwrap().status();
+                assert!(status.as_u16() < 500, "{method} {path}: {status}");
+            }
+        }
+    }
+
+    /// The static files are those under `--www` and no others: a symlink out of it is not
+    /// followed, and the log's files are never served even if they were put there.
+    #[tokio::test]
+    async fn static_files_never_leave_the_web_root_nor_include_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir(&www).unwrap();
+        std::fs::write(www.join("index.html"), "<!doctype html><title>shop</title>").unwrap();
+        let outside = dir.path().join("secret.txt");
+        std::fs::write(&outside, "not for the web").unwrap();
+        std::os::unix::fs::symlink(&outside, www.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), www.join("up")).unwrap();
+        std::fs::create_dir(www.join("pkg")).unwrap();
+        std::fs::write(www.join("pkg/index.html"), "pkg").unwrap();
+        // What `serve` now refuses at start, built here directly: the log under the web root.
+        let config = demo_config();
+        let db = www.join("unticked.db");
+        let store = Store::open(&db, &config).unwrap();
+        std::fs::write(www.join("unticked.db-journal"), "journal").unwrap();
+        let app = app(www.clone(), config, store, Settings::default());
+        let fetch = |method: Method, uri: &str| {
+            let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let location = header_str(response.headers(), header::LOCATION).to_string();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, location, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        assert_eq!(fetch(Method::GET, "/").await.0, StatusCode::OK);
+        assert_eq!(fetch(Method::HEAD, "/index.html").await.0, StatusCode::OK);
+        assert_eq!(fetch(Method::GET, "/pkg/").await.2, "pkg");
+        let (status, location, _) = fetch(Method::GET, "//pkg").await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::TEMPORARY_REDIRECT, "/pkg/"),
+            "never //host"
+        );
+        for path in [
+            "/leak.txt",
+            "/up/secret.txt",
+            "/unticked.db",
+            "/unticked.db.key",
+            "/unticked.db-wal",
+            "/unticked.db-shm",
+            "/unticked.db-journal",
+            "/up/www/unticked.db.key",
+            "/%2e%2e/secret.txt",
+        ] {
+            for method in [Method::GET, Method::HEAD] {
+                let (status, _, body) = fetch(method.clone(), path).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+                assert!(!body.contains("not for the web"), "{path}");
+            }
+        }
+    }
+
+    /// CORS stops a foreign page from reading, not from writing: a `text/plain` post needs no
+    /// preflight. So writes from a foreign origin are refused (403), and only JSON is taken
+    /// (415), before the body is read.
+    #[tokio::test]
+    async fn only_the_collectors_own_and_the_configured_origins_may_write() {
+        let mut config = demo_config();
+        config.origins = vec!["https://shop.example".into()];
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let delivery = crate::testing::seal(&crate::testing::capture(&config, &["email-offers"]), 1);
+        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        let post = |uri: &str, origin: Option<&str>, content_type: Option<&str>, body: &str| {
+            let mut request = Request::post(uri).header(header::HOST, "127.0.0.1:8080");
+            if let Some(origin) = origin {
+                request = request.header(header::ORIGIN, origin);
+            }
+            if let Some(content_type) = content_type {
+                request = request.header(header::CONTENT_TYPE, content_type);
+            }
+            let request = request.body(Body::from(body.to_string())).unwrap();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                let code = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_string));
+                (status, code.unwrap_or_default())
+            }
+        };
+        let json = Some("application/json");
+        let report = r#"{"kind":"hidden-box","form":"checkout","page":"/checkout.html"}"#;
+        for uri in ["/v1/records", "/v1/violations"] {
+            for (origin, content_type) in [
+                (Some("https://evil.example"), Some("text/plain")),
+                (Some("https://evil.example"), json),
+                (Some("null"), json),
+                (Some("https://shop.example.evil"), json),
+                (Some("http://127.0.0.1:8080.evil.example"), json),
+            ] {
+                assert_eq!(
+                    post(uri, origin, content_type, &delivery).await,
+                    (StatusCode::FORBIDDEN, "forbidden-origin".into()),
+                    "{uri} from {origin:?}"
+                );
+            }
+            for content_type in [
+                None,
+                Some("text/plain"),
+                Some("application/x-www-form-urlencoded"),
+                Some("multipart/form-data"),
+            ] {
+                assert_eq!(
+                    post(uri, None, content_type, report).await,
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type".into()),
+                    "{uri} as {content_type:?}"
+                );
+            }
+        }
+        // Nothing the refused posts carried was stored.
+        let (status, _, _) = send_to(&app, Request::get("/v1/checkpoint").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "the log is still empty");
+        // The collector's own pages (any scheme: a TLS proxy may sit in front), the config's
+        // origins and clients that send no Origin (the bench, curl) may write.
+        for origin in [
+            Some("http://127.0.0.1:8080"),
+            Some("https://127.0.0.1:8080"),
+            Some("https://shop.example"),
+            None,
+        ] {
+            let (status, code) = post(
+                "/v1/violations",
+                origin,
+                Some("application/json; charset=utf-8"),
+                report,
+            )
+            .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{origin:?}: {code}");
+        }
+        assert_eq!(
+            post("/v1/records", Some("https://shop.example"), json, &delivery)
+                .await
+                .0,
+            StatusCode::CREATED
         );
     }
 }

@@ -232,6 +232,8 @@ struct Shared {
 pub struct Store {
     jobs: mpsc::SyncSender<Job>,
     shared: Arc<Shared>,
+    /// The writer thread, joined by [`Store::close`].
+    writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 fn now_ms() -> u64 {
@@ -309,10 +311,49 @@ impl Store {
         });
         let (jobs, queue) = mpsc::sync_channel::<Job>(4 * BATCH);
         let writer = shared.clone();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("unticked-writer".into())
             .spawn(move || write_loop(write, &writer, &queue))?;
-        Ok(Store { jobs, shared })
+        Ok(Store {
+            jobs,
+            shared,
+            writer: Arc::new(Mutex::new(Some(writer))),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Stops the writer and closes every connection, folding the WAL into the database first
+    /// (`wal_checkpoint(TRUNCATE)`), so that SQLite removes `-wal` and `-shm` when the last
+    /// connection closes (<https://sqlite.org/wal.html#the_wal_file>). Call it on the last
+    /// clone: the writer runs as long as any clone can still send it a job.
+    ///
+    /// # Errors
+    /// Other clones still exist, or the checkpoint failed (the WAL is then kept, and SQLite
+    /// replays it on the next open: nothing is lost).
+    pub fn close(self) -> Result<(), StoreError> {
+        let Store { jobs, shared, writer } = self;
+        // This clone and the writer thread's: nobody else can send a job or read.
+        if Arc::strong_count(&shared) > 2 {
+            return Err(StoreError("the store is still in use".into()));
+        }
+        drop(jobs);
+        let handle = writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            handle
+                .join()
+                .map_err(|_| StoreError("the writer thread panicked".into()))?;
+        }
+        let path = shared.path.clone();
+        // Closes the reader: a read-only connection cannot remove the WAL, so it must not be
+        // the last one.
+        drop(shared);
+        let conn = open_connection(&path, OpenFlags::default())?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.close().map_err(|(_, e)| StoreError(e.to_string()))
     }
 
     /// Appends a verified record (idempotent by id) and waits until it is durable. A
