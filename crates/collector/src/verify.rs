@@ -199,6 +199,9 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
         return Err(Broken::Unreadable(format!("{}: no such file", db.display())));
     }
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| unreadable(&e))?;
+    // One snapshot for every table: a collector writing meanwhile must not make a newer
+    // checkpoint look like one whose records were removed.
+    conn.execute_batch("BEGIN").map_err(|e| unreadable(&e))?;
 
     // Layer 3 (DESIGN.md): a text is stored under the SHA-256 of its UTF-8, which is what
     // the record signs; `GET /v1/texts/{sha256}` must never serve other wording.
