@@ -20,6 +20,7 @@ mod sweep_tests;
 mod testing;
 mod verify;
 mod violations;
+mod witness;
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +68,11 @@ enum Command {
         /// behind a reverse proxy every client has the proxy's address, so raise it there.
         #[arg(long, default_value_t = http::ConnectionLimits::default().per_address)]
         max_connections_per_address: usize,
+        /// Publish each new checkpoint outside the database: a file path (one JSON line per
+        /// checkpoint, synced before the records are acknowledged; keep it on another disk)
+        /// or an http:// URL (POSTed in the background; never holds up a record).
+        #[arg(long)]
+        witness: Option<String>,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -110,6 +116,10 @@ enum Command {
         /// receipt): the log must still hold the tree it signed.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// A witness file written by `serve --witness FILE`: the log must still hold the tree
+        /// of every checkpoint in it (the first one it does not is reported).
+        #[arg(long)]
+        witness: Option<PathBuf>,
     },
 }
 
@@ -129,6 +139,7 @@ fn main() -> ExitCode {
             rate_limit,
             max_connections,
             max_connections_per_address,
+            witness,
         } => serve::main(serve::Options {
             config,
             www,
@@ -139,6 +150,7 @@ fn main() -> ExitCode {
                 total: max_connections,
                 per_address: max_connections_per_address,
             },
+            witness,
         }),
         Command::Bench {
             url,
@@ -161,24 +173,27 @@ fn main() -> ExitCode {
             url,
             public_key,
             checkpoint,
+            witness,
         } => {
-            let anchor = match checkpoint.map(std::fs::read_to_string) {
-                None => Ok(None),
-                Some(Ok(text)) => verify::Anchor::from_json(&text).map(Some),
-                Some(Err(e)) => Err(verify::Broken::Unreadable(format!("--checkpoint: {e}"))),
-            };
+            let anchors = read_anchors(checkpoint.as_deref(), witness.as_deref());
             let (what, outcome) = match &url {
                 Some(url) => {
                     let token = std::env::var(admin::TOKEN_VARIABLE).unwrap_or_default();
-                    let outcome =
-                        anchor.and_then(|a| verify::verify_url(url, &token, public_key.as_deref(), a.as_ref()));
+                    let outcome = anchors.and_then(|a| verify::verify_url(url, &token, public_key.as_deref(), &a));
                     (url.clone(), outcome)
                 }
                 None => {
-                    let key = key.unwrap_or_else(|| store::Keys::path_for(&db));
-                    let outcome = anchor.and_then(|a| {
-                        let public = verify::public_key(public_key.as_deref(), &key)?;
-                        verify::verify(&db, &public, a.as_ref())
+                    let path = key.clone().unwrap_or_else(|| store::Keys::path_for(&db));
+                    let outcome = anchors.and_then(|a| {
+                        let public = verify::public_key(public_key.as_deref(), &path)?;
+                        // The key file gives the keyed subject index too; an auditor with only
+                        // the public key checks everything else.
+                        let keys = if public_key.is_some() && key.is_none() {
+                            None
+                        } else {
+                            Some(store::Keys::load(&path).map_err(|e| verify::Broken::Unreadable(e.0))?)
+                        };
+                        verify::verify(&db, &public, keys.as_ref(), &a)
                     });
                     (db.display().to_string(), outcome)
                 }
@@ -186,15 +201,25 @@ fn main() -> ExitCode {
             match outcome {
                 Ok(clean) => {
                     println!(
-                        "unticked verify: {what}: {} records, {} checkpoints, root {}: clean",
+                        "unticked verify: {what}: {} records, {} checkpoints, {} texts, {} disclosures, {} outside checkpoints, root {}: clean",
                         clean.records,
                         clean.checkpoints,
+                        clean.texts,
+                        clean.disclosures,
+                        clean.anchors,
                         unticked_core::record::hex(&clean.root)
                     );
+                    for what in clean.unchecked {
+                        println!("unticked verify: not checked: {what}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(verify::Broken::At { index, problem }) => {
                     println!("unticked verify: {what}: index {index}: {problem}");
+                    ExitCode::from(1)
+                }
+                Err(verify::Broken::Text { sha256, problem }) => {
+                    println!("unticked verify: {what}: text {sha256}: {problem}");
                     ExitCode::from(1)
                 }
                 Err(verify::Broken::Unreadable(why)) => {
@@ -204,4 +229,23 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The checkpoints kept outside the collector: `--checkpoint` (one JSON) and `--witness`
+/// (one JSON line per checkpoint, as `serve --witness` writes them).
+fn read_anchors(
+    checkpoint: Option<&std::path::Path>,
+    witness: Option<&std::path::Path>,
+) -> Result<Vec<verify::Anchor>, verify::Broken> {
+    let read = |path: &std::path::Path, flag: &str| {
+        std::fs::read_to_string(path).map_err(|e| verify::Broken::Unreadable(format!("{flag} {}: {e}", path.display())))
+    };
+    let mut anchors = Vec::new();
+    if let Some(path) = checkpoint {
+        anchors.push(verify::Anchor::from_json(&read(path, "--checkpoint")?, "--checkpoint")?);
+    }
+    if let Some(path) = witness {
+        anchors.extend(verify::Anchor::from_witness(&read(path, "--witness")?)?);
+    }
+    Ok(anchors)
 }

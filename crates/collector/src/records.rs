@@ -476,6 +476,16 @@ pub async fn get_consistency(
 /// `GET /v1/texts/{sha256}`: the purpose text a record's `text_sha256` names, as shown.
 pub async fn get_text(State(collector): State<Arc<Collector>>, UrlPath(sha256): UrlPath<String>) -> Response {
     match collector.store.text(&sha256) {
+        // Never serve wording other than what the hash names: that is storage corruption.
+        Ok(Some((_, _, _, text))) if sha256_hex(text.as_bytes()) != sha256 => {
+            tracing::error!(sha256 = %sha256, "a stored text does not hash to its name; run `unticked verify`");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the stored text does not match its hash",
+            )
+            .into_response()
+        }
         Ok(Some((purpose, version, locale, text))) => axum::Json(serde_json::json!({
             "sha256": sha256, "purpose": purpose, "version": version, "locale": locale, "text": text,
         }))

@@ -30,6 +30,8 @@ pub struct Options {
     pub rate_limit: u32,
     /// Caps on open connections, in total and per client address.
     pub connections: crate::http::ConnectionLimits,
+    /// Where each new checkpoint is published: a file path or an http:// URL.
+    pub witness: Option<String>,
 }
 
 /// What the app needs beyond the config and the store.
@@ -231,6 +233,15 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(target) = &options.witness {
+        match crate::witness::Witness::open(target) {
+            Ok(witness) => store.witness_to(witness),
+            Err(e) => {
+                eprintln!("unticked serve: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,7 +16,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use unticked_core::capture::Disclosure;
 use unticked_core::config::Config;
@@ -225,6 +225,8 @@ struct Shared {
     read: Mutex<Connection>,
     keys: Keys,
     origin: String,
+    /// Where each new checkpoint is published (`serve --witness`), if anywhere.
+    witness: OnceLock<crate::witness::Witness>,
 }
 
 /// The store: cheap to clone, one per collector.
@@ -308,6 +310,7 @@ impl Store {
             read: Mutex::new(read),
             keys,
             origin,
+            witness: OnceLock::new(),
         });
         let (jobs, queue) = mpsc::sync_channel::<Job>(4 * BATCH);
         let writer = shared.clone();
@@ -384,6 +387,18 @@ impl Store {
 
     pub fn origin(&self) -> &str {
         &self.shared.origin
+    }
+
+    /// Publishes every checkpoint committed from now on to `witness`, starting with the
+    /// latest one already stored, so that a witness set up later covers the log so far.
+    pub fn witness_to(&self, witness: crate::witness::Witness) {
+        if let Some(latest) = self.latest() {
+            witness.publish(
+                latest.size,
+                latest.to_json(&self.shared.origin, &self.public_key()).to_string(),
+            );
+        }
+        let _ = self.shared.witness.set(witness);
     }
 
     pub fn public_key(&self) -> VerifyingKey {
@@ -683,7 +698,17 @@ fn commit_batch(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Vec<Re
 }
 
 fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<Vec<Appended>, StoreError> {
-    let received_at = now_ms();
+    // Each batch's time is strictly later than the last checkpoint's, whatever the clock
+    // does (a step back, two batches in one millisecond): every record's `received_at` is
+    // then the signed timestamp of the one checkpoint its batch made, and `unticked verify`
+    // finds an edited time or a removed checkpoint by that equality.
+    let previous = shared
+        .latest
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or(0, |c| c.timestamp);
+    let received_at = now_ms().max(previous.saturating_add(1));
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut added: Vec<(&str, &str, u64)> = Vec::new();
@@ -755,6 +780,12 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
     };
     tx.commit()?;
     if let Some(checkpoint) = checkpoint {
+        // Before the replies: with a file witness, a 201 means the witness holds a
+        // checkpoint covering the record (an HTTP witness only queues it here).
+        if let Some(witness) = shared.witness.get() {
+            let json = checkpoint.to_json(&shared.origin, &shared.keys.verifying()).to_string();
+            witness.publish(checkpoint.size, json);
+        }
         *shared.latest.write().unwrap_or_else(|e| e.into_inner()) = Some(checkpoint);
     }
     Ok(outcomes)

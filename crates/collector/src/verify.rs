@@ -1,18 +1,25 @@
 //! `unticked verify --db FILE`: recomputes the whole log from the stored bytes and checks
-//! it against every signed checkpoint. Any edit, deletion or reordering of the stored
-//! records, a truncation of the records, and any altered checkpoint, is found and named by
-//! the first log index it touches.
+//! it against every signed checkpoint, and checks what lies beside the log: every purpose
+//! text against its hash, every disclosure against the commitment it backs, every time
+//! received against the checkpoint that signed it. Any edit, deletion or reordering of the
+//! stored records, a truncation of the records, an altered or removed checkpoint, an edited
+//! time, text or disclosure, is found and named by the first log index (or text) it touches.
 //!
-//! What the log alone cannot show: someone with the collector's private key who truncates
-//! or rewrites the records *and* their checkpoints. Against that, keep checkpoints outside
-//! (a receipt, or `GET /v1/checkpoint` now and then) and pass one with `--checkpoint`: the
-//! log must still hold exactly the tree it signed.
+//! What the database alone cannot show: cutting off the newest records *together with*
+//! their checkpoints. That needs no key (what is left is a smaller, correctly signed log),
+//! and a key holder can also rewrite and sign anew. Against both, keep checkpoints outside
+//! the collector: a receipt or `GET /v1/checkpoint` saved now and then (`--checkpoint`), or
+//! every checkpoint as it is made (`serve --witness`, then `verify --witness`): the log must
+//! still hold exactly each tree they signed.
 
+use crate::records::sha256_hex;
 use crate::store::{checkpoint_body, origin_of, Keys};
 use base64ct::Encoding;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::collections::HashSet;
 use std::path::Path;
+use unticked_core::capture::{Disclosure, SALT_LEN};
 use unticked_core::merkle::{self, Tree};
 use unticked_core::record;
 
@@ -22,6 +29,14 @@ pub struct Clean {
     pub records: u64,
     pub checkpoints: u64,
     pub root: merkle::Hash,
+    /// Purpose texts checked against their hashes.
+    pub texts: u64,
+    /// Disclosures checked against their records' commitments.
+    pub disclosures: u64,
+    /// Checkpoints kept outside (`--checkpoint`, `--witness`) the log still holds.
+    pub anchors: u64,
+    /// What could not be checked, and why.
+    pub unchecked: Vec<&'static str>,
 }
 
 /// The first thing wrong with a log.
@@ -31,6 +46,8 @@ pub enum Broken {
     Unreadable(String),
     /// The log was tampered with, from this index on (exit 1).
     At { index: u64, problem: String },
+    /// A stored purpose text is not the text its hash names (exit 1).
+    Text { sha256: String, problem: String },
 }
 
 fn at(index: u64, problem: impl Into<String>) -> Broken {
@@ -48,12 +65,14 @@ pub struct Anchor {
     pub root: merkle::Hash,
     pub timestamp: u64,
     pub signature: Vec<u8>,
+    /// Where it was read (`--checkpoint`, `witness line 3`), for the messages.
+    pub from: String,
 }
 
 impl Anchor {
-    /// Reads a checkpoint as JSON (a whole receipt works too).
-    pub fn from_json(text: &str) -> Result<Anchor, Broken> {
-        let bad = || Broken::Unreadable("--checkpoint: not a checkpoint as GET /v1/checkpoint gives it".into());
+    /// Reads a checkpoint as JSON (a whole receipt works too); `from` names where it was read.
+    pub fn from_json(text: &str, from: &str) -> Result<Anchor, Broken> {
+        let bad = || Broken::Unreadable(format!("{from}: not a checkpoint as GET /v1/checkpoint gives it"));
         let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad())?;
         let c = if value.get("checkpoint").is_some() {
             &value["checkpoint"]
@@ -68,7 +87,28 @@ impl Anchor {
                 .as_str()
                 .and_then(|s| base64ct::Base64UrlUnpadded::decode_vec(s).ok())
                 .ok_or_else(bad)?,
+            from: from.to_string(),
         })
+    }
+
+    /// Every checkpoint in a witness file (`serve --witness FILE`), one JSON line each, in
+    /// the order they were made. A last line without its newline is a write the crash of
+    /// the collector cut short, and is left out; any other unreadable line is an error.
+    pub fn from_witness(text: &str) -> Result<Vec<Anchor>, Broken> {
+        let mut anchors = Vec::new();
+        let torn = !text.is_empty() && !text.ends_with('\n');
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        for (n, line) in lines.iter().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match Anchor::from_json(line, &format!("witness line {}", n + 1)) {
+                Ok(anchor) => anchors.push(anchor),
+                Err(_) if torn && n + 1 == lines.len() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(anchors)
     }
 
     /// The anchor is the collector's, and the rebuilt `tree` still holds what it signed.
@@ -76,20 +116,53 @@ impl Anchor {
         let body = checkpoint_body(&origin_of(key), self.size, &self.root, self.timestamp);
         let signed = Signature::from_slice(&self.signature).is_ok_and(|s| key.verify(body.as_bytes(), &s).is_ok());
         if !signed {
-            return Err(Broken::Unreadable(
-                "--checkpoint is not signed by this collector's key".into(),
-            ));
+            return Err(Broken::Unreadable(format!(
+                "{} is not signed by this collector's key",
+                self.from
+            )));
         }
         if tree.root(self.size) != Some(self.root) {
             return Err(at(
                 self.size.min(tree.len()),
                 format!(
-                    "the log no longer holds the tree of {} records your checkpoint signed",
-                    self.size
+                    "the log no longer holds the tree of {} records that {} signed at {}",
+                    self.size, self.from, self.timestamp
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// The database still holds this very checkpoint: the collector stores every checkpoint
+    /// it publishes, and they are never removed, so a missing one or one signed with another
+    /// time is a rewrite.
+    fn check_stored(&self, conn: &Connection) -> Result<(), Broken> {
+        let stored: Option<u64> = conn
+            .query_row(
+                "SELECT timestamp FROM checkpoints WHERE size = ?1",
+                [self.size],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| Broken::Unreadable(e.to_string()))?;
+        let last = self.size.saturating_sub(1);
+        match stored {
+            None => Err(at(
+                last,
+                format!(
+                    "the checkpoint of size {} that {} holds is no longer in the log",
+                    self.size, self.from
+                ),
+            )),
+            Some(timestamp) if timestamp != self.timestamp => Err(at(
+                last,
+                format!(
+                    "the log's checkpoint of size {} is signed at {timestamp}, but {} holds it signed at {}: it was signed anew",
+                    self.size, self.from, self.timestamp
+                ),
+            )),
+            Some(_) => Ok(()),
+        }
     }
 }
 
@@ -105,18 +178,82 @@ pub fn public_key(base64url: Option<&str>, key_file: &Path) -> Result<VerifyingK
     }
 }
 
-/// Verifies the log in `db` against the collector's public key, and an outside checkpoint.
-pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Result<Clean, Broken> {
+/// A disclosure as stored in `subjects`.
+struct StoredDisclosure {
+    index: u64,
+    position: usize,
+    channel: String,
+    lookup: Vec<u8>,
+    identifier: String,
+    salt: Vec<u8>,
+}
+
+/// Verifies the log in `db` against the collector's public key, and the checkpoints kept
+/// outside it (`anchors`). With the key file's `keys`, the keyed subject index is checked
+/// too (it is an HMAC under the key file's secret, which an auditor holding only the public
+/// key does not have).
+pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[Anchor]) -> Result<Clean, Broken> {
     let unreadable = |e: &dyn std::fmt::Display| Broken::Unreadable(e.to_string());
     let origin = origin_of(public);
     if !db.exists() {
         return Err(Broken::Unreadable(format!("{}: no such file", db.display())));
     }
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| unreadable(&e))?;
+    // One snapshot for every table: a collector writing meanwhile must not make a newer
+    // checkpoint look like one whose records were removed.
+    conn.execute_batch("BEGIN").map_err(|e| unreadable(&e))?;
+
+    // Layer 3 (DESIGN.md): a text is stored under the SHA-256 of its UTF-8, which is what
+    // the record signs; `GET /v1/texts/{sha256}` must never serve other wording.
+    let mut texts = HashSet::new();
+    {
+        let mut rows = conn
+            .prepare("SELECT sha256, purpose, locale, text FROM texts ORDER BY sha256")
+            .map_err(|e| unreadable(&e))?;
+        let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
+        while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
+            let sha256: String = row.get(0).map_err(|e| unreadable(&e))?;
+            let purpose: String = row.get(1).map_err(|e| unreadable(&e))?;
+            let locale: String = row.get(2).map_err(|e| unreadable(&e))?;
+            let text: String = row.get(3).map_err(|e| unreadable(&e))?;
+            let actual = sha256_hex(text.as_bytes());
+            if actual != sha256 {
+                return Err(Broken::Text {
+                    sha256,
+                    problem: format!(
+                        "the stored text of purpose {purpose} ({locale}) hashes to {actual}: its wording was changed or swapped"
+                    ),
+                });
+            }
+            texts.insert(sha256);
+        }
+    }
+
+    // The disclosures, walked beside the log in the same order (both by index), so that
+    // neither is held in memory whole.
+    let mut disclosures = conn
+        .prepare("SELECT idx, position, channel, lookup, identifier, salt FROM subjects ORDER BY idx, position")
+        .map_err(|e| unreadable(&e))?;
+    let mut disclosures = disclosures
+        .query_map([], |row| {
+            Ok(StoredDisclosure {
+                index: row.get(0)?,
+                position: row.get(1)?,
+                channel: row.get(2)?,
+                lookup: row.get(3)?,
+                identifier: row.get(4)?,
+                salt: row.get(5)?,
+            })
+        })
+        .map_err(|e| unreadable(&e))?
+        .peekable();
+    let mut disclosures_checked = 0u64;
 
     let mut tree = Tree::new();
+    // Each record's time received, checked against the checkpoints below.
+    let mut received: Vec<u64> = Vec::new();
     let mut rows = conn
-        .prepare("SELECT idx, id, bytes FROM log ORDER BY idx")
+        .prepare("SELECT idx, id, bytes, received_at FROM log ORDER BY idx")
         .map_err(|e| unreadable(&e))?;
     let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
     while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
@@ -130,7 +267,8 @@ pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Resu
         }
         let id: String = row.get(1).map_err(|e| unreadable(&e))?;
         let bytes: Vec<u8> = row.get(2).map_err(|e| unreadable(&e))?;
-        match record::open(&bytes) {
+        received.push(row.get(3).map_err(|e| unreadable(&e))?);
+        let opened = match record::open(&bytes) {
             Err(e) => return Err(at(idx, format!("the record does not open: {e}"))),
             Ok(opened) if opened.record.id != id => {
                 return Err(at(
@@ -138,16 +276,90 @@ pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Resu
                     format!("stored under id {id} but it is record {}", opened.record.id),
                 ))
             }
-            Ok(_) => {}
+            Ok(opened) => opened.record,
+        };
+        for purpose in &opened.purposes {
+            if !texts.contains(&purpose.text_sha256) {
+                return Err(at(
+                    idx,
+                    format!(
+                        "purpose {} names text {}, which is not stored: what the shopper was shown is lost",
+                        purpose.id, purpose.text_sha256
+                    ),
+                ));
+            }
+        }
+        // Erased disclosures are simply absent (Art. 17, R10); those held must back the
+        // record's commitments, or a look-up, an export or an erasure acts on the wrong
+        // person.
+        while let Some(next) = disclosures.next_if(|d| d.as_ref().map_or(true, |d| d.index <= idx)) {
+            let held = next.map_err(|e| unreadable(&e))?;
+            if held.index < idx {
+                return Err(at(
+                    held.index,
+                    "a disclosure is held for a record the log does not hold",
+                ));
+            }
+            let position = held.position;
+            let Some(commitment) = opened.subjects.get(position) else {
+                return Err(at(
+                    idx,
+                    format!(
+                        "a disclosure is held at position {position}, but the record commits to {} subjects",
+                        opened.subjects.len()
+                    ),
+                ));
+            };
+            if commitment.channel.as_str() != held.channel {
+                return Err(at(
+                    idx,
+                    format!(
+                        "the disclosure at position {position} is for {}, but the record commits to {} there",
+                        held.channel,
+                        commitment.channel.as_str()
+                    ),
+                ));
+            }
+            let disclosure = <[u8; SALT_LEN]>::try_from(held.salt.as_slice()).map(|salt| Disclosure {
+                channel: commitment.channel,
+                identifier: held.identifier.clone(),
+                salt,
+            });
+            // The commitment is SHA-256(salt ‖ identifier) (R10, `Disclosure::committed_bytes`).
+            if disclosure.map_or(true, |d| sha256_hex(&d.committed_bytes()) != commitment.commitment) {
+                return Err(at(
+                    idx,
+                    format!(
+                        "the disclosure at position {position} ({}) does not hash to the record's commitment: its identifier or salt was changed",
+                        held.channel
+                    ),
+                ));
+            }
+            if let Some(keys) = keys {
+                if keys.lookup(&held.identifier)[..] != held.lookup[..] {
+                    return Err(at(
+                        idx,
+                        format!(
+                            "the disclosure at position {position} ({}) is indexed under another key: a look-up or an erasure would miss it",
+                            held.channel
+                        ),
+                    ));
+                }
+            }
+            disclosures_checked += 1;
         }
         tree.push(merkle::leaf_hash(&bytes));
+    }
+    if let Some(held) = disclosures.next() {
+        let index = held.map_err(|e| unreadable(&e))?.index;
+        return Err(at(index, "a disclosure is held for a record the log does not hold"));
     }
 
     let mut checkpoints = conn
         .prepare("SELECT size, root, signature, timestamp FROM checkpoints ORDER BY size")
         .map_err(|e| unreadable(&e))?;
     let mut checkpoints = checkpoints.query([]).map_err(|e| unreadable(&e))?;
-    let (mut covered, mut count) = (0u64, 0u64);
+    let (mut covered, mut count, mut previous_timestamp) = (0u64, 0u64, 0u64);
     while let Some(row) = checkpoints.next().map_err(|e| unreadable(&e))? {
         let size: u64 = row.get(0).map_err(|e| unreadable(&e))?;
         let root: Vec<u8> = row.get(1).map_err(|e| unreadable(&e))?;
@@ -170,6 +382,12 @@ pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Resu
                 format!("the checkpoint of size {size} is not signed by this collector's key"),
             ));
         }
+        if size <= covered {
+            return Err(at(
+                covered,
+                format!("a checkpoint of size {size} follows one of size {covered}: sizes only grow"),
+            ));
+        }
         if size > tree.len() {
             return Err(at(
                 tree.len(),
@@ -190,19 +408,63 @@ pub fn verify(db: &Path, public: &VerifyingKey, anchor: Option<&Anchor>) -> Resu
                 format!("the records up to {size} do not hash to their signed checkpoint"),
             ));
         }
+        // Times: the writer commits a batch with one time, which is every record's
+        // `received_at` and the signed timestamp of the batch's one checkpoint, so each
+        // record's time must equal that of the first checkpoint covering it. An edited time,
+        // or a removed checkpoint (whose records then fall under a later one), breaks that
+        // equality at the first record it touches. Since the checkpoints' times never go
+        // back, the records' times never go back in log order either.
+        //
+        // Collectors before this check stamped a batch with the clock alone, so two batches
+        // in one millisecond left two checkpoints with the same time. The equality still
+        // holds there (a batch's records share a time, and the first checkpoint covering
+        // them is that batch's own), so such a log passes; only its removed checkpoints can
+        // hide, when their time equals the next one's. Hence equal times are accepted and
+        // only a step back is refused (the writer now makes each strictly later; a log
+        // written before that by a collector whose clock stepped back fails here).
+        if timestamp < previous_timestamp {
+            return Err(at(
+                covered,
+                format!(
+                    "the checkpoint of size {size} is signed at {timestamp}, before the one of size {covered} ({previous_timestamp})"
+                ),
+            ));
+        }
+        for index in covered..size {
+            // `received` has an entry for every index below `tree.len()`, which `size` does not exceed.
+            let time = received[index as usize];
+            if time != timestamp {
+                return Err(at(
+                    index,
+                    format!(
+                        "received at {time}, but the first checkpoint covering it (size {size}) was signed at {timestamp}: the time was changed, or a checkpoint removed"
+                    ),
+                ));
+            }
+        }
         covered = size;
+        previous_timestamp = timestamp;
         count += 1;
     }
     if covered < tree.len() {
         return Err(at(covered, "the records from here on are in no signed checkpoint"));
     }
-    if let Some(anchor) = anchor {
+    for anchor in anchors {
         anchor.check(public, &tree)?;
+        anchor.check_stored(&conn)?;
+    }
+    let mut unchecked = Vec::new();
+    if keys.is_none() && disclosures_checked > 0 {
+        unchecked.push("the keyed subject index: it needs the key file (--key), not only --public-key");
     }
     Ok(Clean {
         records: tree.len(),
         checkpoints: count,
         root: tree.root(tree.len()).unwrap_or_else(merkle::empty_root),
+        texts: texts.len() as u64,
+        disclosures: disclosures_checked,
+        anchors: anchors.len() as u64,
+        unchecked,
     })
 }
 
@@ -247,7 +509,7 @@ fn unhex(text: &str) -> Option<merkle::Hash> {
 /// base64url Ed25519 key, when given, so that a collector cannot swap keys unnoticed), and
 /// every record it holds up to that size, fetched through the admin log endpoint, opens and
 /// hashes to the checkpoint's root.
-pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchor: Option<&Anchor>) -> Result<Clean, Broken> {
+pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchors: &[Anchor]) -> Result<Clean, Broken> {
     let authority = url
         .trim_end_matches('/')
         .strip_prefix("http://")
@@ -311,13 +573,17 @@ pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchor: Option<&
                 format!("the records do not hash to the signed checkpoint of size {size}"),
             ));
         }
-        if let Some(anchor) = anchor {
+        for anchor in anchors {
             anchor.check(&key, &tree)?;
         }
         Ok(Clean {
             records: size,
             checkpoints: 1,
             root,
+            texts: 0,
+            disclosures: 0,
+            anchors: anchors.len() as u64,
+            unchecked: vec!["texts, disclosures and times: those need the database (--db)"],
         })
     })
 }
@@ -328,23 +594,45 @@ mod tests {
     use crate::store::{Appended, Store};
     use crate::testing::{capture, demo_config, seal};
 
-    /// A log of `n` records made through the store, as the collector makes it.
+    /// A log of `n` records made through the store, as the collector makes it, each
+    /// appended on its own (so each has its own checkpoint), refusing everything.
     fn log(n: usize) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        log_of(n, &[], None)
+    }
+
+    /// A log of `n` records giving `given`, published to `witness` when one is named.
+    fn log_of(
+        n: usize,
+        given: &[&str],
+        witness: Option<&Path>,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("log.db");
+        let store = Store::open(&db, &demo_config()).unwrap();
+        if let Some(path) = witness {
+            store.witness_to(crate::witness::Witness::open(path.to_str().unwrap()).unwrap());
+        }
+        append(&store, 0, n, given);
+        drop(store);
+        let key = Keys::path_for(&db);
+        (dir, db, key)
+    }
+
+    /// Appends `n` records one by one, expecting them at `first`, `first + 1`, …
+    fn append(store: &Store, first: usize, n: usize, given: &[&str]) {
         let config = demo_config();
-        let store = Store::open(&db, &config).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        for i in 0..n {
-            let body = seal(&capture(&config, &[]), i as u8);
+        for i in first..first + n {
+            let body = seal(&capture(&config, given), i as u8);
             let accepted = crate::records::check(body.as_bytes(), &config).unwrap();
             let id = accepted.opened.record.id.clone();
             let appended = runtime.block_on(store.append(id, accepted.bytes, accepted.disclosures, accepted.birthday));
             assert_eq!(appended.unwrap(), Appended::New(i as u64));
         }
-        drop(store);
-        let key = Keys::path_for(&db);
-        (dir, db, key)
+    }
+
+    fn query<T: rusqlite::types::FromSql>(db: &Path, sql: &str) -> T {
+        Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     fn tamper(db: &Path, sql: &str) {
@@ -352,7 +640,15 @@ mod tests {
     }
 
     fn check(db: &Path, key: &Path) -> Result<Clean, Broken> {
-        verify(db, &public_key(None, key)?, None)
+        let keys = Keys::load(key).map_err(|e| Broken::Unreadable(e.0))?;
+        verify(db, &keys.verifying(), Some(&keys), &[])
+    }
+
+    fn problem_at(db: &Path, key: &Path) -> (u64, String) {
+        match check(db, key) {
+            Err(Broken::At { index, problem }) => (index, problem),
+            other => panic!("expected tampering to be found, got {other:?}"),
+        }
     }
 
     fn broken_at(db: &Path, key: &Path) -> u64 {
@@ -465,11 +761,12 @@ mod tests {
                         root: r.get::<_, Vec<u8>>(1)?.try_into().unwrap(),
                         signature: r.get(2)?,
                         timestamp: r.get(3)?,
+                        from: "--checkpoint".into(),
                     })
                 },
             )
             .unwrap();
-        assert!(verify(&db, &public, Some(&anchor)).is_ok());
+        assert!(verify(&db, &public, None, std::slice::from_ref(&anchor)).is_ok());
         // Records and their checkpoints cut back together: consistent with itself…
         tamper(
             &db,
@@ -478,7 +775,7 @@ mod tests {
         assert!(check(&db, &key).is_ok(), "the log alone cannot tell");
         // …but not with the checkpoint the auditor kept.
         assert!(matches!(
-            verify(&db, &public, Some(&anchor)),
+            verify(&db, &public, None, std::slice::from_ref(&anchor)),
             Err(Broken::At { index: 3, .. })
         ));
         let forged = Anchor {
@@ -486,7 +783,7 @@ mod tests {
             ..anchor
         };
         assert!(matches!(
-            verify(&db, &public, Some(&forged)),
+            verify(&db, &public, None, &[forged]),
             Err(Broken::Unreadable(_))
         ));
     }
@@ -498,5 +795,290 @@ mod tests {
         let refused = Store::open(&db, &demo_config()).err().expect("refused");
         assert!(refused.0.contains("key file"), "{}", refused.0);
         assert!(!key.exists(), "no new key was made");
+    }
+
+    /// The hash of the first purpose text record `index` names.
+    fn text_named_by(db: &Path, index: u64) -> String {
+        let bytes: Vec<u8> = query(db, &format!("SELECT bytes FROM log WHERE idx = {index}"));
+        record::open(&bytes).unwrap().record.purposes[0].text_sha256.clone()
+    }
+
+    fn broken_text(db: &Path, key: &Path) -> (String, String) {
+        match check(db, key) {
+            Err(Broken::Text { sha256, problem }) => (sha256, problem),
+            other => panic!("expected a bad text to be found, got {other:?}"),
+        }
+    }
+
+    /// Re-signs the stored checkpoint of `size` with another time, as only a key holder can,
+    /// and gives the records it first covers that time too: a consistent rewrite.
+    fn resign(db: &Path, key: &Path, size: u64, timestamp: u64) {
+        use ed25519_dalek::Signer;
+        let keys = Keys::load(key).unwrap();
+        let conn = Connection::open(db).unwrap();
+        let (root, old): (Vec<u8>, u64) = conn
+            .query_row("SELECT root, timestamp FROM checkpoints WHERE size = ?1", [size], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let root: merkle::Hash = root.try_into().unwrap();
+        let body = checkpoint_body(&origin_of(&keys.verifying()), size, &root, timestamp);
+        let signature = keys.signing.sign(body.as_bytes()).to_bytes().to_vec();
+        conn.execute(
+            "UPDATE checkpoints SET timestamp = ?1, signature = ?2 WHERE size = ?3",
+            rusqlite::params![timestamp, signature, size],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE log SET received_at = ?1 WHERE received_at = ?2 AND idx < ?3",
+            rusqlite::params![timestamp, old, size],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_edited_purpose_text_is_found_and_named() {
+        let (_dir, db, key) = log(2);
+        let sha = text_named_by(&db, 0);
+        tamper(
+            &db,
+            &format!("UPDATE texts SET text = text || ' (no)' WHERE sha256 = '{sha}'"),
+        );
+        let (named, problem) = broken_text(&db, &key);
+        assert_eq!(named, sha);
+        assert!(problem.contains("changed"), "{problem}");
+    }
+
+    #[test]
+    fn two_swapped_purpose_texts_are_found() {
+        let (_dir, db, key) = log(2);
+        let bytes: Vec<u8> = query(&db, "SELECT bytes FROM log WHERE idx = 0");
+        let purposes = record::open(&bytes).unwrap().record.purposes;
+        let (a, b) = (&purposes[0].text_sha256, &purposes[1].text_sha256);
+        let conn = Connection::open(&db).unwrap();
+        let text = |sha: &str| -> String {
+            conn.query_row("SELECT text FROM texts WHERE sha256 = ?1", [sha], |r| r.get(0))
+                .unwrap()
+        };
+        let (text_a, text_b) = (text(a), text(b));
+        conn.execute("UPDATE texts SET text = ?1 WHERE sha256 = ?2", [&text_b, a])
+            .unwrap();
+        conn.execute("UPDATE texts SET text = ?1 WHERE sha256 = ?2", [&text_a, b])
+            .unwrap();
+        let (named, _) = broken_text(&db, &key);
+        assert!(named == *a || named == *b, "{named}");
+    }
+
+    #[test]
+    fn a_deleted_purpose_text_is_found_at_the_first_record_that_names_it() {
+        let (_dir, db, key) = log(3);
+        let sha = text_named_by(&db, 0);
+        tamper(&db, &format!("DELETE FROM texts WHERE sha256 = '{sha}'"));
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 0);
+        assert!(problem.contains(&sha) && problem.contains("not stored"), "{problem}");
+    }
+
+    /// The purpose-text endpoint refuses to serve wording whose hash is not the one asked
+    /// for: the shopper was shown the text the hash names, not what is stored now.
+    #[tokio::test]
+    async fn a_tampered_text_is_not_served_as_what_the_shopper_was_shown() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let config = demo_config();
+        drop(Store::open(&db, &config).unwrap());
+        let sha: String = query(&db, "SELECT sha256 FROM texts ORDER BY sha256 LIMIT 1");
+        tamper(
+            &db,
+            &format!("UPDATE texts SET text = 'We may sell your data' WHERE sha256 = '{sha}'"),
+        );
+        let store = Store::open(&db, &config).unwrap();
+        let www = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www"));
+        let app = crate::serve::app(www, config, store, crate::serve::Settings::default());
+        let request = axum::http::Request::get(format!("/v1/texts/{sha}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains(r#""code":"unavailable""#), "{body}");
+        assert!(!body.contains("sell your data"), "{body}");
+    }
+
+    #[test]
+    fn an_edited_identifier_is_found_at_its_record() {
+        let (_dir, db, key) = log_of(3, &["email-offers"], None);
+        assert_eq!(check(&db, &key).unwrap().disclosures, 3);
+        tamper(&db, "UPDATE subjects SET identifier = 'eve@example.pl' WHERE idx = 1");
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 1);
+        assert!(
+            problem.contains("position 0") && problem.contains("commitment"),
+            "{problem}"
+        );
+        assert!(!problem.contains("eve@"), "no contact in the report: {problem}");
+        // Nor does the public key alone let it pass: the commitment is in the signed record.
+        let public = public_key(None, &key).unwrap();
+        assert!(matches!(
+            verify(&db, &public, None, &[]),
+            Err(Broken::At { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn a_disclosure_moved_to_another_channel_or_record_is_found() {
+        let (_dir, db, key) = log_of(3, &["email-offers"], None);
+        tamper(&db, "UPDATE subjects SET channel = 'sms' WHERE idx = 2");
+        assert_eq!(problem_at(&db, &key).0, 2);
+        let (_dir, db, key) = log_of(3, &["email-offers"], None);
+        tamper(&db, "UPDATE subjects SET idx = 7 WHERE idx = 2");
+        assert_eq!(problem_at(&db, &key).0, 7);
+    }
+
+    #[test]
+    fn an_edited_lookup_is_found_with_the_key_file_and_reported_unchecked_without() {
+        let (_dir, db, key) = log_of(3, &["email-offers"], None);
+        tamper(&db, "UPDATE subjects SET lookup = zeroblob(32) WHERE idx = 2");
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 2);
+        assert!(problem.contains("erasure would miss it"), "{problem}");
+        let public = public_key(None, &key).unwrap();
+        let clean = verify(&db, &public, None, &[]).unwrap();
+        assert!(
+            clean.unchecked.iter().any(|what| what.contains("keyed subject index")),
+            "{clean:?}"
+        );
+    }
+
+    #[test]
+    fn an_edited_time_received_is_found_at_its_record() {
+        let (_dir, db, key) = log(4);
+        tamper(&db, "UPDATE log SET received_at = received_at - 1 WHERE idx = 2");
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 2);
+        assert!(problem.contains("received at"), "{problem}");
+        let (_dir, db, key) = log(4);
+        tamper(&db, "UPDATE log SET received_at = received_at + 3600000 WHERE idx = 1");
+        assert_eq!(problem_at(&db, &key).0, 1);
+    }
+
+    #[test]
+    fn a_deleted_middle_checkpoint_is_found_at_its_first_record() {
+        let (_dir, db, key) = log(4);
+        let times: Vec<u64> = {
+            let conn = Connection::open(&db).unwrap();
+            let mut rows = conn.prepare("SELECT timestamp FROM checkpoints ORDER BY size").unwrap();
+            let times = rows.query_map([], |r| r.get(0)).unwrap();
+            times.map(Result::unwrap).collect()
+        };
+        assert_eq!(times.len(), 4);
+        assert!(
+            times.windows(2).all(|w| w[0] < w[1]),
+            "each batch is stamped later: {times:?}"
+        );
+        tamper(&db, "DELETE FROM checkpoints WHERE size = 2");
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 1);
+        assert!(problem.contains("checkpoint removed"), "{problem}");
+    }
+
+    /// The writer stamps each batch after the last checkpoint it finds at open, even when
+    /// the clock says otherwise (here: a checkpoint an hour ahead, as after a clock step back).
+    #[test]
+    fn a_batch_is_stamped_after_the_latest_checkpoint_whatever_the_clock_says() {
+        let (_dir, db, key) = log(1);
+        let ahead = query::<u64>(&db, "SELECT timestamp FROM checkpoints") + 3_600_000;
+        resign(&db, &key, 1, ahead);
+        let store = Store::open(&db, &demo_config()).unwrap();
+        append(&store, 1, 1, &[]);
+        drop(store);
+        assert_eq!(
+            query::<u64>(&db, "SELECT timestamp FROM checkpoints WHERE size = 2"),
+            ahead + 1
+        );
+        assert_eq!(
+            query::<u64>(&db, "SELECT received_at FROM log WHERE idx = 1"),
+            ahead + 1
+        );
+        assert_eq!(check(&db, &key).unwrap().checkpoints, 2);
+    }
+
+    #[test]
+    fn a_witness_file_finds_a_cut_off_tail_the_log_alone_cannot() {
+        let outside = tempfile::tempdir().unwrap();
+        let witness = outside.path().join("witness.jsonl");
+        let (_dir, db, key) = log_of(5, &["email-offers"], Some(&witness));
+        let anchors = Anchor::from_witness(&std::fs::read_to_string(&witness).unwrap()).unwrap();
+        let sizes: Vec<u64> = anchors.iter().map(|a| a.size).collect();
+        assert_eq!(
+            sizes,
+            [1, 2, 3, 4, 5],
+            "one line per checkpoint, each written before its 201"
+        );
+        let public = public_key(None, &key).unwrap();
+        assert_eq!(verify(&db, &public, None, &anchors).unwrap().anchors, 5);
+        // The newest records cut off with their checkpoints: no key needed, and the log
+        // alone is consistent with itself…
+        tamper(
+            &db,
+            "DELETE FROM log WHERE idx >= 3; DELETE FROM subjects WHERE idx >= 3; DELETE FROM checkpoints WHERE size > 3",
+        );
+        assert!(check(&db, &key).is_ok(), "the log alone cannot tell");
+        // …but the witness names the first checkpoint the log no longer holds.
+        match verify(&db, &public, None, &anchors) {
+            Err(Broken::At { index: 3, problem }) => assert!(problem.contains("witness line 4"), "{problem}"),
+            other => panic!("expected the cut to be found at 3, got {other:?}"),
+        }
+    }
+
+    /// A key holder can sign a checkpoint anew (here: with another time) and keep the log
+    /// consistent with itself; the witness still holds the original.
+    #[test]
+    fn a_witness_finds_a_checkpoint_signed_anew() {
+        let outside = tempfile::tempdir().unwrap();
+        let witness = outside.path().join("witness.jsonl");
+        let (_dir, db, key) = log_of(3, &[], Some(&witness));
+        let anchors = Anchor::from_witness(&std::fs::read_to_string(&witness).unwrap()).unwrap();
+        let last = query::<u64>(&db, "SELECT timestamp FROM checkpoints WHERE size = 3");
+        resign(&db, &key, 3, last + 5);
+        assert!(check(&db, &key).is_ok(), "consistent with itself");
+        let public = public_key(None, &key).unwrap();
+        match verify(&db, &public, None, &anchors) {
+            Err(Broken::At { index: 2, problem }) => assert!(problem.contains("signed anew"), "{problem}"),
+            other => panic!("expected the rewrite to be found, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_witness_line_cut_short_by_a_crash_is_left_out_and_others_must_parse() {
+        let (_dir, db, key) = log(2);
+        let public = public_key(None, &key).unwrap();
+        let line = Connection::open(&db)
+            .unwrap()
+            .query_row(
+                "SELECT size, root, signature, timestamp FROM checkpoints WHERE size = 2",
+                [],
+                |r| {
+                    Ok(crate::store::Checkpoint {
+                        size: r.get(0)?,
+                        root: r.get::<_, Vec<u8>>(1)?.try_into().unwrap(),
+                        signature: r.get(2)?,
+                        timestamp: r.get(3)?,
+                    })
+                },
+            )
+            .unwrap()
+            .to_json(&origin_of(&public), &public)
+            .to_string();
+        let torn = format!("{line}\n{}", &line[..20]);
+        assert_eq!(Anchor::from_witness(&torn).unwrap().len(), 1);
+        assert!(matches!(
+            Anchor::from_witness(&format!("{}\n{line}\n", &line[..20])),
+            Err(Broken::Unreadable(_))
+        ));
     }
 }
