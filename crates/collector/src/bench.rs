@@ -3,7 +3,6 @@
 //! rate of the same machine, measured in the same run. A command that prints figures, not a
 //! test: nothing here asserts a timing.
 
-use crate::store::StoreError;
 use ed25519_dalek::{Signer, SigningKey};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -18,6 +17,17 @@ use unticked_core::capture::{self, Capture, Submission, SALT_LEN};
 use unticked_core::config::Config;
 use unticked_core::record::{self, base64url, fill};
 use unticked_core::view;
+
+/// Why the bench could not run: a tool's error, printed and exited 1 (any failure of the
+/// client, the collector it started or the config it read).
+#[derive(Debug)]
+pub struct BenchError(String);
+
+impl<E: std::fmt::Display> From<E> for BenchError {
+    fn from(e: E) -> Self {
+        BenchError(e.to_string())
+    }
+}
 
 pub struct Options {
     /// A running collector; without it the bench starts its own on a fresh log.
@@ -58,10 +68,10 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
 
 /// `n` checkout submissions as shoppers of 64 browsers would send them: every other one
 /// gives e-mail offers (and so discloses an address), the rest refuse everything.
-fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, StoreError> {
+fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, BenchError> {
     let form = config
         .form("checkout")
-        .ok_or_else(|| StoreError("the config has no checkout form".into()))?;
+        .ok_or_else(|| BenchError("the config has no checkout form".into()))?;
     let locale = config.default_locale.as_str();
     let texts = view::purpose_texts(&view::choices(config, form, locale, Some(locale), "u"));
     let keys: Vec<SigningKey> = (0..64u8)
@@ -100,7 +110,7 @@ fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, StoreE
             salt
         };
         let assembled = capture::assemble(config, "checkout", locale, &texts, &page, salt)
-            .ok_or_else(|| StoreError("could not assemble a checkout record".into()))?;
+            .ok_or_else(|| BenchError("could not assemble a checkout record".into()))?;
         out.push((id, seal(&assembled.capture, &keys[i % keys.len()])));
     }
     Ok(out)
@@ -131,7 +141,7 @@ fn verification_rates(bodies: &[(String, String)]) -> (f64, f64, usize) {
 }
 
 /// A collector of our own: this binary's `serve` on a free port and a fresh log.
-fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, String), StoreError> {
+fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, String), BenchError> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("serve")
         .arg("--config")
@@ -145,7 +155,7 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
-    let stdout = child.stdout.take().ok_or_else(|| StoreError("no stdout".into()))?;
+    let stdout = child.stdout.take().ok_or_else(|| BenchError("no stdout".into()))?;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         if let Some(url) = line
@@ -155,7 +165,7 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
             return Ok((child, url.trim_end_matches('/').to_string()));
         }
     }
-    Err(StoreError("the collector did not start".into()))
+    Err(BenchError("the collector did not start".into()))
 }
 
 /// Peak resident memory of a process, from Linux's /proc (`VmHWM`), in KiB.
@@ -175,10 +185,10 @@ async fn post_all(
     bodies: Arc<Vec<(String, String)>>,
     concurrency: usize,
     acked: Option<Arc<Mutex<std::fs::File>>>,
-) -> Result<(Outcome, Duration), StoreError> {
+) -> Result<(Outcome, Duration), BenchError> {
     let authority = url
         .strip_prefix("http://")
-        .ok_or_else(|| StoreError("the bench speaks plain http to a local collector".into()))?
+        .ok_or_else(|| BenchError("the bench speaks plain http to a local collector".into()))?
         .to_string();
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -216,7 +226,7 @@ async fn post_all(
                     }
                 }
             }
-            Ok::<_, StoreError>(outcome)
+            Ok::<_, BenchError>(outcome)
         }));
     }
     let mut all = Outcome {
@@ -241,11 +251,11 @@ pub fn main(options: Options) -> ExitCode {
     }
 }
 
-fn run(options: &Options) -> Result<(), StoreError> {
+fn run(options: &Options) -> Result<(), BenchError> {
     let text = std::fs::read_to_string(&options.config)
-        .map_err(|e| StoreError(format!("{}: {e}", options.config.display())))?;
+        .map_err(|e| BenchError(format!("{}: {e}", options.config.display())))?;
     let config =
-        Config::from_json(&text).map_err(|_| StoreError("the config is not valid; run `unticked lint`".into()))?;
+        Config::from_json(&text).map_err(|_| BenchError("the config is not valid; run `unticked lint`".into()))?;
     eprintln!("unticked bench: signing {} records…", options.records);
     let bodies = Arc::new(deliveries(&config, options.records)?);
 

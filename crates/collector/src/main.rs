@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod bench;
+mod error;
 mod http;
 mod lint;
 mod records;
@@ -191,7 +192,7 @@ fn main() -> ExitCode {
                         let keys = if public_key.is_some() && key.is_none() {
                             None
                         } else {
-                            Some(store::Keys::load(&path).map_err(|e| verify::Broken::Unreadable(e.0))?)
+                            Some(store::Keys::load(&path).map_err(|e| verify::Broken::Unreadable(e.to_string()))?)
                         };
                         verify::verify(&db, &public, keys.as_ref(), &a)
                     });

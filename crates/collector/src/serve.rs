@@ -229,7 +229,7 @@ pub fn main(options: Options) -> ExitCode {
     let store = match Store::open(&options.db, &config) {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e.0);
+            eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e);
             return ExitCode::FAILURE;
         }
     };
@@ -290,7 +290,7 @@ pub fn main(options: Options) -> ExitCode {
             .await
             .unwrap_or_else(|e| Err(e.into()))
         {
-            eprintln!("unticked serve: the log was not checkpointed on shutdown ({}); its WAL is kept and replayed on the next start", e.0);
+            eprintln!("unticked serve: the log was not checkpointed on shutdown ({}); its WAL is kept and replayed on the next start", e);
         }
         println!("unticked: stopped");
         ExitCode::SUCCESS

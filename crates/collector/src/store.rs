@@ -71,15 +71,7 @@ CREATE TABLE IF NOT EXISTS violations (
 );
 ";
 
-/// Why storage failed: the server's problem, never the client's (a 500 or 503).
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl<E: std::fmt::Display> From<E> for StoreError {
-    fn from(e: E) -> Self {
-        StoreError(e.to_string())
-    }
-}
+pub use crate::error::StoreError;
 
 /// The collector's secrets, from the key file beside the database.
 pub struct Keys {
@@ -99,7 +91,7 @@ impl Keys {
     pub fn load_or_create(path: &Path) -> Result<Keys, StoreError> {
         if !path.exists() {
             let mut seed = [0u8; 64];
-            getrandom::fill(&mut seed).map_err(|e| StoreError(format!("no randomness: {e}")))?;
+            getrandom::fill(&mut seed).map_err(|e| StoreError::NoRandomness(e.to_string()))?;
             let text = format!("{}\n{}\n", hex(&seed[..32]), hex(&seed[32..]));
             write_private(path, &text)?;
         }
@@ -108,14 +100,17 @@ impl Keys {
 
     /// Reads an existing key file.
     pub fn load(path: &Path) -> Result<Keys, StoreError> {
-        let text = std::fs::read_to_string(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut lines = text.lines().map(unhex32);
         match (lines.next().flatten(), lines.next().flatten()) {
             (Some(seed), Some(lookup_secret)) => Ok(Keys {
                 signing: SigningKey::from_bytes(&seed),
                 lookup_secret,
             }),
-            _ => Err(StoreError(format!("{}: not an unticked key file", path.display()))),
+            _ => Err(StoreError::NotAKeyFile(path.to_path_buf())),
         }
     }
 
@@ -146,7 +141,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        .map_err(|source| StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())
@@ -154,7 +152,10 @@ fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
-    std::fs::write(path, text).map_err(|e| StoreError(format!("{}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|source| StoreError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A signed statement of the log's size and root.
@@ -246,7 +247,10 @@ fn now_ms() -> u64 {
 }
 
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, flags).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Database {
+        path: path.to_path_buf(),
+        source,
+    })?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -276,11 +280,10 @@ impl Store {
         // A new key for an existing log would orphan its checkpoints and make its subjects
         // unfindable (and so unerasable): refuse rather than start over silently.
         if has_records && !key_path.exists() {
-            return Err(StoreError(format!(
-                "{} holds records but its key file {} is missing; restore it from backup",
-                path.display(),
-                key_path.display()
-            )));
+            return Err(StoreError::KeyMissing {
+                db: path.to_path_buf(),
+                key: key_path,
+            });
         }
         let keys = Keys::load_or_create(&key_path)?;
         store_texts(&mut write, config)?;
@@ -292,10 +295,7 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let idx: u64 = row.get(0)?;
                 if idx != tree.len() {
-                    return Err(StoreError(format!(
-                        "the log has no record at index {}; run `unticked verify`",
-                        tree.len()
-                    )));
+                    return Err(StoreError::Gap(tree.len()));
                 }
                 let bytes: Vec<u8> = row.get(1)?;
                 tree.push(merkle::leaf_hash(&bytes));
@@ -341,14 +341,12 @@ impl Store {
         let Store { jobs, shared, writer } = self;
         // This clone and the writer thread's: nobody else can send a job or read.
         if Arc::strong_count(&shared) > 2 {
-            return Err(StoreError("the store is still in use".into()));
+            return Err(StoreError::InUse);
         }
         drop(jobs);
         let handle = writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(handle) = handle {
-            handle
-                .join()
-                .map_err(|_| StoreError("the writer thread panicked".into()))?;
+            handle.join().map_err(|_| StoreError::WriterPanicked)?;
         }
         let path = shared.path.clone();
         // Closes the reader: a read-only connection cannot remove the WAL, so it must not be
@@ -356,7 +354,7 @@ impl Store {
         drop(shared);
         let conn = open_connection(&path, OpenFlags::default())?;
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        conn.close().map_err(|(_, e)| StoreError(e.to_string()))
+        conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
     }
 
     /// Appends a verified record (idempotent by id) and waits until it is durable. A
@@ -381,8 +379,8 @@ impl Store {
         // The queue is bounded: under overload the sender waits here, off the async threads.
         tokio::task::spawn_blocking(move || jobs.send(job))
             .await?
-            .map_err(|_| StoreError("the writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError("the writer has stopped".into()))?
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
     }
 
     pub fn origin(&self) -> &str {
@@ -525,9 +523,7 @@ impl Store {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        Err(StoreError(
-            "the rows are deleted, but a reader kept the write-ahead log busy; erase again to fold it".into(),
-        ))
+        Err(StoreError::WalBusy)
     }
 
     /// The latest checkpoint, if anything was stored.
@@ -691,8 +687,9 @@ fn commit_batch(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Vec<Re
             while tree.len() > before {
                 tree.pop();
             }
-            tracing::error!(error = %e.0, "could not store a batch");
-            batch.iter().map(|_| Err(StoreError(e.0.clone()))).collect()
+            tracing::error!(error = %e, "could not store a batch");
+            let shared = Arc::new(e);
+            batch.iter().map(|_| Err(StoreError::Batch(shared.clone()))).collect()
         }
     }
 }
@@ -761,7 +758,7 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
     } else {
         let tree = shared.tree.read().unwrap_or_else(|e| e.into_inner());
         let size = tree.len();
-        let root = tree.root(size).ok_or_else(|| StoreError("no root".into()))?;
+        let root = tree.root(size).ok_or(StoreError::NoRoot(size))?;
         let signature = shared
             .keys
             .signing

@@ -174,7 +174,9 @@ pub fn public_key(base64url: Option<&str>, key_file: &Path) -> Result<VerifyingK
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
             .and_then(|k| VerifyingKey::from_bytes(&k).ok())
             .ok_or_else(|| Broken::Unreadable("--public-key is not a base64url Ed25519 key".into())),
-        None => Ok(Keys::load(key_file).map_err(|e| Broken::Unreadable(e.0))?.verifying()),
+        None => Ok(Keys::load(key_file)
+            .map_err(|e| Broken::Unreadable(e.to_string()))?
+            .verifying()),
     }
 }
 
@@ -640,7 +642,7 @@ mod tests {
     }
 
     fn check(db: &Path, key: &Path) -> Result<Clean, Broken> {
-        let keys = Keys::load(key).map_err(|e| Broken::Unreadable(e.0))?;
+        let keys = Keys::load(key).map_err(|e| Broken::Unreadable(e.to_string()))?;
         verify(db, &keys.verifying(), Some(&keys), &[])
     }
 
@@ -793,7 +795,7 @@ mod tests {
         let (_dir, db, key) = log(2);
         std::fs::remove_file(&key).unwrap();
         let refused = Store::open(&db, &demo_config()).err().expect("refused");
-        assert!(refused.0.contains("key file"), "{}", refused.0);
+        assert!(refused.to_string().contains("key file"), "{refused}");
         assert!(!key.exists(), "no new key was made");
     }
 
