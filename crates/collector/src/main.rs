@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod bench;
+mod limit;
 mod lint;
 mod records;
 mod serve;
@@ -56,6 +57,10 @@ enum Command {
         /// 0 turns the limit off.
         #[arg(long, default_value_t = 20)]
         rate_limit: u32,
+        /// Records one client address may store in any 24 hours (refilled evenly); past it
+        /// 429 quota-exceeded. 0 turns the quota off (behind a proxy, every client shares its address).
+        #[arg(long, default_value_t = 1000)]
+        daily_quota: u32,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -116,12 +121,14 @@ fn main() -> ExitCode {
             addr,
             db,
             rate_limit,
+            daily_quota,
         } => serve::main(serve::Options {
             config,
             www,
             addr,
             db,
             rate_limit,
+            daily_quota,
         }),
         Command::Bench {
             url,

@@ -14,8 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::GovernorLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -29,6 +27,8 @@ pub struct Options {
     pub db: PathBuf,
     /// Records a second one client address may post (0: no limit).
     pub rate_limit: u32,
+    /// Records one client address may store a day (0: no quota).
+    pub daily_quota: u32,
 }
 
 /// What the app needs beyond the config and the store.
@@ -40,25 +40,24 @@ pub struct Settings {
     /// seconds' worth; 0 turns the limit off. Needs the peer address
     /// (`into_make_service_with_connect_info`).
     pub rate_limit: u32,
+    /// Records one client address may store in any 24 hours (refilled evenly); 0 turns the
+    /// quota off. Past it, 429 `quota-exceeded`.
+    pub daily_quota: u32,
 }
 
-/// The answer past the rate limit: 429 with the API's JSON error and `Retry-After`.
-fn rate_limited(error: tower_governor::GovernorError) -> axum::response::Response<axum::body::Body> {
-    let (status, wait) = match error {
-        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (StatusCode::TOO_MANY_REQUESTS, wait_time),
-        // No peer address to count by: a server set-up error, not the client's.
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, 0),
-    };
-    let mut response = records::refuse(
-        status,
-        "rate-limited",
-        format!("too many records from this address; retry in {wait} s"),
-    )
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+/// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
+/// widget's outbox retries later.
+async fn rate_limit(
+    axum::extract::State(collector): axum::extract::State<std::sync::Arc<records::Collector>>,
+    crate::limit::Client(client): crate::limit::Client,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = collector.limits.posts.as_ref();
+    match limit.map(|l| l.take(client, std::time::Instant::now())) {
+        Some(Err(wait)) => records::too_many("rate-limited", "too many posts from this address", wait).into_response(),
+        _ => next.run(request).await,
     }
-    response
 }
 
 /// How long a request may take before it is answered 408: a slow client must not hold a
@@ -77,22 +76,14 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    let collector = records::Collector::new(config, store, settings.admin_token);
-    let mut post_records = Router::new()
+    // Each address may post `rate_limit` records a second, in bursts of three seconds'
+    // worth, and store `daily_quota` a day (crate::limit).
+    let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
+    let collector = records::Collector::new(config, store, settings.admin_token, limits);
+    let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
-        .route("/v1/violations", post(violations::post));
-    if settings.rate_limit > 0 {
-        // Each address may post `rate_limit` records a second, in bursts of three seconds'
-        // worth; beyond that 429, which the widget's outbox retries later.
-        let limit = GovernorConfigBuilder::default()
-            .per_nanosecond((1_000_000_000 / u64::from(settings.rate_limit)).max(1))
-            .burst_size(settings.rate_limit.saturating_mul(3))
-            .finish()
-            .map(|limit| GovernorLayer::new(limit).error_handler(rate_limited));
-        if let Some(limit) = limit {
-            post_records = post_records.layer(limit);
-        }
-    }
+        .route("/v1/violations", post(violations::post))
+        .layer(axum::middleware::from_fn_with_state(collector.clone(), rate_limit));
     let mut records = Router::new()
         .merge(post_records)
         .route("/v1/records/{id}", get(records::get_record))
@@ -199,6 +190,10 @@ pub fn main(options: Options) -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    if let Err(why) = std::env::var(admin::TOKEN_VARIABLE).map_or(Ok(()), |token| admin::check_token(&token)) {
+        eprintln!("unticked serve: {why}");
+        return ExitCode::from(2);
+    }
     let report = crate::lint::lint_file(&options.config);
     if report.exit_code() != 0 {
         eprint!("{}", report.to_text());
@@ -246,7 +241,7 @@ pub fn main(options: Options) -> ExitCode {
             unticked_core::record::base64url(store.public_key().as_bytes())
         );
         println!("unticked: serving {} on http://{addr}/", options.www.display());
-        let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok();
+        let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
         if admin_token.is_none() {
             println!(
                 "unticked: admin endpoints off (set {} to enable them)",
@@ -256,6 +251,7 @@ pub fn main(options: Options) -> ExitCode {
         let settings = Settings {
             admin_token,
             rate_limit: options.rate_limit,
+            daily_quota: options.daily_quota,
         };
         let app = app(options.www, config, store, settings);
         // The peer address is what the rate limit counts by.
