@@ -446,6 +446,74 @@ mod tests {
         );
     }
 
+    /// Guessing the token from one address is held back after a few tries, longer the
+    /// more it goes on; another address is not, and the right token still works there.
+    #[tokio::test]
+    async fn wrong_tokens_from_one_address_are_held_back_and_others_are_not() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::serve::app(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
+            config.clone(),
+            Store::open(&dir.path().join("log.db"), &config).unwrap(),
+            crate::serve::Settings {
+                admin_token: Some(TOKEN.into()),
+                ..Default::default()
+            },
+        );
+        let from = |ip: [u8; 4], token: &str| {
+            let mut request = Request::get("/v1/admin/export")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))));
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, wait, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let guesser = [10, 0, 0, 1];
+        for i in 0..crate::limit::ADMIN_FAILURES {
+            let (status, _, _) = from(guesser, &format!("guess-{i}")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "try {i}");
+        }
+        let (status, first_wait, body) = from(guesser, "guess-again").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(body.contains(r#""code":"rate-limited""#), "{body}");
+        let (_, second_wait, _) = from(guesser, "and-again").await;
+        assert!(
+            second_wait > first_wait,
+            "the wait grows: {first_wait:?} {second_wait:?}"
+        );
+        let (status, _, _) = from(guesser, TOKEN).await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "held back whatever it sends, so a guess teaches nothing"
+        );
+        let (status, _, _) = from([10, 0, 0, 2], "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "another address is not held back");
+        let (status, _, _) = from([10, 0, 0, 3], TOKEN).await;
+        assert_eq!(status, StatusCode::OK, "the right token works from another address");
+    }
+
+    #[test]
+    fn a_short_token_is_refused_with_the_variable_and_the_minimum() {
+        let why = super::check_token("abcd").unwrap_err();
+        assert!(why.contains("UNTICKED_ADMIN_TOKEN") && why.contains("32"), "{why}");
+        assert!(!why.contains("abcd"), "never the token itself");
+        assert!(super::check_token(TOKEN).is_ok() && super::check_token("").is_ok());
+    }
+
     #[tokio::test]
     async fn without_a_token_the_admin_endpoints_are_off() {
         let config = demo_config();

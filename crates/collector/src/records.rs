@@ -662,6 +662,7 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+    use unticked_core::config::Channel;
 
     fn code(body: &str, config: &Config) -> &'static str {
         match check(body.as_bytes(), config) {
@@ -751,6 +752,85 @@ mod tests {
         assert_eq!(code(r#"{"record":"{}","disclosures":[],"x":1}"#, &config), "bad-body");
         assert_eq!(code(r#"{"record":"{}","disclosures":[]}"#, &config), "shape");
         assert_eq!(code(&" ".repeat(MAX_BODY + 1), &config), "too-large");
+    }
+
+    /// A subject the attack named in a form the widget never writes is refused, or it could
+    /// never be found and erased again (Art. 17); so is an "address" that is no address.
+    #[test]
+    fn identifiers_must_be_valid_and_in_the_widgets_normal_form() {
+        let config = demo_config();
+        let junk = format!("{}@example.lv", "x".repeat(8 * 1024));
+        for identifier in [
+            "Victim@Example.LV",
+            " victim@example.lv",
+            junk.as_str(),
+            "victim@@example.lv",
+        ] {
+            let mut shown = capture(&config, &["email-offers"]);
+            shown.disclosures[0].identifier = identifier.to_string();
+            let body = seal(&shown, 1);
+            assert!(body.len() <= MAX_BODY, "{identifier:.20}: under the body limit");
+            assert_eq!(code(&body, &config), "identifier-not-normal", "{identifier:.20}");
+        }
+        let mut phone = capture(&config, &["phone-calls"]);
+        phone.disclosures[0].identifier = "+48 601 234 567".into();
+        assert_eq!(code(&seal(&phone, 1), &config), "identifier-not-normal");
+        let mut post = capture(&config, &["catalogue-post"]);
+        post.disclosures = vec![Disclosure {
+            channel: Channel::Post,
+            identifier: "Jan  Kowalski,\nul. Długa 1".into(),
+            salt: [5; SALT_LEN],
+        }];
+        post.record.subjects = vec![record::SubjectCommitment {
+            channel: Channel::Post,
+            commitment: String::new(),
+        }];
+        assert_eq!(code(&seal(&post, 1), &config), "identifier-not-normal");
+        post.disclosures[0].identifier = "Jan Kowalski, ul. Długa 1".into();
+        assert_eq!(code(&seal(&post, 1), &config), "ok", "the widget's own form is taken");
+    }
+
+    #[test]
+    fn a_capture_time_far_from_the_collectors_clock_is_refused() {
+        let config = demo_config();
+        let at = |captured_at: u64| {
+            let mut shown = capture(&config, &["email-offers"]);
+            shown.record.captured_at = captured_at;
+            code(&seal(&shown, 1), &config)
+        };
+        let now = crate::testing::now_ms();
+        assert_eq!(at(0), "shape");
+        let year_2200 = 7_258_118_400_000;
+        assert_eq!(at(year_2200), "captured-at-window");
+        assert_eq!(at(now + MAX_AHEAD_MS + 60_000), "captured-at-window");
+        assert_eq!(at(now - MAX_AGE_MS - 60_000), "captured-at-window");
+        assert_eq!(at(now + 60_000), "ok", "a clock a minute fast");
+        assert_eq!(at(now - 30 * 24 * 3600 * 1000), "ok", "a month in the outbox");
+    }
+
+    #[test]
+    fn a_record_names_this_shops_page_and_privacy_notice() {
+        let mut config = demo_config();
+        let with = |edit: &dyn Fn(&mut unticked_core::record::ConsentRecord)| {
+            let mut shown = capture(&config, &["email-offers"]);
+            edit(&mut shown.record);
+            seal(&shown, 1)
+        };
+        let foreign = with(&|r| r.page_origin = "https://evil.example".into());
+        assert_eq!(code(&foreign, &config), "foreign-origin");
+        let javascript = with(&|r| r.notice_url = "javascript:alert(document.cookie)".into());
+        assert_eq!(code(&javascript, &config), "shape");
+        let other_notice = with(&|r| r.notice_url = "https://evil.example/privacy".into());
+        assert_eq!(code(&other_notice, &config), "notice-mismatch");
+        let other_version = with(&|r| r.notice_version = "1999-01".into());
+        assert_eq!(code(&other_version, &config), "notice-mismatch");
+        // Padded to 8 KiB: under the body limit, over the field's.
+        let padded = with(&|r| r.widget = format!("0.1.0{}", "x".repeat(8 * 1024)));
+        assert!(padded.len() <= MAX_BODY);
+        assert_eq!(code(&padded, &config), "shape");
+        // A shop on another origin, listed in the config, may send records.
+        config.origins = vec!["https://evil.example".into()];
+        assert_eq!(code(&foreign, &config), "ok");
     }
 
     async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, String) {
@@ -903,6 +983,70 @@ mod tests {
         );
         let (status, _) = send(&app, "GET", "/v1/records/nope", String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    async fn post_from(
+        app: &axum::Router,
+        ip: [u8; 4],
+        origin: Option<&str>,
+        body: String,
+    ) -> axum::response::Response {
+        let mut request = Request::post("/v1/records").header(header::HOST, "127.0.0.1:8080");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let mut request = request.body(Body::from(body)).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))));
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_browsers_origin_must_be_the_records_page() {
+        let config = demo_config();
+        let (app, _key, _dir) = test_app(&config);
+        let body = || seal(&capture(&config, &["email-offers"]), 1);
+        let response = post_from(&app, [10, 0, 0, 1], Some("https://evil.example"), body()).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&text).contains("origin-mismatch"));
+        let response = post_from(&app, [10, 0, 0, 1], Some("http://127.0.0.1:8080"), body()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    /// Past its daily quota an address stores nothing more, 429 with Retry-After; another
+    /// address is not held up.
+    #[tokio::test]
+    async fn the_daily_quota_holds_an_address_to_n_stored_records() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let settings = crate::serve::Settings {
+            daily_quota: 3,
+            ..Default::default()
+        };
+        let app = crate::serve::app(www, config.clone(), store, settings);
+        for _ in 0..3 {
+            let response = post_from(&app, [10, 0, 0, 1], None, seal(&capture(&config, &[]), 1)).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+        let fourth = capture(&config, &[]);
+        let response = post_from(&app, [10, 0, 0, 1], None, seal(&fourth, 1)).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=8 * 3600).contains(&wait), "a third of a day at most: {wait}");
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&text).contains(r#""code":"quota-exceeded""#));
+        let (status, _) = send(&app, "GET", &format!("/v1/records/{}", fourth.record.id), String::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored past the quota");
+        let response = post_from(&app, [10, 0, 0, 2], None, seal(&fourth, 1)).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "another address");
     }
 
     #[tokio::test]
