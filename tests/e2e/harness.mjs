@@ -12,7 +12,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 const BINARY = path.join(ROOT, "target/debug/unticked");
 
 /** The admin token of the collectors the tests start. */
-export const ADMIN_TOKEN = "e2e-admin";
+export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";
 
 /** Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop }. */
 export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {

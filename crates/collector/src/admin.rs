@@ -9,7 +9,8 @@
 //! subject appears in the records where they granted a channel and gave that contact; a
 //! record where they refused everything carries no contact (R8) and cannot be tied to them.
 
-use crate::records::{refuse, Collector, Refusal};
+use crate::limit::{Client, ClientKey};
+use crate::records::{refuse, too_many, Collector, Refusal};
 use crate::store::SubjectRow;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -25,8 +26,30 @@ use unticked_core::record::{self, State as ConsentState};
 /// The environment variable holding the admin token; without it the admin endpoints are off.
 pub const TOKEN_VARIABLE: &str = "UNTICKED_ADMIN_TOKEN";
 
-/// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first).
-pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(), Refusal> {
+/// The shortest admin token `serve` starts with: 32 characters of a random token are
+/// beyond guessing even without the limit on wrong tries (a 4-character one fell in a second).
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Whether `token` may guard the admin endpoints (empty: they stay off).
+///
+/// # Errors
+/// What to do, naming the variable and the minimum, for a token that is too short.
+pub fn check_token(token: &str) -> Result<(), String> {
+    let len = token.chars().count();
+    if len > 0 && len < MIN_TOKEN_LEN {
+        return Err(format!(
+            "{TOKEN_VARIABLE} is {len} characters long; an admin token needs at least {MIN_TOKEN_LEN} \
+             (for example `openssl rand -base64 32`)"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first), for
+/// an address not held back for wrong tokens: after [`crate::limit::ADMIN_FAILURES`] wrong
+/// ones, 429 `rate-limited`, and every try while held back makes the wait longer. A held
+/// back address is answered 429 whatever token it sends, so guessing on teaches nothing.
+pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: ClientKey) -> Result<(), Refusal> {
     let Some(expected) = &collector.admin_token else {
         return Err(refuse(
             StatusCode::NOT_FOUND,
@@ -34,6 +57,16 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(
             format!("set {TOKEN_VARIABLE} to enable the admin endpoints"),
         ));
     };
+    let failures = &collector.limits.admin;
+    let now = std::time::Instant::now();
+    if failures.check(client, now).is_err() {
+        let wait = failures.charge(client, now);
+        return Err(too_many(
+            "rate-limited",
+            "too many wrong admin tokens from this address",
+            wait,
+        ));
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -41,6 +74,13 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap) -> Result<(
         .unwrap_or("");
     let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
     if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
+        let wait = failures.charge(client, now);
+        // The address, never the token (nor any part of it).
+        if wait.is_zero() {
+            tracing::warn!(client = %client.address(), "admin: wrong bearer token");
+        } else {
+            tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "admin: wrong bearer token; address held back");
+        }
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorised",
@@ -99,9 +139,14 @@ fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, Strin
 /// `POST /v1/admin/subjects` `{"identifier"}`: the current state of each purpose for this
 /// subject and the full history. Consent once given stands until it is withdrawn (Art. 7(3)):
 /// a later record where the box was merely left unticked does not take it back.
-pub async fn subject(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn subject(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let answer = (|| {
-        authorised(&collector, &headers)?;
+        authorised(&collector, &headers, client)?;
         let identifier = identifier(&body)?;
         let mut current: BTreeMap<String, serde_json::Value> = BTreeMap::new();
         let mut history = Vec::new();
@@ -176,9 +221,14 @@ fn export_line(index: u64, bytes: &str, rows: &[SubjectRow]) -> String {
 
 /// `POST /v1/admin/subjects/export` `{"identifier"}`: every record the subject appears in,
 /// with the exact bytes and what is held about them, one JSON object per line (Art. 15).
-pub async fn export_subject(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn export_subject(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let answer = (|| {
-        authorised(&collector, &headers)?;
+        authorised(&collector, &headers, client)?;
         let identifier = identifier(&body)?;
         let records = records_of(&collector, &identifier)?;
         Ok::<_, Refusal>(ndjson(
@@ -189,8 +239,12 @@ pub async fn export_subject(State(collector): State<Arc<Collector>>, headers: He
 }
 
 /// `GET /v1/admin/export`: the whole log in order, each record with the disclosures still held.
-pub async fn export_all(State(collector): State<Arc<Collector>>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = authorised(&collector, &headers) {
+pub async fn export_all(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = authorised(&collector, &headers, client) {
         return refusal.into_response();
     }
     // A whole-log scan: off the async threads, on a connection of its own.
@@ -216,10 +270,11 @@ pub const LOG_PAGE: u64 = 1000;
 /// `unticked verify --url`.
 pub async fn log(
     State(collector): State<Arc<Collector>>,
+    Client(client): Client,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refusal) = authorised(&collector, &headers) {
+    if let Err(refusal) = authorised(&collector, &headers, client) {
         return refusal.into_response();
     }
     let start = query
@@ -239,8 +294,13 @@ pub async fn log(
 /// `POST /v1/admin/subjects/erase` `{"identifier"}`: erases the subject (Art. 17). Their
 /// disclosures are deleted; the records stay, and so does every proof, since the log holds
 /// only salted commitments that no longer lead anywhere.
-pub async fn erase(State(collector): State<Arc<Collector>>, headers: HeaderMap, body: Bytes) -> Response {
-    let identifier = match authorised(&collector, &headers).and_then(|()| identifier(&body)) {
+pub async fn erase(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let identifier = match authorised(&collector, &headers, client).and_then(|()| identifier(&body)) {
         Ok(identifier) => identifier,
         Err(refusal) => return refusal.into_response(),
     };
@@ -265,6 +325,8 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    const TOKEN: &str = "admin-test-token-0123456789abcdef";
+
     async fn call(
         app: &axum::Router,
         method: &str,
@@ -275,7 +337,8 @@ mod tests {
         let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json");
+            .header("content-type", "application/json")
+            .header("host", "127.0.0.1:8080");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
@@ -300,8 +363,8 @@ mod tests {
             config.clone(),
             Store::open(&db, &config).unwrap(),
             crate::serve::Settings {
-                admin_token: Some("s3cret".into()),
-                rate_limit: 0,
+                admin_token: Some(TOKEN.into()),
+                ..Default::default()
             },
         );
         // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses
@@ -318,7 +381,7 @@ mod tests {
         let who = r#"{"identifier":" JAN@Example.PL"}"#.to_string();
         let admin = |path: &'static str, body: String| {
             let app = app.clone();
-            async move { call(&app, "POST", path, Some("s3cret"), body).await }
+            async move { call(&app, "POST", path, Some(TOKEN), body).await }
         };
 
         assert_eq!(
@@ -355,7 +418,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(lines.lines().count(), 3);
         assert!(lines.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
-        let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
+        let (_, all) = call(&app, "GET", "/v1/admin/export", Some(TOKEN), String::new()).await;
         assert_eq!(all.lines().count(), 4);
 
         // Erasing the phone number (of the SMS record) leaves the e-mail's rows, and the
@@ -373,7 +436,7 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(&after).unwrap()["history"],
             serde_json::json!([])
         );
-        let (_, all) = call(&app, "GET", "/v1/admin/export", Some("s3cret"), String::new()).await;
+        let (_, all) = call(&app, "GET", "/v1/admin/export", Some(TOKEN), String::new()).await;
         assert!(!all.contains("jan@example.pl"), "no trace of the subject is left");
         assert!(!all.contains("--11-07"), "nor of the birthday given with them");
         assert_eq!(all.lines().count(), 4, "the records stay");
@@ -382,6 +445,74 @@ mod tests {
             crate::verify::verify(&db, &key, None, &[]).is_ok(),
             "and the log still verifies"
         );
+    }
+
+    /// Guessing the token from one address is held back after a few tries, longer the
+    /// more it goes on; another address is not, and the right token still works there.
+    #[tokio::test]
+    async fn wrong_tokens_from_one_address_are_held_back_and_others_are_not() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::serve::app(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
+            config.clone(),
+            Store::open(&dir.path().join("log.db"), &config).unwrap(),
+            crate::serve::Settings {
+                admin_token: Some(TOKEN.into()),
+                ..Default::default()
+            },
+        );
+        let from = |ip: [u8; 4], token: &str| {
+            let mut request = Request::get("/v1/admin/export")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))));
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                let status = response.status();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, wait, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let guesser = [10, 0, 0, 1];
+        for i in 0..crate::limit::ADMIN_FAILURES {
+            let (status, _, _) = from(guesser, &format!("guess-{i}")).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "try {i}");
+        }
+        let (status, first_wait, body) = from(guesser, "guess-again").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(body.contains(r#""code":"rate-limited""#), "{body}");
+        let (_, second_wait, _) = from(guesser, "and-again").await;
+        assert!(
+            second_wait > first_wait,
+            "the wait grows: {first_wait:?} {second_wait:?}"
+        );
+        let (status, _, _) = from(guesser, TOKEN).await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "held back whatever it sends, so a guess teaches nothing"
+        );
+        let (status, _, _) = from([10, 0, 0, 2], "wrong").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "another address is not held back");
+        let (status, _, _) = from([10, 0, 0, 3], TOKEN).await;
+        assert_eq!(status, StatusCode::OK, "the right token works from another address");
+    }
+
+    #[test]
+    fn a_short_token_is_refused_with_the_variable_and_the_minimum() {
+        let why = super::check_token("abcd").unwrap_err();
+        assert!(why.contains("UNTICKED_ADMIN_TOKEN") && why.contains("32"), "{why}");
+        assert!(!why.contains("abcd"), "never the token itself");
+        assert!(super::check_token(TOKEN).is_ok() && super::check_token("").is_ok());
     }
 
     #[tokio::test]

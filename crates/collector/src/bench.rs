@@ -66,9 +66,11 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
     )
 }
 
-/// `n` checkout submissions as shoppers of 64 browsers would send them: every other one
-/// gives e-mail offers (and so discloses an address), the rest refuse everything.
-fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, BenchError> {
+/// `n` checkout submissions as shoppers of 64 browsers would send them from the collector's
+/// own page at `origin` (the collector takes records from its own origin or the config's):
+/// every other one gives e-mail offers (and so discloses an address), the rest refuse
+/// everything.
+fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, String)>, BenchError> {
     let form = config
         .form("checkout")
         .ok_or_else(|| BenchError("the config has no checkout form".into()))?;
@@ -92,7 +94,7 @@ fn deliveries(config: &Config, n: usize) -> Result<Vec<(String, String)>, BenchE
         let page = Submission {
             id: &id,
             captured_at: start + i as u64,
-            page_origin: "http://127.0.0.1:8080",
+            page_origin: origin,
             page_path: "/checkout.html",
             config_sha256: "0000000000000000000000000000000000000000000000000000000000000000",
             widget: env!("CARGO_PKG_VERSION"),
@@ -150,7 +152,7 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
         .arg(&options.www)
         .arg("--db")
         .arg(dir.join("bench.db"))
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0", "--daily-quota", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -256,15 +258,24 @@ fn run(options: &Options) -> Result<(), BenchError> {
         .map_err(|e| BenchError(format!("{}: {e}", options.config.display())))?;
     let config =
         Config::from_json(&text).map_err(|_| BenchError("the config is not valid; run `unticked lint`".into()))?;
-    eprintln!("unticked bench: signing {} records…", options.records);
-    let bodies = Arc::new(deliveries(&config, options.records)?);
-
     let dir = tempfile::tempdir()?;
     let (child, url) = match &options.url {
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
             let (child, url) = start_collector(options, dir.path())?;
             (Some(child), url)
+        }
+    };
+    // The records come from the collector's own page, as the demo shop's do.
+    eprintln!("unticked bench: signing {} records…", options.records);
+    let bodies = match deliveries(&config, &url, options.records) {
+        Ok(bodies) => Arc::new(bodies),
+        Err(e) => {
+            if let Some(mut child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return Err(e);
         }
     };
     let acked = match &options.acked {

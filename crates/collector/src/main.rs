@@ -10,6 +10,7 @@ mod admin;
 mod bench;
 mod error;
 mod http;
+mod limit;
 mod lint;
 mod records;
 mod serve;
@@ -74,6 +75,10 @@ enum Command {
         /// or an http:// URL (POSTed in the background; never holds up a record).
         #[arg(long)]
         witness: Option<String>,
+        /// Records one client address may store in any 24 hours (refilled evenly); past it
+        /// 429 quota-exceeded. 0 turns the quota off (behind a proxy, every client shares its address).
+        #[arg(long, default_value_t = 1000)]
+        daily_quota: u32,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -141,6 +146,7 @@ fn main() -> ExitCode {
             max_connections,
             max_connections_per_address,
             witness,
+            daily_quota,
         } => serve::main(serve::Options {
             config,
             www,
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
                 per_address: max_connections_per_address,
             },
             witness,
+            daily_quota,
         }),
         Command::Bench {
             url,

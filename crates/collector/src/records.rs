@@ -15,17 +15,18 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
-use unticked_core::capture::{normalise_birthday, Disclosure, SALT_LEN};
+use unticked_core::capture::{normalise_birthday, normalise_contact, Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config, ExtraField, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 use unticked_core::{locale, view};
 
+use crate::limit::{retry_after_secs, Client, Limits};
 use crate::store::{Appended, Store};
 
 /// Largest delivery accepted (issue 4): a record of dozens of purposes is under 8 KiB.
@@ -83,15 +84,18 @@ pub struct Collector {
     pub store: Store,
     /// The bearer token of the admin endpoints; `None` turns them off.
     pub admin_token: Option<String>,
+    /// What each client address may do: posts a second, records a day, wrong admin tokens.
+    pub limits: Limits,
 }
 
 impl Collector {
-    pub fn new(config: Config, store: Store, admin_token: Option<String>) -> Arc<Collector> {
+    pub fn new(config: Config, store: Store, admin_token: Option<String>, limits: Limits) -> Arc<Collector> {
         Arc::new(Collector {
             shown: Shown::of(&config),
             config,
             store,
             admin_token: admin_token.filter(|t| !t.is_empty()),
+            limits,
         })
     }
 
@@ -133,6 +137,8 @@ pub struct Refusal {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After` (RFC 9110 §10.2.3), on a 429.
+    pub retry_after: Option<u64>,
 }
 
 pub(crate) fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
@@ -140,15 +146,59 @@ pub(crate) fn refuse(status: StatusCode, code: &'static str, message: impl Into<
         status,
         code,
         message: message.into(),
+        retry_after: None,
+    }
+}
+
+/// 429 with `code` and `Retry-After`: a limit of [`crate::limit`] was reached (RFC 6585 §4).
+pub(crate) fn too_many(code: &'static str, what: &str, wait: std::time::Duration) -> Refusal {
+    let secs = retry_after_secs(wait);
+    Refusal {
+        retry_after: Some(secs),
+        ..refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            code,
+            format!("{what}; retry in {secs} s"),
+        )
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "code": self.code, "message": self.message });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
+
+/// Where and when a delivery arrived: what its record's time and page are held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival<'a> {
+    /// The collector's clock, ms since the epoch.
+    pub now_ms: u64,
+    /// The request's `Host` (RFC 9110 §7.2): the collector's own authority.
+    pub host: Option<&'a str>,
+    /// The request's `Origin` (RFC 6454 §7), which a browser sends with every POST.
+    pub origin: Option<&'a str>,
+}
+
+/// How far ahead of the collector's clock a capture time may be: a shopper's clock a few
+/// minutes fast. A record refused for it stays in the outbox, which retries (30 s,
+/// doubling up to 6 h, src/courier.js), and is taken once the collector's clock has caught
+/// up with the shopper's; a time further ahead is no capture at all.
+pub const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
+
+/// How old a capture may be when it arrives: 400 days. The outbox (src/courier.js) keeps an
+/// undelivered record with no age limit, up to 50 of them, and retries only while the
+/// shopper visits the shop again: a record of a shopper who comes back next season must
+/// still be taken, so the window spans a year and a month. Older than that, a clock far
+/// behind is likelier than a delivery so late.
+pub const MAX_AGE_MS: u64 = 400 * 24 * 3600 * 1000;
 
 /// A delivery that passed every check.
 #[derive(Debug)]
@@ -168,17 +218,23 @@ fn unprocessable(code: &'static str, message: impl Into<String>) -> Refusal {
     refuse(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
-/// Checks a delivery body against `config`. Pure: no storage, no clock.
+/// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
+/// test captures' page). Pure: no storage, and the clock passed in.
 ///
 /// # Errors
 /// A [`Refusal`] with a 4xx status and a stable code.
 #[cfg(test)]
 pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
-    check_shown(body, config, &Shown::of(config))
+    let arrival = Arrival {
+        now_ms: crate::testing::now_ms(),
+        host: Some("127.0.0.1:8080"),
+        origin: None,
+    };
+    check_shown(body, config, &Shown::of(config), &arrival)
 }
 
-/// [`check`] with the texts already rendered.
-pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accepted, Refusal> {
+/// [`check`] with the texts already rendered, and the time and request it arrived with.
+pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
     let bad = |message: &str| refuse(StatusCode::BAD_REQUEST, "bad-body", message.to_string());
     if body.len() > MAX_BODY {
         return Err(refuse(
@@ -228,6 +284,9 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown) -> Result<Accept
         refuse(StatusCode::BAD_REQUEST, code, e.to_string())
     })?;
     matches_config(&opened, config, shown)?;
+    captured_in_window(&opened, arrival.now_ms)?;
+    matches_page(&opened, config, arrival)?;
+    identifiers_normal(&disclosures)?;
     matches_disclosures(&opened, &disclosures, config)?;
     if birthday.is_some() {
         birthday_granted(&opened, &disclosures, config)?;
@@ -329,6 +388,86 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
     Ok(())
 }
 
+/// The capture time is within [`MAX_AGE_MS`] before and [`MAX_AHEAD_MS`] after `now_ms`.
+fn captured_in_window(opened: &OpenedRecord, now_ms: u64) -> Result<(), Refusal> {
+    let captured_at = opened.record.captured_at;
+    let earliest = now_ms.saturating_sub(MAX_AGE_MS);
+    if captured_at < earliest || captured_at > now_ms.saturating_add(MAX_AHEAD_MS) {
+        return Err(unprocessable(
+            "captured-at-window",
+            format!(
+                "captured_at {captured_at} is not within 400 days before and 10 minutes after the collector's clock ({now_ms})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The record names the privacy notice this config links to, and a page of the shop: one
+/// of the config's `origins`, or the collector's own origin (the request's `Host`); and a
+/// browser's request comes from that very page (its `Origin`).
+fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Result<(), Refusal> {
+    let record = &opened.record;
+    let notice = &config.privacy_notice;
+    if record.notice_url != notice.url || record.notice_version != notice.version {
+        return Err(unprocessable(
+            "notice-mismatch",
+            format!(
+                "the record names another privacy notice than the config's ({} version {})",
+                notice.url, notice.version
+            ),
+        ));
+    }
+    if arrival.origin.is_some_and(|origin| origin != record.page_origin) {
+        return Err(unprocessable(
+            "origin-mismatch",
+            "the record's page.origin is not the Origin the request came from",
+        ));
+    }
+    let own = arrival
+        .host
+        .is_some_and(|host| is_own_origin(&record.page_origin, host));
+    if !own && !config.origins.iter().any(|o| o == &record.page_origin) {
+        return Err(unprocessable(
+            "foreign-origin",
+            "page.origin is neither one of the config's origins nor the collector's own",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `origin` (`scheme://authority`) has the authority the request named in `Host`,
+/// compared case-insensitively (RFC 3986 §3.2.2) and with the scheme's default port implied.
+fn is_own_origin(origin: &str, host: &str) -> bool {
+    let (authority, default_port) = match origin.split_once("://") {
+        Some(("https", authority)) => (authority, ":443"),
+        Some(("http", authority)) => (authority, ":80"),
+        _ => return false,
+    };
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    authority.eq_ignore_ascii_case(host)
+}
+
+/// Each identifier is already in the form the widget writes (`capture::normalise_contact`),
+/// so that looking a subject up, exporting and erasing them (Art. 15, 17) find every record
+/// that names them: `Victim@Example.LV` would be a subject no request could reach.
+fn identifiers_normal(disclosures: &[Disclosure]) -> Result<(), Refusal> {
+    for disclosure in disclosures {
+        // No locale: a number the widget normalised is in E.164 already, `+` and digits.
+        let normal = normalise_contact(disclosure.channel, &disclosure.identifier, "");
+        if normal.as_deref() != Some(disclosure.identifier.as_str()) {
+            return Err(unprocessable(
+                "identifier-not-normal",
+                format!(
+                    "a {} identifier is not a valid one in the widget's normal form",
+                    disclosure.channel.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Each subject commitment has its disclosure, for a channel granted in this record (R8).
 fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config: &Config) -> Result<(), Refusal> {
     let record = &opened.record;
@@ -360,7 +499,12 @@ fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config
 
 /// `POST /v1/records`: 201 when stored, 200 when the same bytes were stored before, 409
 /// when other bytes hold the id, 4xx JSON `{code, message}` for anything refused.
-pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn post_record(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(_) => {
@@ -372,7 +516,27 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
             .into_response()
         }
     };
-    let accepted = match check_shown(&body, &collector.config, &collector.shown) {
+    // The daily quota counts records stored; checked first, so that a client past it costs
+    // no signature check.
+    let daily = collector.limits.daily.as_ref();
+    if let Some(Err(wait)) = daily.map(|quota| quota.check(client, std::time::Instant::now())) {
+        tracing::warn!(client = %client.address(), "record refused: daily quota reached");
+        return too_many(
+            "quota-exceeded",
+            "this address has stored its records for the day",
+            wait,
+        )
+        .into_response();
+    }
+    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let arrival = Arrival {
+        now_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        host: text(header::HOST),
+        origin: text(header::ORIGIN),
+    };
+    let accepted = match check_shown(&body, &collector.config, &collector.shown, &arrival) {
         Ok(accepted) => accepted,
         Err(refusal) => {
             tracing::warn!(code = refusal.code, "record refused");
@@ -387,7 +551,12 @@ pub async fn post_record(State(collector): State<Arc<Collector>>, body: Result<B
         .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
         .await;
     let (status, index) = match appended {
-        Ok(Appended::New(index)) => (StatusCode::CREATED, index),
+        Ok(Appended::New(index)) => {
+            if let Some(quota) = daily {
+                quota.charge(client, std::time::Instant::now());
+            }
+            (StatusCode::CREATED, index)
+        }
         Ok(Appended::Existing(index)) => (StatusCode::OK, index),
         Ok(Appended::Conflict) => {
             return refuse(
@@ -503,6 +672,7 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+    use unticked_core::config::Channel;
 
     fn code(body: &str, config: &Config) -> &'static str {
         match check(body.as_bytes(), config) {
@@ -594,11 +764,92 @@ mod tests {
         assert_eq!(code(&" ".repeat(MAX_BODY + 1), &config), "too-large");
     }
 
+    /// A subject the attack named in a form the widget never writes is refused, or it could
+    /// never be found and erased again (Art. 17); so is an "address" that is no address.
+    #[test]
+    fn identifiers_must_be_valid_and_in_the_widgets_normal_form() {
+        let config = demo_config();
+        let junk = format!("{}@example.lv", "x".repeat(8 * 1024));
+        for identifier in [
+            "Victim@Example.LV",
+            " victim@example.lv",
+            junk.as_str(),
+            "victim@@example.lv",
+        ] {
+            let mut shown = capture(&config, &["email-offers"]);
+            shown.disclosures[0].identifier = identifier.to_string();
+            let body = seal(&shown, 1);
+            assert!(body.len() <= MAX_BODY, "{identifier:.20}: under the body limit");
+            assert_eq!(code(&body, &config), "identifier-not-normal", "{identifier:.20}");
+        }
+        let mut phone = capture(&config, &["phone-calls"]);
+        phone.disclosures[0].identifier = "+48 601 234 567".into();
+        assert_eq!(code(&seal(&phone, 1), &config), "identifier-not-normal");
+        let mut post = capture(&config, &["catalogue-post"]);
+        post.disclosures = vec![Disclosure {
+            channel: Channel::Post,
+            identifier: "Jan  Kowalski,\nul. Długa 1".into(),
+            salt: [5; SALT_LEN],
+        }];
+        post.record.subjects = vec![record::SubjectCommitment {
+            channel: Channel::Post,
+            commitment: String::new(),
+        }];
+        assert_eq!(code(&seal(&post, 1), &config), "identifier-not-normal");
+        post.disclosures[0].identifier = "Jan Kowalski, ul. Długa 1".into();
+        assert_eq!(code(&seal(&post, 1), &config), "ok", "the widget's own form is taken");
+    }
+
+    #[test]
+    fn a_capture_time_far_from_the_collectors_clock_is_refused() {
+        let config = demo_config();
+        let at = |captured_at: u64| {
+            let mut shown = capture(&config, &["email-offers"]);
+            shown.record.captured_at = captured_at;
+            code(&seal(&shown, 1), &config)
+        };
+        let now = crate::testing::now_ms();
+        assert_eq!(at(0), "shape");
+        let year_2200 = 7_258_118_400_000;
+        assert_eq!(at(year_2200), "captured-at-window");
+        assert_eq!(at(now + MAX_AHEAD_MS + 60_000), "captured-at-window");
+        assert_eq!(at(now - MAX_AGE_MS - 60_000), "captured-at-window");
+        assert_eq!(at(now + 60_000), "ok", "a clock a minute fast");
+        assert_eq!(at(now - 30 * 24 * 3600 * 1000), "ok", "a month in the outbox");
+    }
+
+    #[test]
+    fn a_record_names_this_shops_page_and_privacy_notice() {
+        let mut config = demo_config();
+        let with = |edit: &dyn Fn(&mut unticked_core::record::ConsentRecord)| {
+            let mut shown = capture(&config, &["email-offers"]);
+            edit(&mut shown.record);
+            seal(&shown, 1)
+        };
+        let foreign = with(&|r| r.page_origin = "https://evil.example".into());
+        assert_eq!(code(&foreign, &config), "foreign-origin");
+        let javascript = with(&|r| r.notice_url = "javascript:alert(document.cookie)".into());
+        assert_eq!(code(&javascript, &config), "shape");
+        let other_notice = with(&|r| r.notice_url = "https://evil.example/privacy".into());
+        assert_eq!(code(&other_notice, &config), "notice-mismatch");
+        let other_version = with(&|r| r.notice_version = "1999-01".into());
+        assert_eq!(code(&other_version, &config), "notice-mismatch");
+        // Padded to 8 KiB: under the body limit, over the field's.
+        let padded = with(&|r| r.widget = format!("0.1.0{}", "x".repeat(8 * 1024)));
+        assert!(padded.len() <= MAX_BODY);
+        assert_eq!(code(&padded, &config), "shape");
+        // A shop on another origin, listed in the config, may send records.
+        config.origins = vec!["https://evil.example".into()];
+        assert_eq!(code(&foreign, &config), "ok");
+    }
+
     async fn send(app: &axum::Router, method: &str, uri: &str, body: String) -> (StatusCode, String) {
+        // From the demo page the test captures name (http://127.0.0.1:8080).
         let request = Request::builder()
             .method(method)
             .uri(uri)
             .header("content-type", "application/json")
+            .header(header::HOST, "127.0.0.1:8080")
             .body(Body::from(body))
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -743,6 +994,74 @@ mod tests {
         );
         let (status, _) = send(&app, "GET", "/v1/records/nope", String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    async fn post_from(
+        app: &axum::Router,
+        ip: [u8; 4],
+        origin: Option<&str>,
+        body: String,
+    ) -> axum::response::Response {
+        let mut request = Request::post("/v1/records")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(origin) = origin {
+            request = request.header(header::ORIGIN, origin);
+        }
+        let mut request = request.body(Body::from(body)).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((ip, 50000))));
+        app.clone().oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_browsers_origin_must_be_the_records_page() {
+        let config = demo_config();
+        let (app, _key, _dir) = test_app(&config);
+        let body = || seal(&capture(&config, &["email-offers"]), 1);
+        // The collector's own origin under another scheme passes the writers' check (a TLS
+        // proxy may sit in front), but it is not the page this record names.
+        let response = post_from(&app, [10, 0, 0, 1], Some("https://127.0.0.1:8080"), body()).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&text).contains("origin-mismatch"));
+        let response = post_from(&app, [10, 0, 0, 1], Some("http://127.0.0.1:8080"), body()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    /// Past its daily quota an address stores nothing more, 429 with Retry-After; another
+    /// address is not held up.
+    #[tokio::test]
+    async fn the_daily_quota_holds_an_address_to_n_stored_records() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let settings = crate::serve::Settings {
+            daily_quota: 3,
+            ..Default::default()
+        };
+        let app = crate::serve::app(www, config.clone(), store, settings);
+        for _ in 0..3 {
+            let response = post_from(&app, [10, 0, 0, 1], None, seal(&capture(&config, &[]), 1)).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+        let fourth = capture(&config, &[]);
+        let response = post_from(&app, [10, 0, 0, 1], None, seal(&fourth, 1)).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait: u64 = response.headers()[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=8 * 3600).contains(&wait), "a third of a day at most: {wait}");
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&text).contains(r#""code":"quota-exceeded""#));
+        let (status, _) = send(&app, "GET", &format!("/v1/records/{}", fourth.record.id), String::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored past the quota");
+        let response = post_from(&app, [10, 0, 0, 2], None, seal(&fourth, 1)).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "another address");
     }
 
     #[tokio::test]

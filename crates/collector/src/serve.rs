@@ -14,8 +14,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::GovernorLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -32,6 +30,8 @@ pub struct Options {
     pub connections: crate::http::ConnectionLimits,
     /// Where each new checkpoint is published: a file path or an http:// URL.
     pub witness: Option<String>,
+    /// Records one client address may store a day (0: no quota).
+    pub daily_quota: u32,
 }
 
 /// What the app needs beyond the config and the store.
@@ -43,25 +43,24 @@ pub struct Settings {
     /// seconds' worth; 0 turns the limit off. Needs the peer address
     /// (`into_make_service_with_connect_info`).
     pub rate_limit: u32,
+    /// Records one client address may store in any 24 hours (refilled evenly); 0 turns the
+    /// quota off. Past it, 429 `quota-exceeded`.
+    pub daily_quota: u32,
 }
 
-/// The answer past the rate limit: 429 with the API's JSON error and `Retry-After`.
-fn rate_limited(error: tower_governor::GovernorError) -> axum::response::Response<axum::body::Body> {
-    let (status, wait) = match error {
-        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => (StatusCode::TOO_MANY_REQUESTS, wait_time),
-        // No peer address to count by: a server set-up error, not the client's.
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, 0),
-    };
-    let mut response = records::refuse(
-        status,
-        "rate-limited",
-        format!("too many records from this address; retry in {wait} s"),
-    )
-    .into_response();
-    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+/// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
+/// widget's outbox retries later.
+async fn rate_limit(
+    axum::extract::State(collector): axum::extract::State<std::sync::Arc<records::Collector>>,
+    crate::limit::Client(client): crate::limit::Client,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = collector.limits.posts.as_ref();
+    match limit.map(|l| l.take(client, std::time::Instant::now())) {
+        Some(Err(wait)) => records::too_many("rate-limited", "too many posts from this address", wait).into_response(),
+        _ => next.run(request).await,
     }
-    response
 }
 
 /// How long a request may take before it is answered 408: a slow client must not hold a
@@ -82,23 +81,16 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .collect();
     let writers = crate::http::Writers::new(&config.origins);
     let statics = Arc::new(crate::statics::Statics::new(&www, store.path()));
-    let collector = records::Collector::new(config, store, settings.admin_token);
-    let mut post_records = Router::new()
+    // Each address may post `rate_limit` records a second, in bursts of three seconds'
+    // worth, and store `daily_quota` a day (crate::limit).
+    let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
+    let collector = records::Collector::new(config, store, settings.admin_token, limits);
+    let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
-        .route("/v1/violations", post(violations::post));
-    if settings.rate_limit > 0 {
-        // Each address may post `rate_limit` records a second, in bursts of three seconds'
-        // worth; beyond that 429, which the widget's outbox retries later.
-        let limit = GovernorConfigBuilder::default()
-            .per_nanosecond((1_000_000_000 / u64::from(settings.rate_limit)).max(1))
-            .burst_size(settings.rate_limit.saturating_mul(3))
-            .finish()
-            .map(|limit| GovernorLayer::new(limit).error_handler(rate_limited));
-        if let Some(limit) = limit {
-            post_records = post_records.layer(limit);
-        }
-    }
-    // Origin, media type and declared length are checked before the body is read (issue 12).
+        .route("/v1/violations", post(violations::post))
+        .layer(axum::middleware::from_fn_with_state(collector.clone(), rate_limit));
+    // Origin, media type and declared length are checked before the body is read, and
+    // before a foreign writer can spend an address's rate (issue 12).
     let post_records =
         post_records.route_layer(axum::middleware::from_fn_with_state(writers, crate::http::writers_only));
     let mut records = Router::new()
@@ -208,6 +200,10 @@ pub fn main(options: Options) -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
+    if let Err(why) = std::env::var(admin::TOKEN_VARIABLE).map_or(Ok(()), |token| admin::check_token(&token)) {
+        eprintln!("unticked serve: {why}");
+        return ExitCode::from(2);
+    }
     let report = crate::lint::lint_file(&options.config);
     if report.exit_code() != 0 {
         eprint!("{}", report.to_text());
@@ -269,7 +265,7 @@ pub fn main(options: Options) -> ExitCode {
             unticked_core::record::base64url(store.public_key().as_bytes())
         );
         println!("unticked: serving {} on http://{addr}/", options.www.display());
-        let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok();
+        let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
         if admin_token.is_none() {
             println!(
                 "unticked: admin endpoints off (set {} to enable them)",
@@ -279,6 +275,7 @@ pub fn main(options: Options) -> ExitCode {
         let settings = Settings {
             admin_token,
             rate_limit: options.rate_limit,
+            daily_quota: options.daily_quota,
         };
         let closing = store.clone();
         let app = app(options.www, config, store, settings);
@@ -795,8 +792,10 @@ mod tests {
             .await;
             assert_eq!(status, StatusCode::ACCEPTED, "{origin:?}: {code}");
         }
+        // A record is taken from the page it names (records.rs checks that page.origin is the
+        // browser's Origin): this one was captured on the collector's own page.
         assert_eq!(
-            post("/v1/records", Some("https://shop.example"), json, &delivery)
+            post("/v1/records", Some("http://127.0.0.1:8080"), json, &delivery)
                 .await
                 .0,
             StatusCode::CREATED

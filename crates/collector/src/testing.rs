@@ -8,6 +8,14 @@ use unticked_core::view;
 
 pub(crate) use crate::records::sha256_hex;
 
+/// The clock, ms since the epoch: captures are made now, as the collector checks their time.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
 pub fn demo_config() -> Config {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
     Config::from_json(&text).unwrap()
@@ -28,7 +36,7 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
     let config_sha256 = sha256_hex(b"config");
     let page = Submission {
         id: &id,
-        captured_at: 1_763_782_620_001,
+        captured_at: now_ms(),
         page_origin: "http://127.0.0.1:8080",
         page_path: "/checkout.html",
         config_sha256: &config_sha256,

@@ -128,8 +128,12 @@ pub async fn post(State(collector): State<Arc<Collector>>, body: Result<Bytes, B
 
 /// `GET /v1/violations` (admin): every kind reported, per form and page, with counts and
 /// first and last seen (ms since the epoch).
-pub async fn list(State(collector): State<Arc<Collector>>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = crate::admin::authorised(&collector, &headers) {
+pub async fn list(
+    State(collector): State<Arc<Collector>>,
+    crate::limit::Client(client): crate::limit::Client,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = crate::admin::authorised(&collector, &headers, client) {
         return refusal.into_response();
     }
     match collector.store.violations() {

@@ -21,10 +21,13 @@ impl Drop for Killed {
     }
 }
 
+/// The admin token of the collectors these tests start (serve wants 32 characters or more).
+const TOKEN: &str = "durability-test-admin-token-0123456789";
+
 /// `unticked serve` on a free port over `db`; returns the process and its `host:port`.
 fn serve(db: &Path) -> (Killed, String) {
     let mut child = unticked()
-        .env("UNTICKED_ADMIN_TOKEN", "t0ken")
+        .env("UNTICKED_ADMIN_TOKEN", TOKEN)
         .arg("serve")
         .arg("--config")
         .arg(root().join("www/consent.json"))
@@ -32,7 +35,7 @@ fn serve(db: &Path) -> (Killed, String) {
         .arg(root().join("www"))
         .arg("--db")
         .arg(db)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0", "--daily-quota", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -141,11 +144,11 @@ fn a_running_collector_verifies_over_http_against_its_pinned_key() {
         let out = command.output().unwrap();
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
-    let (code, report) = verify("t0ken", None);
+    let (code, report) = verify(TOKEN, None);
     assert_eq!(code, Some(0), "{report}");
     assert!(report.contains("40 records") && report.contains(": clean"), "{report}");
     // Held to another key, the same checkpoint is refused; without the token, nothing is read.
-    let (code, report) = verify("t0ken", Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));
+    let (code, report) = verify(TOKEN, Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(verify("wrong", None).0, Some(2));
 }

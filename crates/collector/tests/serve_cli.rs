@@ -156,3 +156,102 @@ fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
     };
     assert_eq!(last, "unticked: stopped");
 }
+
+/// An admin token a guesser could find is never served: `serve` exits at once naming the
+/// variable and the minimum length, before it opens the log or listens.
+#[test]
+fn serve_refuses_a_short_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        unticked()
+            .env("UNTICKED_ADMIN_TOKEN", "abcd")
+            .arg("serve")
+            .arg("--config")
+            .arg(root().join("www/consent.json"))
+            .arg("--www")
+            .arg(root().join("www"))
+            .arg("--db")
+            .arg(dir.path().join("log.db"))
+            .args(["--addr", "127.0.0.1:0"]),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("UNTICKED_ADMIN_TOKEN"), "{stderr}");
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    assert!(!stdout.contains("serving"), "{stdout}");
+    assert!(!dir.path().join("log.db").exists(), "nothing was opened");
+}
+
+/// Over real TCP: wrong admin tokens from one address get 429 after a few, and the log
+/// names the address and never the token.
+#[test]
+fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "serve-cli-admin-token-0123456789abcdef";
+    let mut child = unticked()
+        .env("UNTICKED_ADMIN_TOKEN", token)
+        .arg("serve")
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--www")
+        .arg(root().join("www"))
+        .arg("--db")
+        .arg(dir.path().join("log.db"))
+        .args(["--addr", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start unticked serve");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = Server(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let log = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let addr = loop {
+        let line = lines.recv_timeout(LIMIT).expect("serve printed its URL");
+        if let Some(url) = line.split(" on http://").nth(1) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    let status_of = |bearer: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        write!(
+            stream,
+            "GET /v1/admin/export HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.get(9..12).unwrap_or_default().to_string()
+    };
+    let statuses: Vec<String> = (0..10).map(|i| status_of(&format!("wrong-guess-{i}"))).collect();
+    assert_eq!(statuses[0], "401", "{statuses:?}");
+    assert_eq!(statuses[9], "429", "{statuses:?}");
+    assert!(statuses.iter().filter(|s| *s == "401").count() <= 5, "{statuses:?}");
+    assert_eq!(status_of(token), "429", "still held back, even with the right token");
+
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    wait_with_timeout(&mut server.0, LIMIT).expect("serve stops on SIGTERM");
+    let log = log.join().unwrap();
+    assert!(log.contains("wrong bearer token") && log.contains("127.0.0.1"), "{log}");
+    assert!(!log.contains("wrong-guess") && !log.contains(token), "{log}");
+}

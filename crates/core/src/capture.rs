@@ -277,17 +277,40 @@ pub fn assemble(
     })
 }
 
+/// The longest e-mail address (RFC 5321 §4.5.3.1.3: a path of 256 octets, less the angle
+/// brackets), its local part (§4.5.3.1.1) and a domain label (RFC 1035 §2.3.4), in bytes.
+pub const MAX_EMAIL: usize = 254;
+const MAX_LOCAL_PART: usize = 64;
+const MAX_LABEL: usize = 63;
+
 /// An e-mail address as its commitment covers it: trimmed and in ASCII lower case (mail
 /// providers treat the local part case-insensitively in practice, although RFC 5321 §2.4
 /// allows otherwise; a commitment must not depend on how the shopper typed it). `None`
-/// when it is not an address.
+/// when it is not an address: exactly one `@`; at most 254 bytes, a local part of 1 to 64
+/// (RFC 5321 §4.5.3.1); no white space, control character or empty dot-separated part
+/// (RFC 5322 §3.4.1's dot-atom); a domain of two labels or more, each 1 to 63 letters,
+/// digits and inner hyphens (RFC 1123 §2.1), or non-ASCII characters for an IDN.
 pub fn normalise_email(raw: &str) -> Option<String> {
     let address = raw.trim();
-    let (local, domain) = address.rsplit_once('@')?;
-    let fine = !local.is_empty()
+    let (local, domain) = address.split_once('@')?;
+    let dot_atom =
+        |text: &str| !text.is_empty() && text.split('.').all(|part| !part.is_empty()) && !text.contains(['@', '"']);
+    let label = |label: &str| {
+        let bytes = label.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_LABEL
+            && bytes.first() != Some(&b'-')
+            && bytes.last() != Some(&b'-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+    };
+    let fine = address.len() <= MAX_EMAIL
+        && local.len() <= MAX_LOCAL_PART
+        && dot_atom(local)
+        && dot_atom(domain)
         && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
+        && domain.split('.').all(label)
         && !address.chars().any(|c| c.is_whitespace() || c.is_control());
     fine.then(|| address.to_ascii_lowercase())
 }
@@ -394,6 +417,7 @@ pub fn normalise_contact(channel: Channel, raw: &str, locale: &str) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     #[test]
     fn emails_are_trimmed_and_lowercased() {
@@ -412,6 +436,49 @@ mod tests {
         ] {
             assert_eq!(normalise_email(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn what_is_no_address_is_refused_and_real_ones_are_kept() {
+        let long_local = "a".repeat(64);
+        let long_label = "d".repeat(63);
+        for good in [
+            "o'brien+shop@mail.example.co.uk",
+            "a.b-c_d@xn--bcher-kva.example",
+            "jānis@bērziņš.lv",
+            &format!("{long_local}@example.lv"),
+            &format!("anna@{long_label}.lv"),
+        ] {
+            assert_eq!(
+                normalise_email(good).as_deref(),
+                Some(good.to_lowercase().as_str()),
+                "{good}"
+            );
+        }
+        let junk = format!("{}@example.lv", "x".repeat(8 * 1024));
+        let too_long = format!("anna@{0}.{0}.{0}.{0}.{0}.lv", "d".repeat(60));
+        for bad in [
+            junk.as_str(),
+            &too_long,
+            &format!("a{long_local}@example.lv"),
+            &format!("anna@d{long_label}.lv"),
+            "anna@@example.lv",
+            "\"anna@x\"@example.lv",
+            "anna@example..lv",
+            "anna..ozola@example.lv",
+            ".anna@example.lv",
+            "anna.@example.lv",
+            "anna@.example.lv",
+            "anna@exa_mple.lv",
+            "anna@-example.lv",
+            "anna@example-.lv",
+            "anna@exa mple.lv",
+            "anna@example.lv\u{0}",
+            "anna@<script>.lv",
+        ] {
+            assert_eq!(normalise_email(bad), None, "{bad:?}");
+        }
+        assert!(too_long.len() > MAX_EMAIL);
     }
 
     #[test]

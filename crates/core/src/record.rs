@@ -226,14 +226,74 @@ fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// `https://host[:port]`, or `http://` on loopback: an origin, nothing after the host.
+/// The longest URL, origin or page path a record holds, in bytes: what browsers and
+/// servers reliably carry (RFC 9110 §4.1 recommends supporting at least 8000 octets in a
+/// request line; a shop's page is far shorter), and a bound on what one record stores.
+pub const MAX_URL: usize = 2048;
+
+/// The longest form id, purpose id, widget version or notice version, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// The most purposes one record covers: a form that offers more is no longer a choice a
+/// shopper can read (and a config's forms stay far below it).
+pub const MAX_PURPOSES: usize = 64;
+
+/// The most subject commitments one record holds: one per channel that reaches a contact.
+pub const MAX_SUBJECTS: usize = 8;
+
+/// The largest whole number JSON carries exactly between implementations (RFC 7493 §2.2,
+/// I-JSON: 2^53 − 1), the range of `captured_at`.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// An origin as a browser serialises `location.origin` (RFC 6454 §6.2): `https://` or
+/// `http://`, a host of letters, digits, hyphens and dots (IDNs in their ASCII form) or a
+/// bracketed IPv6 address, and an optional port; nothing else.
 fn is_origin(text: &str) -> bool {
-    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
-    rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', '?', '#', '@', ' ']))
+    if text.len() > MAX_URL {
+        return false;
+    }
+    let Some(authority) = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")) else {
+        return false;
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !authority.ends_with(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let port_fine = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let host_fine = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => !ipv6.is_empty() && ipv6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+        None => {
+            !host.is_empty()
+                && host
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        }
+    };
+    port_fine && host_fine
 }
 
 fn is_page_path(text: &str) -> bool {
-    text.starts_with('/') && !text.contains(['?', '#'])
+    text.len() <= MAX_URL && text.starts_with('/') && !text.contains(['?', '#'])
+}
+
+/// Where the privacy notice is: an `https:` or `http:` URL, or a path on the shop's own
+/// origin (`/privacy.html`, not `//host`, which is another host). Never another scheme
+/// (`javascript:`, `data:`): a verifier or an admin page may show it as a link.
+fn is_notice_url(text: &str) -> bool {
+    let absolute = text.starts_with("https://") || text.starts_with("http://");
+    let path = text.starts_with('/') && !text.starts_with("//") && !text.starts_with("/\\");
+    text.len() <= MAX_URL && (absolute || path) && !text.contains(|c: char| c.is_whitespace() || c.is_control())
+}
+
+/// The widget's version: 1 to 64 printable ASCII characters (`0.1.0`).
+fn is_widget_version(text: &str) -> bool {
+    !text.is_empty() && text.len() <= MAX_NAME && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A language tag's characters (BCP 47: letters, digits and hyphens), at most 35 bytes
+/// (RFC 5646 §4.4.1's minimum buffer).
+fn is_locale_tag(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 35 && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// One piece of a record's canonical text, as [`ConsentRecord::parts`] writes it.
@@ -424,19 +484,34 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
     }
     let id = root.text("id", is_uuid_v7, "not a UUIDv7 in lowercase")?;
     let captured_at = root.number("captured_at")?;
+    if captured_at == 0 || captured_at > MAX_SAFE_INTEGER {
+        return Err(shape("/captured_at", "not a time in milliseconds since the epoch"));
+    }
     let form = root.text("form", is_slug, "not a form kind")?;
     let source = root.named::<Source>("source")?;
-    let locale = root.text("locale", |l| !l.is_empty() && l.len() <= 35, "not a locale tag")?;
+    let locale = root.text("locale", is_locale_tag, "not a locale tag of at most 35 bytes")?;
     let mut page = Fields::of(root.take("page")?, "/page")?;
-    let page_origin = page.text("origin", is_origin, "not an origin such as https://shop.example")?;
-    let page_path = page.text("path", is_page_path, "not a path without query or fragment")?;
+    let page_origin = page.text(
+        "origin",
+        is_origin,
+        "not an origin such as https://shop.example (at most 2048 bytes)",
+    )?;
+    let page_path = page.text(
+        "path",
+        is_page_path,
+        "not a path without query or fragment (at most 2048 bytes)",
+    )?;
     page.finish()?;
     let mut notice = Fields::of(root.take("notice")?, "/notice")?;
-    let notice_url = notice.text("url", |u| !u.is_empty(), "empty")?;
-    let notice_version = notice.text("version", |v| !v.is_empty(), "empty")?;
+    let notice_url = notice.text(
+        "url",
+        is_notice_url,
+        "not an https or http URL or a path starting with / (at most 2048 bytes)",
+    )?;
+    let notice_version = notice.text("version", |v| !v.is_empty() && v.len() <= MAX_NAME, "not 1 to 64 bytes")?;
     notice.finish()?;
     let config_sha256 = root.text("config_sha256", is_sha256_hex, "not a SHA-256 in lowercase hex")?;
-    let widget = root.text("widget", |w| !w.is_empty(), "empty")?;
+    let widget = root.text("widget", is_widget_version, "not 1 to 64 printable ASCII characters")?;
 
     let mut purposes: Vec<PurposeEntry> = Vec::new();
     let Json::Array(items) = root.take("purposes")? else {
@@ -445,12 +520,19 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
     if items.is_empty() {
         return Err(shape("/purposes", "a record covers at least one purpose"));
     }
+    if items.len() > MAX_PURPOSES {
+        return Err(shape("/purposes", "more than 64 purposes"));
+    }
     for (i, item) in items.iter().enumerate() {
         let path = concat(&["/purposes/", &crate::text::decimal(i as u64)]);
         let mut p = Fields::of(item, &path)?;
         let entry = PurposeEntry {
             id: p.text("id", is_slug, "not a purpose id")?,
-            version: u32::try_from(p.number("version")?).map_err(|_| shape(&path, "version out of range"))?,
+            // A config's versions run from 1 (config::read, `Shape::Whole { min: 1, .. }`).
+            version: u32::try_from(p.number("version")?)
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| shape(&path, "version out of range"))?,
             state: p.named::<State>("state")?,
             text_sha256: p.text("text_sha256", is_sha256_hex, "not a SHA-256 in lowercase hex")?,
         };
@@ -464,6 +546,9 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
     let Json::Array(items) = root.take("subjects")? else {
         return Err(shape("/subjects", "not an array"));
     };
+    if items.len() > MAX_SUBJECTS {
+        return Err(shape("/subjects", "more than 8 subjects"));
+    }
     for (i, item) in items.iter().enumerate() {
         let path = concat(&["/subjects/", &crate::text::decimal(i as u64)]);
         let mut s = Fields::of(item, &path)?;

@@ -235,6 +235,38 @@ fn vectors() -> BTreeMap<String, BTreeMap<&'static str, String>> {
             &signed(&with_query, Algorithm::Ed25519),
         ),
     );
+    // Every field is bounded (issue 12): each of these is well signed and refused.
+    type Change = fn(&mut ConsentRecord);
+    let limits: [(&str, &str, Change); 7] = [
+        ("widget-padded", "a widget version padded to 16 KiB", |r| {
+            r.widget = format!("0.1.0{}", "x".repeat(16 * 1024))
+        }),
+        (
+            "notice-url-javascript",
+            "a javascript: URL as the privacy notice",
+            |r| r.notice_url = "javascript:alert(1)".into(),
+        ),
+        (
+            "page-origin-with-path",
+            "a page origin that is a URL with a path",
+            |r| r.page_origin = "https://baltic-boots.example/evil".into(),
+        ),
+        ("page-path-too-long", "a page path longer than 2048 bytes", |r| {
+            r.page_path = format!("/{}", "a".repeat(2048))
+        }),
+        ("captured-at-zero", "a capture time of 0", |r| r.captured_at = 0),
+        ("purpose-version-zero", "a purpose at version 0", |r| {
+            r.purposes[0].version = 0
+        }),
+        ("too-many-subjects", "nine subject commitments", |r| {
+            r.subjects = vec![r.subjects[0].clone(); 9]
+        }),
+    ];
+    for (name, desc, change) in limits {
+        let mut record = sample();
+        change(&mut record);
+        out.insert(name.into(), case(desc, "shape", &signed(&record, Algorithm::Ed25519)));
+    }
     out
 }
 
