@@ -9,12 +9,13 @@
 //! subject appears in the records where they granted a channel and gave that contact; a
 //! record where they refused everything carries no contact (R8) and cannot be tied to them.
 
+use crate::error::{refuse, too_many, Code, Refusal};
 use crate::limit::{Client, ClientKey};
-use crate::records::{refuse, too_many, Collector, Refusal};
+use crate::state::Collector;
 use crate::store::SubjectRow;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -52,8 +53,7 @@ pub fn check_token(token: &str) -> Result<(), String> {
 pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: ClientKey) -> Result<(), Refusal> {
     let Some(expected) = &collector.admin_token else {
         return Err(refuse(
-            StatusCode::NOT_FOUND,
-            "admin-disabled",
+            Code::AdminDisabled,
             format!("set {TOKEN_VARIABLE} to enable the admin endpoints"),
         ));
     };
@@ -62,7 +62,7 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
     if failures.check(client, now).is_err() {
         let wait = failures.charge(client, now);
         return Err(too_many(
-            "rate-limited",
+            Code::RateLimited,
             "too many wrong admin tokens from this address",
             wait,
         ));
@@ -81,11 +81,7 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
         } else {
             tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "admin: wrong bearer token; address held back");
         }
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "unauthorised",
-            "a valid bearer token is required",
-        ));
+        return Err(refuse(Code::Unauthorised, "a valid bearer token is required"));
     }
     Ok(())
 }
@@ -102,8 +98,7 @@ fn identifier(body: &[u8]) -> Result<String, Refusal> {
     };
     normalised.ok_or_else(|| {
         refuse(
-            StatusCode::BAD_REQUEST,
-            "bad-identifier",
+            Code::BadIdentifier,
             "identifier is an e-mail address or an international phone number (+371…)",
         )
     })
@@ -119,17 +114,14 @@ fn disclosure_json(row: &SubjectRow) -> serde_json::Value {
 
 /// The records a subject appears in, opened, oldest first: `(index, bytes, disclosures)`.
 fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, String, Vec<SubjectRow>)>, Refusal> {
-    let rows = collector
-        .store
-        .subject(identifier)
-        .map_err(crate::records::unavailable)?;
+    let rows = collector.store.subject(identifier).map_err(crate::error::unavailable)?;
     let mut by_index: BTreeMap<u64, Vec<SubjectRow>> = BTreeMap::new();
     for row in rows {
         by_index.entry(row.index).or_default().push(row);
     }
     let mut out = Vec::new();
     for (index, rows) in by_index {
-        if let Some(bytes) = collector.store.record_at(index).map_err(crate::records::unavailable)? {
+        if let Some(bytes) = collector.store.record_at(index).map_err(crate::error::unavailable)? {
             out.push((index, bytes, rows));
         }
     }
@@ -258,8 +250,8 @@ pub async fn export_all(
     .await;
     match lines {
         Ok(Ok(lines)) => ndjson(lines),
-        Ok(Err(e)) => crate::records::unavailable(e).into_response(),
-        Err(e) => crate::records::unavailable(e).into_response(),
+        Ok(Err(e)) => crate::error::unavailable(e).into_response(),
+        Err(e) => crate::error::unavailable(e).into_response(),
     }
 }
 
@@ -287,7 +279,7 @@ pub async fn log(
             "entries": entries.iter().map(|(index, bytes)| serde_json::json!({"index": index, "record": bytes})).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(e) => crate::records::unavailable(e).into_response(),
+        Err(e) => crate::error::unavailable(e).into_response(),
     }
 }
 
@@ -311,8 +303,8 @@ pub async fn erase(
             tracing::info!(erased, "admin: subject erased");
             axum::Json(serde_json::json!({ "erased": erased })).into_response()
         }
-        Ok(Err(e)) => crate::records::unavailable(e).into_response(),
-        Err(e) => crate::records::unavailable(e).into_response(),
+        Ok(Err(e)) => crate::error::unavailable(e).into_response(),
+        Err(e) => crate::error::unavailable(e).into_response(),
     }
 }
 
@@ -361,7 +353,7 @@ mod tests {
         let app = crate::serve::app(
             www,
             config.clone(),
-            Store::open(&db, &config).unwrap(),
+            Store::open(&db, &crate::texts::Shown::of(&config)).unwrap(),
             crate::serve::Settings {
                 admin_token: Some(TOKEN.into()),
                 ..Default::default()
@@ -456,7 +448,7 @@ mod tests {
         let app = crate::serve::app(
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
             config.clone(),
-            Store::open(&dir.path().join("log.db"), &config).unwrap(),
+            Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap(),
             crate::serve::Settings {
                 admin_token: Some(TOKEN.into()),
                 ..Default::default()
@@ -519,7 +511,7 @@ mod tests {
     async fn without_a_token_the_admin_endpoints_are_off() {
         let config = demo_config();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let app = crate::serve::app(
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
             config,

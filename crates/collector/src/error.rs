@@ -1,7 +1,11 @@
 //! The collector's errors: what storage can fail with ([`StoreError`]), typed so that a
 //! caller can tell a missing key file from a full disk, and never the client's fault (the
-//! HTTP edge answers them 503 `unavailable`, which the widget's outbox retries).
+//! HTTP edge answers them 503 `unavailable`, which the widget's outbox retries); and what the
+//! HTTP API refuses ([`Refusal`]), with each stable [`Code`] defined once beside its status.
 
+use crate::limit::retry_after_secs;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,4 +46,148 @@ pub enum StoreError {
     Batch(Arc<StoreError>),
     #[error("a blocking task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+/// Every stable `code` the HTTP API answers with, each beside its status: defined once here,
+/// so that a code can never travel with two statuses (docs/collector.md lists them).
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal, $status:ident;)*) => {
+        /// A stable error code of the HTTP API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, for the docs test.
+            #[cfg(test)]
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as the JSON body carries it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+
+            /// The HTTP status it is answered with.
+            pub const fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // The delivery or report itself.
+    BadBody = "bad-body", BAD_REQUEST;
+    BadReport = "bad-report", BAD_REQUEST;
+    TooLarge = "too-large", PAYLOAD_TOO_LARGE;
+    UnsupportedMediaType = "unsupported-media-type", UNSUPPORTED_MEDIA_TYPE;
+    ForbiddenOrigin = "forbidden-origin", FORBIDDEN;
+    // The record's bytes (`record::open`).
+    NotJson = "not-json", BAD_REQUEST;
+    NotCanonical = "not-canonical", BAD_REQUEST;
+    Shape = "shape", BAD_REQUEST;
+    UnknownAlgorithm = "unknown-algorithm", BAD_REQUEST;
+    BadSignature = "bad-signature", BAD_REQUEST;
+    // The record against the config, the clock and the request.
+    UnknownForm = "unknown-form", UNPROCESSABLE_ENTITY;
+    SourceMismatch = "source-mismatch", UNPROCESSABLE_ENTITY;
+    UnknownLocale = "unknown-locale", UNPROCESSABLE_ENTITY;
+    UnknownPurpose = "unknown-purpose", UNPROCESSABLE_ENTITY;
+    PurposeVersion = "purpose-version", UNPROCESSABLE_ENTITY;
+    TextMismatch = "text-mismatch", UNPROCESSABLE_ENTITY;
+    NoticeMismatch = "notice-mismatch", UNPROCESSABLE_ENTITY;
+    CapturedAtWindow = "captured-at-window", UNPROCESSABLE_ENTITY;
+    ForeignOrigin = "foreign-origin", UNPROCESSABLE_ENTITY;
+    OriginMismatch = "origin-mismatch", UNPROCESSABLE_ENTITY;
+    IdentifierNotNormal = "identifier-not-normal", UNPROCESSABLE_ENTITY;
+    DisclosureMismatch = "disclosure-mismatch", UNPROCESSABLE_ENTITY;
+    SubjectNotGranted = "subject-not-granted", UNPROCESSABLE_ENTITY;
+    BirthdayNotGranted = "birthday-not-granted", UNPROCESSABLE_ENTITY;
+    /// Other bytes are stored under the record's id.
+    IdConflict = "id-conflict", CONFLICT;
+    // Limits (crate::limit).
+    RateLimited = "rate-limited", TOO_MANY_REQUESTS;
+    QuotaExceeded = "quota-exceeded", TOO_MANY_REQUESTS;
+    // Reading.
+    NotFound = "not-found", NOT_FOUND;
+    Empty = "empty", NOT_FOUND;
+    BadRange = "bad-range", BAD_REQUEST;
+    // Admin.
+    AdminDisabled = "admin-disabled", NOT_FOUND;
+    Unauthorised = "unauthorised", UNAUTHORIZED;
+    BadIdentifier = "bad-identifier", BAD_REQUEST;
+    /// Storage failed: the server's problem, which the widget's outbox retries.
+    Unavailable = "unavailable", SERVICE_UNAVAILABLE;
+}
+
+/// A refusal: a stable code (and so its status), and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+    /// Seconds for `Retry-After` (RFC 9110 §10.2.3), on a 429.
+    pub retry_after: Option<u64>,
+}
+
+impl Refusal {
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+}
+
+pub(crate) fn refuse(code: Code, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+        retry_after: None,
+    }
+}
+
+/// Storage failed: logged, and answered 503 so that the widget's outbox retries. The client
+/// learns nothing of what failed.
+pub(crate) fn unavailable(e: impl std::fmt::Debug) -> Refusal {
+    tracing::error!(error = ?e, "storage unavailable");
+    refuse(Code::Unavailable, "the record could not be stored now; retry later")
+}
+
+/// 429 with `code` and `Retry-After`: a limit of [`crate::limit`] was reached (RFC 6585 §4).
+pub(crate) fn too_many(code: Code, what: &str, wait: std::time::Duration) -> Refusal {
+    let secs = retry_after_secs(wait);
+    Refusal {
+        retry_after: Some(secs),
+        ..refuse(code, format!("{what}; retry in {secs} s"))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "code": self.code.as_str(), "message": self.message });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/collector.md lists every code with the status it is answered with.
+    #[test]
+    fn every_code_is_documented() {
+        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/collector.md")).unwrap();
+        for code in Code::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.status().as_u16());
+            assert!(docs.contains(&row), "docs/collector.md lacks the row {row}");
+        }
+    }
 }

@@ -3,10 +3,11 @@
 //! checks a write passes before its body is read (origin, media type, declared length).
 //! docs/collector.md, "HTTP limits", lists every value and why.
 
-use crate::records::{refuse, Refusal, MAX_BODY};
+use crate::error::{refuse, Code, Refusal};
+use crate::records::MAX_BODY;
 use crate::violations::MAX_REPORT;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -218,8 +219,7 @@ impl Writers {
     fn check_origin(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> Result<(), Refusal> {
         let forbidden = || {
             refuse(
-                StatusCode::FORBIDDEN,
-                "forbidden-origin",
+                Code::ForbiddenOrigin,
                 "this origin may not post to the collector; add it to the config's origins",
             )
         };
@@ -271,11 +271,9 @@ fn check_declared_length(headers: &HeaderMap, limit: usize, what: &str) -> Resul
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
-        Some(length) if length > limit as u64 => Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("{what} is at most {limit} bytes"),
-        )),
+        Some(length) if length > limit as u64 => {
+            Err(refuse(Code::TooLarge, format!("{what} is at most {limit} bytes")))
+        }
         _ => Ok(()),
     }
 }
@@ -286,16 +284,11 @@ fn check_declared_length(headers: &HeaderMap, limit: usize, what: &str) -> Resul
 pub async fn writers_only(State(writers): State<Writers>, request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
         if let Err(refusal) = writers.check_origin(request.headers(), request.uri()) {
-            tracing::warn!(code = refusal.code, "write refused");
+            tracing::warn!(code = refusal.code.as_str(), "write refused");
             return refusal.into_response();
         }
         if !is_json(request.headers()) {
-            return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "post with content-type: application/json",
-            )
-            .into_response();
+            return refuse(Code::UnsupportedMediaType, "post with content-type: application/json").into_response();
         }
         let (limit, what) = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
             Some("/v1/violations") => (MAX_REPORT, "a report"),

@@ -14,12 +14,14 @@ mod limit;
 mod lint;
 mod records;
 mod serve;
+mod state;
 mod statics;
 mod store;
 #[cfg(test)]
 mod sweep_tests;
 #[cfg(test)]
 mod testing;
+mod texts;
 mod verify;
 mod violations;
 mod witness;

@@ -17,164 +17,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Arc;
 use unticked_core::capture::{normalise_birthday, normalise_contact, Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Config, ExtraField, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
-use unticked_core::{locale, view};
 
-use crate::limit::{retry_after_secs, Client, Limits};
-use crate::store::{Appended, Store};
+use crate::error::{refuse, too_many, unavailable, Code, Refusal};
+use crate::limit::Client;
+use crate::state::Collector;
+use crate::store::Appended;
+use crate::texts::{sha256_hex, Shown};
 
 /// Largest delivery accepted (issue 4): a record of dozens of purposes is under 8 KiB.
 pub const MAX_BODY: usize = 16 * 1024;
-
-/// What the widget shows for each form in each declared locale: per purpose, its id, the
-/// exact text and that text's SHA-256. Rendered once from the config by the widget's own view
-/// code, rather than for every record.
-pub struct Shown(HashMap<(String, String), Vec<ShownText>>);
-
-/// One purpose's text as a form shows it in one locale.
-pub struct ShownText {
-    pub purpose: String,
-    pub text: String,
-    pub sha256: String,
-}
-
-impl Shown {
-    pub fn of(config: &Config) -> Shown {
-        let mut shown = HashMap::new();
-        for form in &config.forms {
-            for locale in &config.locales {
-                let tree = view::choices(config, form, locale, Some(locale::primary(locale)), "u");
-                let texts = view::purpose_texts(&tree)
-                    .into_iter()
-                    .map(|(purpose, text)| ShownText {
-                        sha256: sha256_hex(text.as_bytes()),
-                        purpose,
-                        text,
-                    })
-                    .collect();
-                shown.insert((form.kind.clone(), locale.clone()), texts);
-            }
-        }
-        Shown(shown)
-    }
-
-    /// The texts of `form` in `locale`, if the config has both.
-    pub fn get(&self, form: &str, locale: &str) -> Option<&[ShownText]> {
-        self.0.get(&(form.to_string(), locale.to_string())).map(Vec::as_slice)
-    }
-
-    /// Every (locale, text) pair, for the store's table of texts.
-    pub fn all(&self) -> impl Iterator<Item = (&str, &ShownText)> {
-        self.0
-            .iter()
-            .flat_map(|((_, locale), texts)| texts.iter().map(move |t| (locale.as_str(), t)))
-    }
-}
-
-/// Shared by the handlers.
-pub struct Collector {
-    pub config: Config,
-    pub shown: Shown,
-    pub store: Store,
-    /// The bearer token of the admin endpoints; `None` turns them off.
-    pub admin_token: Option<String>,
-    /// What each client address may do: posts a second, records a day, wrong admin tokens.
-    pub limits: Limits,
-}
-
-impl Collector {
-    pub fn new(config: Config, store: Store, admin_token: Option<String>, limits: Limits) -> Arc<Collector> {
-        Arc::new(Collector {
-            shown: Shown::of(&config),
-            config,
-            store,
-            admin_token: admin_token.filter(|t| !t.is_empty()),
-            limits,
-        })
-    }
-
-    /// The receipt of the record at `index`: the same whenever it is asked for, since it
-    /// names the checkpoint the record was first committed with.
-    fn receipt(&self, id: &str, index: u64) -> Result<serde_json::Value, Refusal> {
-        let checkpoint = self
-            .store
-            .checkpoint_covering(index)
-            .map_err(unavailable)?
-            .ok_or_else(|| unavailable("no checkpoint covers the record"))?;
-        let (leaf, proof) = self
-            .store
-            .inclusion(index, checkpoint.size)
-            .ok_or_else(|| unavailable("the tree lacks the record"))?;
-        Ok(serde_json::json!({
-            "id": id,
-            "index": index,
-            "leaf_hash": record::hex(&leaf),
-            "inclusion": proof.iter().map(|h| record::hex(h)).collect::<Vec<_>>(),
-            "checkpoint": checkpoint.to_json(self.store.origin(), &self.store.public_key()),
-        }))
-    }
-}
-
-/// Storage failed: the server's problem, 503 so that the widget's outbox retries.
-pub(crate) fn unavailable(e: impl std::fmt::Debug) -> Refusal {
-    tracing::error!(error = ?e, "storage unavailable");
-    refuse(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        "the record could not be stored now; retry later",
-    )
-}
-
-/// A refusal: HTTP status, stable code, and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// Seconds for `Retry-After` (RFC 9110 §10.2.3), on a 429.
-    pub retry_after: Option<u64>,
-}
-
-pub(crate) fn refuse(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        code,
-        message: message.into(),
-        retry_after: None,
-    }
-}
-
-/// 429 with `code` and `Retry-After`: a limit of [`crate::limit`] was reached (RFC 6585 §4).
-pub(crate) fn too_many(code: &'static str, what: &str, wait: std::time::Duration) -> Refusal {
-    let secs = retry_after_secs(wait);
-    Refusal {
-        retry_after: Some(secs),
-        ..refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            code,
-            format!("{what}; retry in {secs} s"),
-        )
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "code": self.code, "message": self.message });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
-}
 
 /// Where and when a delivery arrived: what its record's time and page are held to.
 #[derive(Debug, Clone, Copy)]
@@ -210,14 +66,6 @@ pub struct Accepted {
     pub birthday: Option<String>,
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    record::hex(&Sha256::digest(bytes))
-}
-
-fn unprocessable(code: &'static str, message: impl Into<String>) -> Refusal {
-    refuse(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-}
-
 /// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
 /// test captures' page). Pure: no storage, and the clock passed in.
 ///
@@ -235,11 +83,10 @@ pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
 
 /// [`check`] with the texts already rendered, and the time and request it arrived with.
 pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
-    let bad = |message: &str| refuse(StatusCode::BAD_REQUEST, "bad-body", message.to_string());
+    let bad = |message: &str| refuse(Code::BadBody, message.to_string());
     if body.len() > MAX_BODY {
         return Err(refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
+            Code::TooLarge,
             format!("a delivery is at most {MAX_BODY} bytes"),
         ));
     }
@@ -275,13 +122,13 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arriva
 
     let opened = record::open(bytes.as_bytes()).map_err(|e| {
         let code = match e {
-            RecordError::NotJson(_) => "not-json",
-            RecordError::NotCanonical => "not-canonical",
-            RecordError::Shape { .. } => "shape",
-            RecordError::UnknownAlgorithm(_) => "unknown-algorithm",
-            RecordError::BadSignature => "bad-signature",
+            RecordError::NotJson(_) => Code::NotJson,
+            RecordError::NotCanonical => Code::NotCanonical,
+            RecordError::Shape { .. } => Code::Shape,
+            RecordError::UnknownAlgorithm(_) => Code::UnknownAlgorithm,
+            RecordError::BadSignature => Code::BadSignature,
         };
-        refuse(StatusCode::BAD_REQUEST, code, e.to_string())
+        refuse(code, e.to_string())
     })?;
     matches_config(&opened, config, shown)?;
     captured_in_window(&opened, arrival.now_ms)?;
@@ -316,8 +163,8 @@ fn birthday_granted(opened: &OpenedRecord, disclosures: &[Disclosure], config: &
                 .is_some_and(|c| c.fields.contains(&ExtraField::Birthday))
     });
     if !asked || disclosures.is_empty() {
-        return Err(unprocessable(
-            "birthday-not-granted",
+        return Err(refuse(
+            Code::BirthdayNotGranted,
             "a birthday comes only with a given purpose that asks for it, and a contact",
         ));
     }
@@ -346,16 +193,16 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
     let record = &opened.record;
     let form = config
         .form(&record.form)
-        .ok_or_else(|| unprocessable("unknown-form", format!("the config has no form \"{}\"", record.form)))?;
+        .ok_or_else(|| refuse(Code::UnknownForm, format!("the config has no form \"{}\"", record.form)))?;
     if form.source != record.source {
-        return Err(unprocessable(
-            "source-mismatch",
+        return Err(refuse(
+            Code::SourceMismatch,
             format!("form \"{}\" has source \"{}\"", form.kind, form.source.as_str()),
         ));
     }
     if !config.locales.iter().any(|l| l == &record.locale) {
-        return Err(unprocessable(
-            "unknown-locale",
+        return Err(refuse(
+            Code::UnknownLocale,
             format!("\"{}\" is not a declared locale", record.locale),
         ));
     }
@@ -363,21 +210,21 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
     let shown = shown.get(&form.kind, &record.locale).unwrap_or_default();
     for entry in &record.purposes {
         let Some(text) = shown.iter().find(|t| t.purpose == entry.id) else {
-            return Err(unprocessable(
-                "unknown-purpose",
+            return Err(refuse(
+                Code::UnknownPurpose,
                 format!("form \"{}\" offers no purpose \"{}\"", form.kind, entry.id),
             ));
         };
         let version = config.purpose(&entry.id).map(|p| p.version);
         if version != Some(entry.version) {
-            return Err(unprocessable(
-                "purpose-version",
+            return Err(refuse(
+                Code::PurposeVersion,
                 format!("purpose \"{}\" is at version {}", entry.id, version.unwrap_or(0)),
             ));
         }
         if entry.text_sha256 != text.sha256 {
-            return Err(unprocessable(
-                "text-mismatch",
+            return Err(refuse(
+                Code::TextMismatch,
                 format!(
                     "the text recorded for \"{}\" is not the text this config shows in \"{}\"",
                     entry.id, record.locale
@@ -393,8 +240,8 @@ fn captured_in_window(opened: &OpenedRecord, now_ms: u64) -> Result<(), Refusal>
     let captured_at = opened.record.captured_at;
     let earliest = now_ms.saturating_sub(MAX_AGE_MS);
     if captured_at < earliest || captured_at > now_ms.saturating_add(MAX_AHEAD_MS) {
-        return Err(unprocessable(
-            "captured-at-window",
+        return Err(refuse(
+            Code::CapturedAtWindow,
             format!(
                 "captured_at {captured_at} is not within 400 days before and 10 minutes after the collector's clock ({now_ms})"
             ),
@@ -410,8 +257,8 @@ fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Re
     let record = &opened.record;
     let notice = &config.privacy_notice;
     if record.notice_url != notice.url || record.notice_version != notice.version {
-        return Err(unprocessable(
-            "notice-mismatch",
+        return Err(refuse(
+            Code::NoticeMismatch,
             format!(
                 "the record names another privacy notice than the config's ({} version {})",
                 notice.url, notice.version
@@ -419,8 +266,8 @@ fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Re
         ));
     }
     if arrival.origin.is_some_and(|origin| origin != record.page_origin) {
-        return Err(unprocessable(
-            "origin-mismatch",
+        return Err(refuse(
+            Code::OriginMismatch,
             "the record's page.origin is not the Origin the request came from",
         ));
     }
@@ -428,8 +275,8 @@ fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Re
         .host
         .is_some_and(|host| is_own_origin(&record.page_origin, host));
     if !own && !config.origins.iter().any(|o| o == &record.page_origin) {
-        return Err(unprocessable(
-            "foreign-origin",
+        return Err(refuse(
+            Code::ForeignOrigin,
             "page.origin is neither one of the config's origins nor the collector's own",
         ));
     }
@@ -456,8 +303,8 @@ fn identifiers_normal(disclosures: &[Disclosure]) -> Result<(), Refusal> {
         // No locale: a number the widget normalised is in E.164 already, `+` and digits.
         let normal = normalise_contact(disclosure.channel, &disclosure.identifier, "");
         if normal.as_deref() != Some(disclosure.identifier.as_str()) {
-            return Err(unprocessable(
-                "identifier-not-normal",
+            return Err(refuse(
+                Code::IdentifierNotNormal,
                 format!(
                     "a {} identifier is not a valid one in the widget's normal form",
                     disclosure.channel.as_str()
@@ -472,15 +319,15 @@ fn identifiers_normal(disclosures: &[Disclosure]) -> Result<(), Refusal> {
 fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config: &Config) -> Result<(), Refusal> {
     let record = &opened.record;
     if disclosures.len() != record.subjects.len() {
-        return Err(unprocessable(
-            "disclosure-mismatch",
+        return Err(refuse(
+            Code::DisclosureMismatch,
             "each subject commitment needs exactly one disclosure",
         ));
     }
     for (subject, disclosure) in record.subjects.iter().zip(disclosures) {
         if subject.channel != disclosure.channel || subject.commitment != sha256_hex(&disclosure.committed_bytes()) {
-            return Err(unprocessable(
-                "disclosure-mismatch",
+            return Err(refuse(
+                Code::DisclosureMismatch,
                 "a disclosure does not hash to its subject commitment",
             ));
         }
@@ -488,8 +335,8 @@ fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config
             p.state == ConsentState::Given && config.purpose(&p.id).map(|c| c.channel) == Some(subject.channel)
         });
         if !granted {
-            return Err(unprocessable(
-                "subject-not-granted",
+            return Err(refuse(
+                Code::SubjectNotGranted,
                 format!("no purpose on the {} channel was given", subject.channel.as_str()),
             ));
         }
@@ -507,14 +354,7 @@ pub async fn post_record(
 ) -> Response {
     let body = match body {
         Ok(body) => body,
-        Err(_) => {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                format!("a delivery is at most {MAX_BODY} bytes"),
-            )
-            .into_response()
-        }
+        Err(_) => return refuse(Code::TooLarge, format!("a delivery is at most {MAX_BODY} bytes")).into_response(),
     };
     // The daily quota counts records stored; checked first, so that a client past it costs
     // no signature check.
@@ -522,7 +362,7 @@ pub async fn post_record(
     if let Some(Err(wait)) = daily.map(|quota| quota.check(client, std::time::Instant::now())) {
         tracing::warn!(client = %client.address(), "record refused: daily quota reached");
         return too_many(
-            "quota-exceeded",
+            Code::QuotaExceeded,
             "this address has stored its records for the day",
             wait,
         )
@@ -539,7 +379,7 @@ pub async fn post_record(
     let accepted = match check_shown(&body, &collector.config, &collector.shown, &arrival) {
         Ok(accepted) => accepted,
         Err(refusal) => {
-            tracing::warn!(code = refusal.code, "record refused");
+            tracing::warn!(code = refusal.code.as_str(), "record refused");
             return refusal.into_response();
         }
     };
@@ -559,12 +399,7 @@ pub async fn post_record(
         }
         Ok(Appended::Existing(index)) => (StatusCode::OK, index),
         Ok(Appended::Conflict) => {
-            return refuse(
-                StatusCode::CONFLICT,
-                "id-conflict",
-                "another record is stored under this id",
-            )
-            .into_response()
+            return refuse(Code::IdConflict, "another record is stored under this id").into_response()
         }
         Err(e) => return unavailable(e).into_response(),
     };
@@ -584,7 +419,7 @@ pub async fn get_record(State(collector): State<Arc<Collector>>, UrlPath(id): Ur
         Err(e) => return unavailable(e).into_response(),
     };
     let Some((index, bytes)) = found else {
-        return refuse(StatusCode::NOT_FOUND, "not-found", "no record with this id").into_response();
+        return refuse(Code::NotFound, "no record with this id").into_response();
     };
     let receipt = match collector.receipt(&id, index) {
         Ok(receipt) => receipt,
@@ -604,7 +439,7 @@ pub async fn get_record(State(collector): State<Arc<Collector>>, UrlPath(id): Ur
 pub async fn get_checkpoint(State(collector): State<Arc<Collector>>) -> Response {
     match collector.store.latest() {
         Some(c) => axum::Json(c.to_json(collector.store.origin(), &collector.store.public_key())).into_response(),
-        None => refuse(StatusCode::NOT_FOUND, "empty", "the log holds no record yet").into_response(),
+        None => refuse(Code::Empty, "the log holds no record yet").into_response(),
     }
 }
 
@@ -616,12 +451,7 @@ pub async fn get_consistency(
 ) -> Response {
     let size = |name: &str| range.get(name).and_then(|v| v.parse::<u64>().ok());
     let (Some(from), Some(to)) = (size("from"), size("to")) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "bad-range",
-            "from and to are tree sizes (integers)",
-        )
-        .into_response();
+        return refuse(Code::BadRange, "from and to are tree sizes (integers)").into_response();
     };
     match collector.store.consistency(from, to) {
         Some(proof) if from <= to => axum::Json(serde_json::json!({
@@ -631,8 +461,7 @@ pub async fn get_consistency(
         }))
         .into_response(),
         _ => refuse(
-            StatusCode::BAD_REQUEST,
-            "bad-range",
+            Code::BadRange,
             format!(
                 "need from <= to <= {} (the latest checkpoint's size)",
                 collector.store.latest().map_or(0, |c| c.size)
@@ -648,18 +477,13 @@ pub async fn get_text(State(collector): State<Arc<Collector>>, UrlPath(sha256): 
         // Never serve wording other than what the hash names: that is storage corruption.
         Ok(Some((_, _, _, text))) if sha256_hex(text.as_bytes()) != sha256 => {
             tracing::error!(sha256 = %sha256, "a stored text does not hash to its name; run `unticked verify`");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the stored text does not match its hash",
-            )
-            .into_response()
+            refuse(Code::Unavailable, "the stored text does not match its hash").into_response()
         }
         Ok(Some((purpose, version, locale, text))) => axum::Json(serde_json::json!({
             "sha256": sha256, "purpose": purpose, "version": version, "locale": locale, "text": text,
         }))
         .into_response(),
-        Ok(None) => refuse(StatusCode::NOT_FOUND, "not-found", "no text with this hash").into_response(),
+        Ok(None) => refuse(Code::NotFound, "no text with this hash").into_response(),
         Err(e) => unavailable(e).into_response(),
     }
 }
@@ -667,6 +491,7 @@ pub async fn get_text(State(collector): State<Arc<Collector>>, UrlPath(sha256): 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
     use crate::testing::{capture, demo_config, seal};
     use axum::body::Body;
     use axum::http::Request;
@@ -677,7 +502,7 @@ mod tests {
     fn code(body: &str, config: &Config) -> &'static str {
         match check(body.as_bytes(), config) {
             Ok(_) => "ok",
-            Err(refusal) => refusal.code,
+            Err(refusal) => refusal.code.as_str(),
         }
     }
 
@@ -861,7 +686,7 @@ mod tests {
     /// The app over a fresh log, the collector's public key, and the temporary directory.
     fn test_app(config: &Config) -> (axum::Router, ed25519_dalek::VerifyingKey, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(config)).unwrap();
         let key = store.public_key();
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
         (
@@ -1036,7 +861,7 @@ mod tests {
     async fn the_daily_quota_holds_an_address_to_n_stored_records() {
         let config = demo_config();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
         let settings = crate::serve::Settings {
             daily_quota: 3,
@@ -1093,7 +918,7 @@ mod tests {
             let app = crate::serve::app(
                 www.clone(),
                 config.clone(),
-                Store::open(&path, &config).unwrap(),
+                Store::open(&path, &crate::texts::Shown::of(&config)).unwrap(),
                 Default::default(),
             );
             send(&app, "POST", "/v1/records", seal(&first, 1)).await.1
@@ -1101,7 +926,7 @@ mod tests {
         let app = crate::serve::app(
             www,
             config.clone(),
-            Store::open(&path, &config).unwrap(),
+            Store::open(&path, &crate::texts::Shown::of(&config)).unwrap(),
             Default::default(),
         );
         let (status, got) = send(&app, "GET", &format!("/v1/records/{}", first.record.id), String::new()).await;

@@ -51,14 +51,19 @@ pub struct Settings {
 /// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
 /// widget's outbox retries later.
 async fn rate_limit(
-    axum::extract::State(collector): axum::extract::State<std::sync::Arc<records::Collector>>,
+    axum::extract::State(collector): axum::extract::State<std::sync::Arc<crate::state::Collector>>,
     crate::limit::Client(client): crate::limit::Client,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let limit = collector.limits.posts.as_ref();
     match limit.map(|l| l.take(client, std::time::Instant::now())) {
-        Some(Err(wait)) => records::too_many("rate-limited", "too many posts from this address", wait).into_response(),
+        Some(Err(wait)) => crate::error::too_many(
+            crate::error::Code::RateLimited,
+            "too many posts from this address",
+            wait,
+        )
+        .into_response(),
         _ => next.run(request).await,
     }
 }
@@ -84,7 +89,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     // Each address may post `rate_limit` records a second, in bursts of three seconds'
     // worth, and store `daily_quota` a day (crate::limit).
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
-    let collector = records::Collector::new(config, store, settings.admin_token, limits);
+    let collector = crate::state::Collector::new(config, store, settings.admin_token, limits);
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -222,7 +227,7 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: refusing to start: {e}");
         return ExitCode::FAILURE;
     }
-    let store = match Store::open(&options.db, &config) {
+    let store = match Store::open(&options.db, &crate::texts::Shown::of(&config)) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e);
@@ -336,7 +341,7 @@ mod tests {
     async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
         let dir = tempfile::tempdir().unwrap();
         let config = demo_config();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let response = app(PathBuf::from(WWW), config, store, Settings::default())
             .oneshot(request)
             .await
@@ -498,7 +503,7 @@ mod tests {
         let mut config = demo_config();
         config.origins = vec!["https://shop.example".into()];
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let app = app(PathBuf::from(WWW), config, store, Settings::default());
         for (origin, allowed) in [("https://shop.example", true), ("https://evil.example", false)] {
             let preflight = Request::builder()
@@ -529,7 +534,7 @@ mod tests {
         use axum::extract::ConnectInfo;
         let config = demo_config();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let settings = Settings {
             rate_limit: 2,
             ..Settings::default()
@@ -584,7 +589,7 @@ mod tests {
     async fn no_path_and_no_method_gets_a_server_error() {
         let dir = tempfile::tempdir().unwrap();
         let config = demo_config();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let app = app(PathBuf::from(WWW), config, store, Settings::default());
         let long = format!("/{}", "a".repeat(8000));
         let deep = "/a".repeat(2000);
@@ -670,7 +675,7 @@ mod tests {
         // What `serve` now refuses at start, built here directly: the log under the web root.
         let config = demo_config();
         let db = www.join("unticked.db");
-        let store = Store::open(&db, &config).unwrap();
+        let store = Store::open(&db, &crate::texts::Shown::of(&config)).unwrap();
         std::fs::write(www.join("unticked.db-journal"), "journal").unwrap();
         let app = app(www.clone(), config, store, Settings::default());
         let fetch = |method: Method, uri: &str| {
@@ -720,7 +725,7 @@ mod tests {
         let mut config = demo_config();
         config.origins = vec!["https://shop.example".into()];
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let delivery = crate::testing::seal(&crate::testing::capture(&config, &["email-offers"]), 1);
         let app = app(PathBuf::from(WWW), config, store, Settings::default());
         let post = |uri: &str, origin: Option<&str>, content_type: Option<&str>, body: &str| {

@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use unticked_core::capture::Disclosure;
-use unticked_core::config::Config;
 use unticked_core::merkle::{self, Hash, Tree};
 use unticked_core::record::{base64url, hex};
 
@@ -72,6 +71,7 @@ CREATE TABLE IF NOT EXISTS violations (
 ";
 
 pub use crate::error::StoreError;
+use crate::texts::Shown;
 
 /// The collector's secrets, from the key file beside the database.
 pub struct Keys {
@@ -258,7 +258,7 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
 impl Store {
     /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
     /// the stored records, and records every purpose text `config` can show.
-    pub fn open(path: &Path, config: &Config) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, texts: &Shown) -> Result<Store, StoreError> {
         let mut write = open_connection(path, OpenFlags::default())?;
         // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
         write.pragma_update(None, "journal_mode", "WAL")?;
@@ -286,7 +286,7 @@ impl Store {
             });
         }
         let keys = Keys::load_or_create(&key_path)?;
-        store_texts(&mut write, config)?;
+        store_texts(&mut write, texts)?;
         let read = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let mut tree = Tree::new();
         {
@@ -645,15 +645,14 @@ fn latest_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>, StoreError
 
 /// Every text the config can show, by its SHA-256: each purpose of each form in each
 /// locale, exactly as the widget renders it (DESIGN.md, trust model, layer 3).
-fn store_texts(conn: &mut Connection, config: &Config) -> Result<(), StoreError> {
+fn store_texts(conn: &mut Connection, texts: &Shown) -> Result<(), StoreError> {
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare(
             "INSERT OR IGNORE INTO texts (sha256, purpose, version, locale, text) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (locale, shown) in crate::records::Shown::of(config).all() {
-            let version = config.purpose(&shown.purpose).map_or(0, |p| p.version);
-            insert.execute(params![shown.sha256, shown.purpose, version, locale, shown.text])?;
+        for (locale, shown) in texts.all() {
+            insert.execute(params![shown.sha256, shown.purpose, shown.version, locale, shown.text])?;
         }
     }
     tx.commit()?;
@@ -798,7 +797,11 @@ mod tests {
     #[test]
     fn racing_identical_violation_reports_are_all_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("log.db"), &crate::testing::demo_config()).unwrap();
+        let store = Store::open(
+            &dir.path().join("log.db"),
+            &crate::texts::Shown::of(&crate::testing::demo_config()),
+        )
+        .unwrap();
         const RACERS: usize = 64;
         const ROUNDS: usize = 20;
         for round in 0..ROUNDS {

@@ -100,7 +100,7 @@ fn damaged(valid: &str) -> Vec<Vec<u8>> {
 async fn thousands_of_damaged_bodies_get_a_4xx_with_a_code_and_store_nothing() {
     let config = demo_config();
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("log.db"), &config).unwrap();
+    let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
     let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
     let app = app(www, config.clone(), store.clone(), Settings::default());
     let valid = seal(

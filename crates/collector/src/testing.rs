@@ -6,7 +6,7 @@ use unticked_core::config::Config;
 use unticked_core::record;
 use unticked_core::view;
 
-pub(crate) use crate::records::sha256_hex;
+pub(crate) use crate::texts::sha256_hex;
 
 /// The clock, ms since the epoch: captures are made now, as the collector checks their time.
 pub fn now_ms() -> u64 {

@@ -12,8 +12,8 @@
 //! every checkpoint as it is made (`serve --witness`, then `verify --witness`): the log must
 //! still hold exactly each tree they signed.
 
-use crate::records::sha256_hex;
 use crate::store::{checkpoint_body, origin_of, Keys};
+use crate::texts::sha256_hex;
 use base64ct::Encoding;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -610,7 +610,7 @@ mod tests {
     ) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("log.db");
-        let store = Store::open(&db, &demo_config()).unwrap();
+        let store = Store::open(&db, &crate::texts::Shown::of(&demo_config())).unwrap();
         if let Some(path) = witness {
             store.witness_to(crate::witness::Witness::open(path.to_str().unwrap()).unwrap());
         }
@@ -794,7 +794,9 @@ mod tests {
     fn a_log_whose_key_file_is_lost_is_not_reopened_with_a_new_key() {
         let (_dir, db, key) = log(2);
         std::fs::remove_file(&key).unwrap();
-        let refused = Store::open(&db, &demo_config()).err().expect("refused");
+        let refused = Store::open(&db, &crate::texts::Shown::of(&demo_config()))
+            .err()
+            .expect("refused");
         assert!(refused.to_string().contains("key file"), "{refused}");
         assert!(!key.exists(), "no new key was made");
     }
@@ -890,13 +892,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("log.db");
         let config = demo_config();
-        drop(Store::open(&db, &config).unwrap());
+        drop(Store::open(&db, &crate::texts::Shown::of(&config)).unwrap());
         let sha: String = query(&db, "SELECT sha256 FROM texts ORDER BY sha256 LIMIT 1");
         tamper(
             &db,
             &format!("UPDATE texts SET text = 'We may sell your data' WHERE sha256 = '{sha}'"),
         );
-        let store = Store::open(&db, &config).unwrap();
+        let store = Store::open(&db, &crate::texts::Shown::of(&config)).unwrap();
         let www = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www"));
         let app = crate::serve::app(www, config, store, crate::serve::Settings::default());
         let request = axum::http::Request::get(format!("/v1/texts/{sha}"))
@@ -995,7 +997,7 @@ mod tests {
         let (_dir, db, key) = log(1);
         let ahead = query::<u64>(&db, "SELECT timestamp FROM checkpoints") + 3_600_000;
         resign(&db, &key, 1, ahead);
-        let store = Store::open(&db, &demo_config()).unwrap();
+        let store = Store::open(&db, &crate::texts::Shown::of(&demo_config())).unwrap();
         append(&store, 1, 1, &[]);
         drop(store);
         assert_eq!(

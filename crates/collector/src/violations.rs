@@ -4,7 +4,8 @@
 //! list, the form kind and the page path. The widget sends each kind once per page load;
 //! the collector counts them per kind, form and page. `GET /v1/violations` (admin) lists them.
 
-use crate::records::{refuse, unavailable, Collector, Refusal};
+use crate::error::{refuse, unavailable, Code, Refusal};
+use crate::state::Collector;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -31,15 +32,11 @@ pub const KINDS: &[(&str, &str)] = &[
 ];
 
 fn too_large() -> Refusal {
-    refuse(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-large",
-        format!("a report is at most {MAX_REPORT} bytes"),
-    )
+    refuse(Code::TooLarge, format!("a report is at most {MAX_REPORT} bytes"))
 }
 
 fn bad(message: &str) -> Refusal {
-    refuse(StatusCode::BAD_REQUEST, "bad-report", message.to_string())
+    refuse(Code::BadReport, message.to_string())
 }
 
 /// A report: `{"kind", "form", "page"}`, each checked against what the widget can send.
@@ -182,7 +179,7 @@ mod tests {
         ] {
             assert!(read(body.as_bytes()).is_err(), "{why}: {body}");
         }
-        assert_eq!(read(&vec![b' '; MAX_REPORT + 1]).unwrap_err().code, "too-large");
+        assert_eq!(read(&vec![b' '; MAX_REPORT + 1]).unwrap_err().code, Code::TooLarge);
     }
 
     /// docs/rules.md documents every kind with its rule, and src/guards.js sends the same
