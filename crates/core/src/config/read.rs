@@ -105,6 +105,9 @@ fn forbidden_message(key: &str, code: ErrorCode, value: &Json) -> String {
 enum Shape {
     /// A string with something other than white space in it.
     Text,
+    /// Text a record carries as a name (the notice's version): at most
+    /// `record::MAX_NAME` bytes, which is what `record::read` takes.
+    Name,
     Email,
     Url,
     /// A web origin: scheme and host (and port), no path.
@@ -187,7 +190,7 @@ static CONTROLLER: [Field; 5] = [
         Shape::Object(&[opt("name", Shape::Text), req("email", Shape::Email)]),
     ),
 ];
-static NOTICE: [Field; 2] = [req("url", Shape::Url), req("version", Shape::Text)];
+static NOTICE: [Field; 2] = [req("url", Shape::Url), req("version", Shape::Name)];
 static FORM: [Field; 3] = [
     req("source", Shape::OneOf(<Source as Named>::NAMES)),
     req(
@@ -401,6 +404,9 @@ impl Checker {
         let problem = match shape {
             Shape::Email => (!is_email(text)).then(|| (ErrorCode::UnknownValue, message!("\"{text}\" is not an e-mail address"))),
             Shape::Url => check_url(text).err().map(|code| (code, url_message(text, code))),
+            Shape::Name => (text.len() > crate::record::MAX_NAME).then(|| {
+                (ErrorCode::OutOfRange, message!("must be at most {} bytes: records carry it", crate::record::MAX_NAME))
+            }),
             Shape::Origin => check_origin(text).err().map(|code| (code, origin_message(text, code))),
             Shape::Slug => (!is_slug(text)).then(|| {
                 (ErrorCode::InvalidSlug, message!("\"{text}\" is not a stable id: use lowercase letters, digits and single hyphens, e.g. \"email-offers\""))
@@ -543,7 +549,13 @@ fn is_country(text: &str) -> bool {
 }
 
 fn url_message(text: &str, code: ErrorCode) -> String {
-    if code == ErrorCode::InsecureUrl {
+    if text.len() > crate::record::MAX_URL {
+        message!(
+            "is {} bytes long; records carry at most {}",
+            text.len(),
+            crate::record::MAX_URL
+        )
+    } else if code == ErrorCode::InsecureUrl {
         message!("\"{text}\" must use https (plain http only on localhost or 127.0.0.1) or be a same-origin path such as \"/v1/records\"")
     } else {
         message!("\"{text}\" is not an https URL or a same-origin path starting with \"/\"")
@@ -575,7 +587,9 @@ pub(crate) fn check_origin(text: &str) -> Result<(), ErrorCode> {
 /// An https URL, an http URL on loopback, or a same-origin path (`/…`, not `//…`).
 /// `schema/consent.schema.json` spells the same rule as a pattern; keep them in step.
 pub(crate) fn check_url(text: &str) -> Result<(), ErrorCode> {
-    if text.chars().any(char::is_whitespace) {
+    // A record carries the notice URL, and `record::read` takes at most MAX_URL bytes: a
+    // longer one would have every record of this config refused.
+    if text.len() > crate::record::MAX_URL || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ErrorCode::InvalidUrl);
     }
     let host_of = |rest: &str| rest.split(['/', '?', '#']).next().unwrap_or("").to_string();
