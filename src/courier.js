@@ -93,8 +93,8 @@ async function seal(capture) {
 }
 
 // Posts `body` without cookies; resolves to the HTTP status, or 0 when there was no answer.
-// `keepalive` lets the post outlive the page: used at submit, where the page is about to go.
-// Not for retries: the browser allows only 64 KiB of keepalive bodies in flight at once.
+// `keepalive` lets the post outlive the page: at submit, where the page is about to go, and
+// at `pagehide`.
 function send(url, body, keepalive) {
   return fetch(url, {
     method: "POST",
@@ -123,18 +123,31 @@ export function random(n) {
 // The outbox: every capture stays in localStorage until the endpoint has acknowledged it
 // (2xx; the record id makes a repeat idempotent) or holds other bytes under its id (409).
 // Anything else (no answer, 5xx, 429, a 4xx while the collector's config lags the shop's)
-// is retried after 30 s, doubling up to 6 h, on later page loads and when the browser comes
-// back online. At most 50 wait: a shop whose endpoint is down for days must not fill the
-// shopper's storage; beyond that the oldest is dropped, and the console says so.
+// stays, and is sent again:
+// - on every page load of the shop, everything waiting: the confirmation page after a
+//   checkout, or the next page, delivers what the checkout could not;
+// - by a timer while the page stays open: 2 s after a failure, doubling with each failure
+//   of that entry (the count is stored, so it goes on from page to page), at most 5 min;
+// - when the browser comes back online or the tab becomes visible again, everything;
+// - at `pagehide`, with keepalive, what fits in the browser's keepalive budget (below).
+// One entry is never sent twice at once by a page (`inFlight`); two tabs may, and the id
+// makes that harmless. At most 50 wait: a shop whose endpoint is down for days must not
+// fill the shopper's storage; beyond that the oldest is dropped, and the console says so.
 //
 // One localStorage key per record (`unticked:outbox:<id>`): tabs of one shop write their
 // own keys, so no tab can write back a list that lacks another tab's new record.
 const OUTBOX = "unticked:outbox:";
 const CAPACITY = 50;
-const FIRST_RETRY_MS = 30e3;
-const LAST_RETRY_MS = 6 * 36e5;
+const FIRST_RETRY_MS = 2e3;
+const LAST_RETRY_MS = 3e5;
+// Fetch allows a page 64 KiB of keepalive bodies in flight (inflightKeepaliveBytes); a
+// post beyond that fails at once, so it is not made and the entry waits for the next try.
+// A delivery is at most 16 KiB (the collector's limit), so at least four fit.
+const KEEPALIVE_BUDGET = 65536;
 const inFlight = new Set();
-let listening;
+// id → the timer of its next retry on this page
+const retries = {};
+let keptAlive = 0;
 
 const warn = (message) => console.warn("unticked: " + message);
 
@@ -195,14 +208,26 @@ async function go(entry, target, keepalive) {
         delete stored.capture;
       });
     }
-    status = await send(entry.endpoint, entry.body, keepalive);
+    const size = keepalive ? new Blob([entry.body]).size : 0;
+    if (keptAlive + size <= KEEPALIVE_BUDGET) {
+      keptAlive += size;
+      status = await send(entry.endpoint, entry.body, keepalive);
+      keptAlive -= size;
+    }
   } catch (e) {
     warn("could not sign the consent record (" + e + "); it stays in the outbox");
   }
   inFlight.delete(entry.id);
   const done = (status > 199 && status < 300) || status == 409;
   if (done) remove(entry.id);
-  else update(entry.id, (stored) => void (stored.due = Date.now() + Math.min(FIRST_RETRY_MS * 2 ** stored.attempts++, LAST_RETRY_MS)));
+  else
+    update(entry.id, (stored) => {
+      clearTimeout(retries[entry.id]);
+      retries[entry.id] = setTimeout(() => {
+        const now = read(OUTBOX + entry.id);
+        if (now) go(now, target);
+      }, Math.min(FIRST_RETRY_MS * 2 ** stored.attempts++, LAST_RETRY_MS));
+    });
   if (status == 409) console.error("unticked: the endpoint holds a different record under id " + entry.id);
   else if (done) target.dispatchEvent(new CustomEvent("unticked:recorded", { bubbles: true, detail: { id: entry.id, status } }));
   else warn("the consent record could not be delivered yet (HTTP " + status + "); it stays in the outbox");
@@ -212,7 +237,7 @@ async function go(entry, target, keepalive) {
 // `target` (the form) receives `unticked:recorded` once the endpoint has it. The endpoint
 // is resolved now: a retry may happen on another page of the shop.
 export function post(target, id, endpoint, capture) {
-  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, due: 0, created: Date.now(), capture };
+  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, created: Date.now(), capture };
   save(entry);
   const list = waiting();
   for (const old of list.slice(0, Math.max(0, list.length - CAPACITY))) {
@@ -222,11 +247,14 @@ export function post(target, id, endpoint, capture) {
   go(entry, target, true);
 }
 
-// Sends what is due: on page load, and everything when the browser comes back online.
-export function drain(all) {
-  if (!listening) {
-    listening = true;
-    addEventListener("online", () => drain(true));
-  }
-  for (const entry of waiting()) if (all || entry.due <= Date.now()) go(entry, document, false);
+// Sends everything waiting, with `keepalive` when the page is going.
+const flush = (keepalive) => waiting().forEach((entry) => go(entry, document, keepalive));
+
+// On page load (once: the widget starts once per page): sends everything waiting, and
+// again when the browser comes back online, the tab becomes visible or the page goes.
+export function drain() {
+  addEventListener("online", () => flush());
+  addEventListener("visibilitychange", () => document.hidden || flush());
+  addEventListener("pagehide", () => flush(true));
+  flush();
 }

@@ -464,7 +464,7 @@ async function start() {
   });
   mountWithin(root);
   prepare();
-  drain(false);
+  drain();
 }
 
 start().catch((e) => (e instanceof Failure ? fail(e.code, e.message) : fail("start", "could not start; the forms work without it: " + e)));

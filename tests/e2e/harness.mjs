@@ -2,6 +2,7 @@
 // Debian's Chromium driven by playwright-core (no browser download).
 import { before, after } from "node:test";
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { mkdtempSync } from "node:fs";
@@ -132,6 +133,40 @@ export async function deliveredRecord(url, id, timeoutMs = 5000) {
     if (record) return record;
   }
   throw new Error(`the collector has no record ${id} after ${timeoutMs} ms`);
+}
+
+/**
+ * A real HTTP server in front of the collector (`target`) whose record endpoint can be
+ * switched off: while `down`, a POST /v1/records is answered 503 `unavailable`, as a
+ * collector under maintenance would; everything else is forwarded. `posts` lists what each
+ * record post got (503 or "forwarded"). Resolves with { url, server, posts, down }.
+ */
+export function flakyProxy(target) {
+  const proxy = { down: false, posts: [] };
+  proxy.server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      if (req.method === "POST" && req.url === "/v1/records") {
+        proxy.posts.push(proxy.down ? 503 : "forwarded");
+        if (proxy.down) {
+          res.writeHead(503, { "content-type": "application/json" });
+          return res.end('{"code":"unavailable","message":"down for maintenance"}');
+        }
+      }
+      const upstream = http.request(target + req.url, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      });
+      upstream.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) =>
+    proxy.server.listen(0, "127.0.0.1", () => {
+      proxy.url = `http://127.0.0.1:${proxy.server.address().port}`;
+      resolve(proxy);
+    }),
+  );
 }
 
 /** A UUIDv7 (RFC 9562 §5.7), as record ids are. */

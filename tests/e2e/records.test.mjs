@@ -2,10 +2,9 @@
 // real collector, which verifies each one with the native `record::open` before it answers 201.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http from "node:http";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { ROOT, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, UUID_V7 } from "./harness.mjs";
+import { ROOT, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, flakyProxy, UUID_V7 } from "./harness.mjs";
 
 const shop = useShop();
 
@@ -135,42 +134,13 @@ test("a box ticked by a script is not consent, and the page is told (R1)", async
   await context.close();
 });
 
-/** A real HTTP server in front of the collector whose record endpoint can be switched off. */
-function flakyProxy(target) {
-  const proxy = { down: false, posts: [] };
-  proxy.server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on("data", (c) => chunks.push(c));
-    req.on("end", () => {
-      if (req.method === "POST" && req.url === "/v1/records") {
-        proxy.posts.push(proxy.down ? 503 : "forwarded");
-        if (proxy.down) {
-          res.writeHead(503, { "content-type": "application/json" });
-          return res.end('{"code":"unavailable","message":"down for maintenance"}');
-        }
-      }
-      const upstream = http.request(target + req.url, { method: req.method, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode, answer.headers);
-        answer.pipe(res);
-      });
-      upstream.end(Buffer.concat(chunks));
-    });
-  });
-  return new Promise((resolve) =>
-    proxy.server.listen(0, "127.0.0.1", () => {
-      proxy.url = `http://127.0.0.1:${proxy.server.address().port}`;
-      resolve(proxy);
-    }),
-  );
-}
-
 /** The outbox as stored: one localStorage key per waiting record. */
 const OUTBOX = () =>
   Object.keys(localStorage)
     .filter((k) => k.startsWith("unticked:outbox:"))
     .map((k) => JSON.parse(localStorage.getItem(k)));
 const outbox = (page) => page.evaluate(`(${OUTBOX})()`);
-const attemptsAre = (page, n) => page.waitForFunction(`(${OUTBOX})()[0]?.attempts === ${n}`);
+const attemptsAtLeast = (page, n) => page.waitForFunction(`(${OUTBOX})()[0]?.attempts >= ${n}`);
 
 test("the outbox keeps a record while the endpoint is down, across reloads, and drains when it is back", async () => {
   const proxy = await flakyProxy(shop.server.url);
@@ -192,25 +162,17 @@ test("the outbox keeps a record while the endpoint is down, across reloads, and 
   const [order] = await Promise.all([page.waitForRequest((r) => r.url().endsWith("/shop/order")), page.click("#buy")]);
   assert.equal((await failed).status(), 503);
   const id = new URLSearchParams(order.postData()).get("consent.record");
-  await attemptsAre(page, 1);
+  await attemptsAtLeast(page, 1);
   assert.equal(await storedRecord(shop.server.url, id), null);
 
-  // Reloads while it is down: the record stays; once due, it is tried again and stays.
+  // A reload while it is down: the record stays, and the new page tries it again at once.
   await page.reload();
   await page.waitForSelector(CHOICES);
   assert.deepEqual((await outbox(page)).map((e) => e.id), [id]);
-  await page.evaluate((id) => {
-    const key = "unticked:outbox:" + id;
-    const entry = JSON.parse(localStorage.getItem(key));
-    entry.due = 0; // as if the 30 s backoff had passed
-    localStorage.setItem(key, JSON.stringify(entry));
-  }, id);
-  const retried = page.waitForResponse((r) => r.url().endsWith("/v1/records"));
-  await page.reload();
-  assert.equal((await retried).status(), 503);
-  await attemptsAre(page, 2);
+  await attemptsAtLeast(page, 2);
 
-  // Back up, and the browser comes back online: everything waiting goes.
+  // Back up, and the browser comes back online: everything waiting goes (the retry timer's
+  // next try is seconds away by now).
   proxy.down = false;
   const recorded = page.evaluate(
     () => new Promise((resolve) => document.addEventListener("unticked:recorded", (e) => resolve(e.detail), { once: true })),
@@ -220,9 +182,12 @@ test("the outbox keeps a record while the endpoint is down, across reloads, and 
   assert.deepEqual(await recorded, { id, status: 201 });
   assert.deepEqual(await outbox(page), []);
   assert.deepEqual(given(await storedRecord(shop.server.url, id)), ["email-offers"]);
-  assert.deepEqual(proxy.posts, [503, 503, "forwarded"]);
+  assert.ok(proxy.posts.length >= 3, JSON.stringify(proxy.posts));
+  assert.deepEqual(proxy.posts.slice(0, -1), Array(proxy.posts.length - 1).fill(503));
+  assert.deepEqual(proxy.posts.slice(-1), ["forwarded"], "sent once it is back, and only once");
   assert.deepEqual(log.pageErrors, []);
   await context.close();
+  proxy.server.closeAllConnections();
   proxy.server.close();
 });
 
