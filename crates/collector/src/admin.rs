@@ -356,7 +356,7 @@ mod tests {
             Store::open(&db, &crate::texts::Shown::of(&config)).unwrap(),
             crate::serve::Settings {
                 admin_token: Some(TOKEN.into()),
-                ..Default::default()
+                ..crate::testing::settings()
             },
         );
         // Two records that give e-mail offers (and disclose jan@example.pl), one that refuses
@@ -451,7 +451,7 @@ mod tests {
             Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap(),
             crate::serve::Settings {
                 admin_token: Some(TOKEN.into()),
-                ..Default::default()
+                ..crate::testing::settings()
             },
         );
         let from = |ip: [u8; 4], token: &str| {
@@ -516,7 +516,7 @@ mod tests {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
             config,
             store,
-            Default::default(),
+            crate::testing::settings(),
         );
         let (status, body) = call(&app, "GET", "/v1/admin/export", Some(""), String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);

@@ -4,6 +4,7 @@
 //! docs/collector.md, "HTTP limits", lists every value and why.
 
 use crate::error::{refuse, Code, Refusal};
+use crate::limit::ClientKey;
 use crate::records::MAX_BODY;
 use crate::violations::MAX_REPORT;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,7 +54,7 @@ pub struct ConnectionLimits {
     /// All connections at once: kept below the file-descriptor limit, so the database, static
     /// files and `/healthz` always have descriptors left.
     pub total: usize,
-    /// Connections from one client address (one IPv6 /64, see [`client_key`]).
+    /// Connections from one client address (one IPv6 /64, see [`ClientKey`]).
     pub per_address: usize,
 }
 
@@ -66,37 +67,21 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// The key connections are counted by: the IPv4 address, or the IPv6 /64 prefix, since one
-/// IPv6 subscriber is routinely given a whole /64 (RFC 6177 §3) and could otherwise open
-/// connections from as many addresses as it likes.
-fn client_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 #[derive(Default)]
 struct Counts {
     total: usize,
-    by_client: HashMap<IpAddr, usize>,
+    by_client: HashMap<ClientKey, usize>,
 }
 
 /// One open connection's place in the counts; given back when dropped.
 struct Slot {
     counts: Arc<Mutex<Counts>>,
-    client: IpAddr,
+    client: ClientKey,
 }
 
 impl Slot {
     fn take(counts: &Arc<Mutex<Counts>>, peer: IpAddr, limits: ConnectionLimits) -> Option<Slot> {
-        let client = client_key(peer);
+        let client = ClientKey::of(peer);
         let mut held = counts.lock().unwrap_or_else(|e| e.into_inner());
         let of_client = held.by_client.get(&client).copied().unwrap_or(0);
         if held.total >= limits.total || of_client >= limits.per_address {
@@ -195,7 +180,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
     while connections.join_next().await.is_some() {}
 }
 
-/// The origins that may post records and reports: the collector's own, and the config's.
+/// The origins that may post records and reports: the collector's own public origins
+/// (`--public-origin`, or its loopback address) and the config's `origins`.
 #[derive(Debug, Clone)]
 pub struct Writers {
     origins: Arc<Vec<String>>,
@@ -208,19 +194,25 @@ impl Writers {
         }
     }
 
+    /// Whether `origin` (RFC 6454 §6.2 serialisation) may write, compared without regard to
+    /// ASCII case (RFC 3986 §3.1, §3.2.2).
+    pub fn allows(&self, origin: &str) -> bool {
+        self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
     /// A browser sends `Origin` with every POST (Fetch standard, "append a request Origin
     /// header"), and a `text/plain` form post needs no CORS preflight, so CORS alone does not
-    /// stop a foreign page from writing: the origin is checked here. Its authority may equal
-    /// the request's `Host` (the collector's own pages); the scheme is not compared, because a
-    /// TLS proxy in front makes `https://` pages arrive here as plain HTTP. Any other origin
-    /// must be one of the config's. `Origin: null` (sandboxed frames, `file:`, some
-    /// redirects; RFC 6454 §7.3) is refused. No `Origin` at all is a non-browser client
-    /// (`unticked bench`, curl), which CSRF does not concern: allowed.
-    fn check_origin(&self, headers: &HeaderMap, uri: &axum::http::Uri) -> Result<(), Refusal> {
+    /// stop a foreign page from writing: the origin is checked here, against a list fixed at
+    /// start. Never against the request's `Host`: a page on a foreign name that resolves to
+    /// the collector (DNS rebinding) sends a `Host` equal to its own `Origin`. `Origin: null`
+    /// (sandboxed frames, `file:`, some redirects; RFC 6454 §7.3) is refused. No `Origin` at
+    /// all is a non-browser client (`unticked bench`, curl), which CSRF does not concern:
+    /// allowed, and the record it carries must still name an allowed page (records.rs).
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refusal> {
         let forbidden = || {
             refuse(
                 Code::ForbiddenOrigin,
-                "this origin may not post to the collector; add it to the config's origins",
+                "this origin may not post to the collector; add it to the config's origins, or give the collector's own with --public-origin",
             )
         };
         let mut origins = headers.get_all(header::ORIGIN).iter();
@@ -230,20 +222,8 @@ impl Writers {
         if origins.next().is_some() {
             return Err(forbidden());
         }
-        let origin = origin.to_str().map_err(|_| forbidden())?;
-        if origin == "null" {
-            return Err(forbidden());
-        }
-        if self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-            return Ok(());
-        }
-        let authority = origin.split_once("://").map(|(_, authority)| authority);
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()));
-        match (authority, host) {
-            (Some(authority), Some(host)) if !authority.contains('/') && authority.eq_ignore_ascii_case(host) => Ok(()),
+        match origin.to_str() {
+            Ok(origin) if origin != "null" && self.allows(origin) => Ok(()),
             _ => Err(forbidden()),
         }
     }
@@ -283,7 +263,7 @@ fn check_declared_length(headers: &HeaderMap, limit: usize, what: &str) -> Resul
 /// the declared length (413 `too-large`).
 pub async fn writers_only(State(writers): State<Writers>, request: Request, next: Next) -> Response {
     if request.method() == Method::POST {
-        if let Err(refusal) = writers.check_origin(request.headers(), request.uri()) {
+        if let Err(refusal) = writers.check_origin(request.headers()) {
             tracing::warn!(code = refusal.code.as_str(), "write refused");
             return refusal.into_response();
         }
@@ -336,8 +316,8 @@ mod tests {
             "closed connections give their place back"
         );
         assert_eq!(
-            client_key("::ffff:10.0.0.1".parse().unwrap()),
-            "10.0.0.1".parse::<IpAddr>().unwrap()
+            ClientKey::of("::ffff:10.0.0.1".parse().unwrap()),
+            ClientKey::of("10.0.0.1".parse().unwrap())
         );
     }
 

@@ -81,6 +81,11 @@ enum Command {
         /// 429 quota-exceeded. 0 turns the quota off (behind a proxy, every client shares its address).
         #[arg(long, default_value_t = 1000)]
         daily_quota: u32,
+        /// The collector's own origin as browsers see it (https://shop.example), whose pages
+        /// may post records beside the config's `origins`; repeat for several. By default,
+        /// listening on loopback, http://<address> and http://localhost:<port>.
+        #[arg(long = "public-origin", value_name = "ORIGIN")]
+        public_origins: Vec<String>,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
             max_connections_per_address,
             witness,
             daily_quota,
+            public_origins,
         } => serve::main(serve::Options {
             config,
             www,
@@ -161,6 +167,7 @@ fn main() -> ExitCode {
             },
             witness,
             daily_quota,
+            public_origins,
         }),
         Command::Bench {
             url,

@@ -37,16 +37,18 @@ pub const MAX_BODY: usize = 16 * 1024;
 pub struct Arrival<'a> {
     /// The collector's clock, ms since the epoch.
     pub now_ms: u64,
-    /// The request's `Host` (RFC 9110 §7.2): the collector's own authority.
-    pub host: Option<&'a str>,
+    /// The origins whose pages may write (crate::http::Writers): the collector's own
+    /// public origins and the config's.
+    pub writers: &'a crate::http::Writers,
     /// The request's `Origin` (RFC 6454 §7), which a browser sends with every POST.
     pub origin: Option<&'a str>,
 }
 
 /// How far ahead of the collector's clock a capture time may be: a shopper's clock a few
-/// minutes fast. A record refused for it stays in the outbox, which retries (30 s,
-/// doubling up to 6 h, src/courier.js), and is taken once the collector's clock has caught
-/// up with the shopper's; a time further ahead is no capture at all.
+/// minutes fast. A record refused for it stays in the outbox, which retries (at every page
+/// load, and on the page 2 s after a failure, doubling up to 5 min, src/courier.js), and is
+/// taken once the collector's clock has caught up with the shopper's; a time further ahead
+/// is no capture at all.
 pub const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
 
 /// How old a capture may be when it arrives: 400 days. The outbox (src/courier.js) keeps an
@@ -75,7 +77,9 @@ pub struct Accepted {
 pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
     let arrival = Arrival {
         now_ms: crate::testing::now_ms(),
-        host: Some("127.0.0.1:8080"),
+        writers: &crate::http::Writers::new(
+            &[config.origins.as_slice(), &["http://127.0.0.1:8080".to_string()]].concat(),
+        ),
         origin: None,
     };
     check_shown(body, config, &Shown::of(config), &arrival)
@@ -251,8 +255,9 @@ fn captured_in_window(opened: &OpenedRecord, now_ms: u64) -> Result<(), Refusal>
 }
 
 /// The record names the privacy notice this config links to, and a page of the shop: one
-/// of the config's `origins`, or the collector's own origin (the request's `Host`); and a
-/// browser's request comes from that very page (its `Origin`).
+/// of the config's `origins` or the collector's own public origins, never whatever the
+/// request's `Host` says (crate::http::Writers); and a browser's request comes from that
+/// very page (its `Origin`).
 fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Result<(), Refusal> {
     let record = &opened.record;
     let notice = &config.privacy_notice;
@@ -271,28 +276,13 @@ fn matches_page(opened: &OpenedRecord, config: &Config, arrival: &Arrival) -> Re
             "the record's page.origin is not the Origin the request came from",
         ));
     }
-    let own = arrival
-        .host
-        .is_some_and(|host| is_own_origin(&record.page_origin, host));
-    if !own && !config.origins.iter().any(|o| o == &record.page_origin) {
+    if !arrival.writers.allows(&record.page_origin) {
         return Err(refuse(
             Code::ForeignOrigin,
             "page.origin is neither one of the config's origins nor the collector's own",
         ));
     }
     Ok(())
-}
-
-/// Whether `origin` (`scheme://authority`) has the authority the request named in `Host`,
-/// compared case-insensitively (RFC 3986 §3.2.2) and with the scheme's default port implied.
-fn is_own_origin(origin: &str, host: &str) -> bool {
-    let (authority, default_port) = match origin.split_once("://") {
-        Some(("https", authority)) => (authority, ":443"),
-        Some(("http", authority)) => (authority, ":80"),
-        _ => return false,
-    };
-    let host = host.strip_suffix(default_port).unwrap_or(host);
-    authority.eq_ignore_ascii_case(host)
 }
 
 /// Each identifier is already in the form the widget writes (`capture::normalise_contact`),
@@ -373,7 +363,7 @@ pub async fn post_record(
         now_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
-        host: text(header::HOST),
+        writers: &collector.writers,
         origin: text(header::ORIGIN),
     };
     let accepted = match check_shown(&body, &collector.config, &collector.shown, &arrival) {
@@ -690,7 +680,7 @@ mod tests {
         let key = store.public_key();
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
         (
-            crate::serve::app(www, config.clone(), store, Default::default()),
+            crate::serve::app(www, config.clone(), store, crate::testing::settings()),
             key,
             dir,
         )
@@ -842,12 +832,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_browsers_origin_must_be_the_records_page() {
-        let config = demo_config();
+        let mut config = demo_config();
+        config.origins = vec!["https://shop.example".into()];
         let (app, _key, _dir) = test_app(&config);
         let body = || seal(&capture(&config, &["email-offers"]), 1);
-        // The collector's own origin under another scheme passes the writers' check (a TLS
-        // proxy may sit in front), but it is not the page this record names.
-        let response = post_from(&app, [10, 0, 0, 1], Some("https://127.0.0.1:8080"), body()).await;
+        // A page of the shop's other origin may write, but it is not the page this record
+        // names: a record is taken only from the page it was captured on.
+        let response = post_from(&app, [10, 0, 0, 1], Some("https://shop.example"), body()).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let text = response.into_body().collect().await.unwrap().to_bytes();
         assert!(String::from_utf8_lossy(&text).contains("origin-mismatch"));
@@ -865,7 +856,7 @@ mod tests {
         let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
         let settings = crate::serve::Settings {
             daily_quota: 3,
-            ..Default::default()
+            ..crate::testing::settings()
         };
         let app = crate::serve::app(www, config.clone(), store, settings);
         for _ in 0..3 {
@@ -919,7 +910,7 @@ mod tests {
                 www.clone(),
                 config.clone(),
                 Store::open(&path, &crate::texts::Shown::of(&config)).unwrap(),
-                Default::default(),
+                crate::testing::settings(),
             );
             send(&app, "POST", "/v1/records", seal(&first, 1)).await.1
         };
@@ -927,7 +918,7 @@ mod tests {
             www,
             config.clone(),
             Store::open(&path, &crate::texts::Shown::of(&config)).unwrap(),
-            Default::default(),
+            crate::testing::settings(),
         );
         let (status, got) = send(&app, "GET", &format!("/v1/records/{}", first.record.id), String::new()).await;
         assert_eq!(status, StatusCode::OK);

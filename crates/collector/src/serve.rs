@@ -32,6 +32,8 @@ pub struct Options {
     pub witness: Option<String>,
     /// Records one client address may store a day (0: no quota).
     pub daily_quota: u32,
+    /// `--public-origin`: the collector's own origins as browsers see them.
+    pub public_origins: Vec<String>,
 }
 
 /// What the app needs beyond the config and the store.
@@ -46,6 +48,9 @@ pub struct Settings {
     /// Records one client address may store in any 24 hours (refilled evenly); 0 turns the
     /// quota off. Past it, 429 `quota-exceeded`.
     pub daily_quota: u32,
+    /// The collector's own origins as browsers see them (`https://shop.example`): its pages
+    /// may write, beside the config's `origins`.
+    pub public_origins: Vec<String>,
 }
 
 /// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
@@ -84,12 +89,14 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
-    let writers = crate::http::Writers::new(&config.origins);
+    let mut allowed = config.origins.clone();
+    allowed.extend(settings.public_origins.iter().cloned());
+    let writers = crate::http::Writers::new(&allowed);
     let statics = Arc::new(crate::statics::Statics::new(&www, store.path()));
     // Each address may post `rate_limit` records a second, in bursts of three seconds'
     // worth, and store `daily_quota` a day (crate::limit).
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
-    let collector = crate::state::Collector::new(config, store, settings.admin_token, limits);
+    let collector = crate::state::Collector::new(config, store, settings.admin_token, limits, writers.clone());
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -277,10 +284,20 @@ pub fn main(options: Options) -> ExitCode {
                 admin::TOKEN_VARIABLE
             );
         }
+        let public_origins = match listener.local_addr() {
+            Ok(local) => public_origins(&options.public_origins, local),
+            Err(_) => options.public_origins.clone(),
+        };
+        if public_origins.is_empty() {
+            println!(
+                "unticked: only the config's origins may write; give the collector's own with --public-origin https://…"
+            );
+        }
         let settings = Settings {
             admin_token,
             rate_limit: options.rate_limit,
             daily_quota: options.daily_quota,
+            public_origins,
         };
         let closing = store.clone();
         let app = app(options.www, config, store, settings);
@@ -297,6 +314,28 @@ pub fn main(options: Options) -> ExitCode {
         println!("unticked: stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// The collector's own origins, whose pages may write: those given with `--public-origin`,
+/// or, when none is given and it listens on loopback, `http://` with its address and with
+/// `localhost` (the demo, and a collector behind a proxy on the same host). Never taken
+/// from a request's `Host`, which the client writes. Listening on another address without
+/// `--public-origin`, only the config's `origins` may write.
+fn public_origins(given: &[String], local: std::net::SocketAddr) -> Vec<String> {
+    if !given.is_empty() {
+        return given.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
+    }
+    if !local.ip().is_loopback() {
+        return Vec::new();
+    }
+    let port = local.port();
+    let mut own = vec![format!("http://{local}"), format!("http://localhost:{port}")];
+    if local.ip().is_ipv4() {
+        own.push(format!("http://[::1]:{port}"));
+    } else {
+        own.push(format!("http://127.0.0.1:{port}"));
+    }
+    own
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight, exit 0.
@@ -342,7 +381,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = demo_config();
         let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
-        let response = app(PathBuf::from(WWW), config, store, Settings::default())
+        let response = app(PathBuf::from(WWW), config, store, crate::testing::settings())
             .oneshot(request)
             .await
             .unwrap();
@@ -504,7 +543,7 @@ mod tests {
         config.origins = vec!["https://shop.example".into()];
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
-        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        let app = app(PathBuf::from(WWW), config, store, crate::testing::settings());
         for (origin, allowed) in [("https://shop.example", true), ("https://evil.example", false)] {
             let preflight = Request::builder()
                 .method(Method::OPTIONS)
@@ -537,7 +576,7 @@ mod tests {
         let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let settings = Settings {
             rate_limit: 2,
-            ..Settings::default()
+            ..crate::testing::settings()
         };
         let app = app(PathBuf::from(WWW), config, store, settings);
         let post_from = |ip: [u8; 4]| {
@@ -590,7 +629,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = demo_config();
         let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
-        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        let app = app(PathBuf::from(WWW), config, store, crate::testing::settings());
         let long = format!("/{}", "a".repeat(8000));
         let deep = "/a".repeat(2000);
         let paths = [
@@ -677,7 +716,7 @@ mod tests {
         let db = www.join("unticked.db");
         let store = Store::open(&db, &crate::texts::Shown::of(&config)).unwrap();
         std::fs::write(www.join("unticked.db-journal"), "journal").unwrap();
-        let app = app(www.clone(), config, store, Settings::default());
+        let app = app(www.clone(), config, store, crate::testing::settings());
         let fetch = |method: Method, uri: &str| {
             let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
             let app = app.clone();
@@ -727,7 +766,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
         let delivery = crate::testing::seal(&crate::testing::capture(&config, &["email-offers"]), 1);
-        let app = app(PathBuf::from(WWW), config, store, Settings::default());
+        let app = app(PathBuf::from(WWW), config, store, crate::testing::settings());
         let post = |uri: &str, origin: Option<&str>, content_type: Option<&str>, body: &str| {
             let mut request = Request::post(uri).header(header::HOST, "127.0.0.1:8080");
             if let Some(origin) = origin {
@@ -780,14 +819,26 @@ mod tests {
         // Nothing the refused posts carried was stored.
         let (status, _, _) = send_to(&app, Request::get("/v1/checkpoint").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "the log is still empty");
-        // The collector's own pages (any scheme: a TLS proxy may sit in front), the config's
-        // origins and clients that send no Origin (the bench, curl) may write.
-        for origin in [
-            Some("http://127.0.0.1:8080"),
-            Some("https://127.0.0.1:8080"),
-            Some("https://shop.example"),
-            None,
-        ] {
+        // DNS rebinding: a foreign page whose name resolves to the collector sends a `Host`
+        // equal to its own `Origin`. The collector's own origins are fixed at start, never
+        // read from `Host`.
+        let rebound = Request::post("/v1/violations")
+            .header(header::HOST, "evil.example")
+            .header(header::ORIGIN, "http://evil.example")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(report))
+            .unwrap();
+        let (status, _, body) = send_to(&app, rebound).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        // The collector's own public origins, the config's origins and clients that send no
+        // Origin (the bench, curl) may write; not the own origin under another scheme.
+        assert_eq!(
+            post("/v1/violations", Some("https://127.0.0.1:8080"), json, report)
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        for origin in [Some("http://127.0.0.1:8080"), Some("https://shop.example"), None] {
             let (status, code) = post(
                 "/v1/violations",
                 origin,

@@ -18,16 +18,25 @@ pub struct Collector {
     pub admin_token: Option<String>,
     /// What each client address may do: posts a second, records a day, wrong admin tokens.
     pub limits: Limits,
+    /// The origins whose pages may write.
+    pub writers: crate::http::Writers,
 }
 
 impl Collector {
-    pub fn new(config: Config, store: Store, admin_token: Option<String>, limits: Limits) -> Arc<Collector> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        admin_token: Option<String>,
+        limits: Limits,
+        writers: crate::http::Writers,
+    ) -> Arc<Collector> {
         Arc::new(Collector {
             shown: Shown::of(&config),
             config,
             store,
             admin_token: admin_token.filter(|t| !t.is_empty()),
             limits,
+            writers,
         })
     }
 

@@ -2,7 +2,7 @@
 //! deliveries and violation reports, each answered with a 4xx and a JSON `code`, never a 5xx,
 //! never a hang, and nothing stored.
 
-use crate::serve::{app, Settings};
+use crate::serve::app;
 use crate::store::Store;
 use crate::testing::{capture, demo_config, seal};
 use axum::body::Body;
@@ -102,7 +102,7 @@ async fn thousands_of_damaged_bodies_get_a_4xx_with_a_code_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
     let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
-    let app = app(www, config.clone(), store.clone(), Settings::default());
+    let app = app(www, config.clone(), store.clone(), crate::testing::settings());
     let valid = seal(
         &capture(&config, &["email-offers", "sms-offers", "birthday-greetings"]),
         1,

@@ -58,3 +58,12 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
 pub fn seal(capture: &Capture, key_seed: u8) -> String {
     crate::bench::seal(capture, &ed25519_dalek::SigningKey::from_bytes(&[key_seed; 32]))
 }
+
+/// The app's settings in tests: the test captures' page, `http://127.0.0.1:8080`, is the
+/// collector's own public origin (as `serve` makes it when listening there).
+pub fn settings() -> crate::serve::Settings {
+    crate::serve::Settings {
+        public_origins: vec!["http://127.0.0.1:8080".into()],
+        ..Default::default()
+    }
+}

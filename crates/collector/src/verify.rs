@@ -900,7 +900,7 @@ mod tests {
         );
         let store = Store::open(&db, &crate::texts::Shown::of(&config)).unwrap();
         let www = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www"));
-        let app = crate::serve::app(www, config, store, crate::serve::Settings::default());
+        let app = crate::serve::app(www, config, store, crate::testing::settings());
         let request = axum::http::Request::get(format!("/v1/texts/{sha}"))
             .body(axum::body::Body::empty())
             .unwrap();
