@@ -46,10 +46,15 @@ pub fn check_token(token: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first), for
-/// an address not held back for wrong tokens: after [`crate::limit::ADMIN_FAILURES`] wrong
-/// ones, 429 `rate-limited`, and every try while held back makes the wait longer. A held
-/// back address is answered 429 whatever token it sends, so guessing on teaches nothing.
+/// Checks `Authorization: Bearer <token>` in constant time (both sides hashed first).
+///
+/// Wrong tokens are limited per address: after [`crate::limit::ADMIN_FAILURES`] of them,
+/// 429 `rate-limited`, and every wrong try while held back makes the wait longer (up to an
+/// hour), so guessing a token of 32 characters or more is hopeless. The right token always
+/// passes, even from an address held back: otherwise anyone sharing the site owner's
+/// address (or, behind a proxy, anyone at all) could lock the owner out with five wrong
+/// tries. A request without the header is refused (401) but not counted: browsers and
+/// crawlers that know nothing of the API send none, and a guesser gains nothing by it.
 pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: ClientKey) -> Result<(), Refusal> {
     let Some(expected) = &collector.admin_token else {
         return Err(refuse(
@@ -57,33 +62,37 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
             format!("set {TOKEN_VARIABLE} to enable the admin endpoints"),
         ));
     };
+    let unauthorised = || refuse(Code::Unauthorised, "a valid bearer token is required");
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorised());
+    };
+    let given = given
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
+    if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
+        return Ok(());
+    }
     let failures = &collector.limits.admin;
     let now = std::time::Instant::now();
-    if failures.check(client, now).is_err() {
-        let wait = failures.charge(client, now);
+    let held_back = failures.check(client, now).is_err();
+    let wait = failures.charge(client, now);
+    // The address, never the token (nor any part of it).
+    if wait.is_zero() {
+        tracing::warn!(client = %client.address(), "admin: wrong bearer token");
+    } else {
+        tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "admin: wrong bearer token; address held back");
+    }
+    if held_back {
         return Err(too_many(
             Code::RateLimited,
             "too many wrong admin tokens from this address",
             wait,
         ));
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
-    if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0 {
-        let wait = failures.charge(client, now);
-        // The address, never the token (nor any part of it).
-        if wait.is_zero() {
-            tracing::warn!(client = %client.address(), "admin: wrong bearer token");
-        } else {
-            tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "admin: wrong bearer token; address held back");
-        }
-        return Err(refuse(Code::Unauthorised, "a valid bearer token is required"));
-    }
-    Ok(())
+    Err(unauthorised())
 }
 
 /// The normalised identifier in a body `{"identifier": …}`: an e-mail address, or a phone
@@ -487,12 +496,35 @@ mod tests {
             second_wait > first_wait,
             "the wait grows: {first_wait:?} {second_wait:?}"
         );
+        // The site owner sharing that address is never locked out by someone else's guesses.
         let (status, _, _) = from(guesser, TOKEN).await;
         assert_eq!(
             status,
-            StatusCode::TOO_MANY_REQUESTS,
-            "held back whatever it sends, so a guess teaches nothing"
+            StatusCode::OK,
+            "the right token passes even from a held-back address"
         );
+        let (status, _, _) = from(guesser, "still-guessing").await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "and the guesser is still held back"
+        );
+        // Requests without the header (a crawler, a browser) are refused but not counted.
+        for _ in 0..3 * crate::limit::ADMIN_FAILURES {
+            let mut request = Request::get("/v1/admin/export").body(Body::empty()).unwrap();
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [10, 0, 0, 4],
+                    50000,
+                ))));
+            assert_eq!(
+                app.clone().oneshot(request).await.unwrap().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let (status, _, _) = from([10, 0, 0, 4], "a first wrong token").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "no header counts as no wrong token");
         let (status, _, _) = from([10, 0, 0, 2], "wrong").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "another address is not held back");
         let (status, _, _) = from([10, 0, 0, 3], TOKEN).await;

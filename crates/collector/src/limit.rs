@@ -135,6 +135,15 @@ impl Limiter {
         Ok(())
     }
 
+    /// Gives back one event [`Limiter::take`] admitted and counted, when it turned out not
+    /// to be one (a daily quota's reservation for a record that was not stored).
+    pub fn refund(&self, key: ClientKey, now: Instant) {
+        let mut keys = self.keys(now);
+        if let Some(arrival) = keys.arrival.get_mut(&key) {
+            *arrival = arrival.checked_sub(self.interval).unwrap_or(now).max(now);
+        }
+    }
+
     /// Whether an event would be admitted now, without counting it.
     pub fn check(&self, key: ClientKey, now: Instant) -> Result<(), Duration> {
         let keys = self.keys(now);

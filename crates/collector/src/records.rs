@@ -346,10 +346,11 @@ pub async fn post_record(
         Ok(body) => body,
         Err(_) => return refuse(Code::TooLarge, format!("a delivery is at most {MAX_BODY} bytes")).into_response(),
     };
-    // The daily quota counts records stored; checked first, so that a client past it costs
-    // no signature check.
+    // The daily quota counts records stored. A place is taken first, so that a client past
+    // it costs no signature check and posts in parallel cannot all pass one check, and given
+    // back below unless the record is stored now.
     let daily = collector.limits.daily.as_ref();
-    if let Some(Err(wait)) = daily.map(|quota| quota.check(client, std::time::Instant::now())) {
+    if let Some(Err(wait)) = daily.map(|quota| quota.take(client, std::time::Instant::now())) {
         tracing::warn!(client = %client.address(), "record refused: daily quota reached");
         return too_many(
             Code::QuotaExceeded,
@@ -366,9 +367,15 @@ pub async fn post_record(
         writers: &collector.writers,
         origin: text(header::ORIGIN),
     };
+    let refund = || {
+        if let Some(quota) = daily {
+            quota.refund(client, std::time::Instant::now());
+        }
+    };
     let accepted = match check_shown(&body, &collector.config, &collector.shown, &arrival) {
         Ok(accepted) => accepted,
         Err(refusal) => {
+            refund();
             tracing::warn!(code = refusal.code.as_str(), "record refused");
             return refusal.into_response();
         }
@@ -381,17 +388,19 @@ pub async fn post_record(
         .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
         .await;
     let (status, index) = match appended {
-        Ok(Appended::New(index)) => {
-            if let Some(quota) = daily {
-                quota.charge(client, std::time::Instant::now());
-            }
-            (StatusCode::CREATED, index)
+        Ok(Appended::New(index)) => (StatusCode::CREATED, index),
+        Ok(Appended::Existing(index)) => {
+            refund();
+            (StatusCode::OK, index)
         }
-        Ok(Appended::Existing(index)) => (StatusCode::OK, index),
         Ok(Appended::Conflict) => {
-            return refuse(Code::IdConflict, "another record is stored under this id").into_response()
+            refund();
+            return refuse(Code::IdConflict, "another record is stored under this id").into_response();
         }
-        Err(e) => return unavailable(e).into_response(),
+        Err(e) => {
+            refund();
+            return unavailable(e).into_response();
+        }
     };
     // No contact data in logs: the id and the counts only.
     tracing::info!(%id, index, purposes, subjects, status = status.as_u16(), "record stored");
@@ -848,6 +857,52 @@ mod tests {
 
     /// Past its daily quota an address stores nothing more, 429 with Retry-After; another
     /// address is not held up.
+    /// Posts in parallel cannot overrun the quota (each takes its place before it is
+    /// checked), and refused deliveries and retries give their place back.
+    #[tokio::test]
+    async fn the_daily_quota_holds_under_parallel_posts_and_counts_only_what_is_stored() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let settings = crate::serve::Settings {
+            daily_quota: 5,
+            ..crate::testing::settings()
+        };
+        let app = crate::serve::app(www, config.clone(), store, settings);
+        // Refused deliveries and a retry of stored bytes do not use the quota up.
+        let first = seal(&capture(&config, &[]), 1);
+        assert_eq!(
+            post_from(&app, [10, 0, 0, 1], None, first.clone()).await.status(),
+            StatusCode::CREATED
+        );
+        for _ in 0..10 {
+            let refused = post_from(&app, [10, 0, 0, 1], None, "{}".into()).await;
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(
+                post_from(&app, [10, 0, 0, 1], None, first.clone()).await.status(),
+                StatusCode::OK
+            );
+        }
+        let bodies: Vec<String> = (0..24).map(|_| seal(&capture(&config, &[]), 1)).collect();
+        let posts = bodies.into_iter().map(|body| {
+            let app = app.clone();
+            tokio::spawn(async move { post_from(&app, [10, 0, 0, 1], None, body).await.status() })
+        });
+        let mut statuses = Vec::new();
+        for post in posts.collect::<Vec<_>>() {
+            statuses.push(post.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == StatusCode::CREATED).count(),
+            4,
+            "five in all: {statuses:?}"
+        );
+        assert!(statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::TOO_MANY_REQUESTS));
+    }
+
     #[tokio::test]
     async fn the_daily_quota_holds_an_address_to_n_stored_records() {
         let config = demo_config();

@@ -150,6 +150,32 @@ fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Creates an empty database file readable by its owner only (0600), as the key file is:
+/// it holds contacts. SQLite gives its `-wal` and `-shm` files the database's permissions.
+/// An existing file is left as it is.
+#[cfg(unix)]
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::File {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
     std::fs::write(path, text).map_err(|source| StoreError::File {
@@ -259,6 +285,7 @@ impl Store {
     /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
     /// the stored records, and records every purpose text `config` can show.
     pub fn open(path: &Path, texts: &Shown) -> Result<Store, StoreError> {
+        create_private(path)?;
         let mut write = open_connection(path, OpenFlags::default())?;
         // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
         write.pragma_update(None, "journal_mode", "WAL")?;
@@ -823,5 +850,19 @@ mod tests {
         let rows = store.violations().unwrap();
         assert_eq!(rows.len(), ROUNDS);
         assert!(rows.iter().all(|row| row.count == RACERS as u64), "{rows:?}");
+    }
+
+    /// The database holds contacts: like its key, it and its WAL are the owner's only.
+    #[cfg(unix)]
+    #[test]
+    fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let _store = Store::open(&db, &crate::texts::Shown::of(&crate::testing::demo_config())).unwrap();
+        for path in [db.clone(), dir.path().join("log.db-wal"), Keys::path_for(&db)] {
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
     }
 }
