@@ -15,10 +15,27 @@ const BINARY = path.join(ROOT, "target/debug/unticked");
 /** The admin token of the collectors the tests start. */
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";
 
-/** Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop }. */
-export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {
+/** A free port on 127.0.0.1, for a proxy that starts after the collector. */
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = http.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop,
+ * proxyPort }. The shop pages a test serves through `flakyProxy` have the proxy's origin, so
+ * the collector is told it as one of its own (`--public-origin`), as a site owner tells a
+ * collector behind a reverse proxy; it never takes its own origin from a request's Host.
+ */
+export async function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {
+  const proxyPort = await freePort();
   return new Promise((resolve, reject) => {
     const args = ["serve", "--www", "www", "--config", "www/consent.json", "--db", db, "--addr", "127.0.0.1:0"];
+    args.push("--public-origin", `http://127.0.0.1:${proxyPort}`);
     const child = spawn(BINARY, args, {
       cwd: ROOT,
       env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN },
@@ -36,6 +53,7 @@ export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), 
         resolve({
           url: m[1],
           db,
+          proxyPort,
           stop: () =>
             new Promise((done) => {
               child.once("exit", done);
@@ -141,7 +159,8 @@ export async function deliveredRecord(url, id, timeoutMs = 5000) {
  * collector under maintenance would; everything else is forwarded. `posts` lists what each
  * record post got (503 or "forwarded"). Resolves with { url, server, posts, down }.
  */
-export function flakyProxy(target) {
+export function flakyProxy(server) {
+  const target = server.url;
   const proxy = { down: false, posts: [] };
   proxy.server = http.createServer((req, res) => {
     const chunks = [];
@@ -162,7 +181,7 @@ export function flakyProxy(target) {
     });
   });
   return new Promise((resolve) =>
-    proxy.server.listen(0, "127.0.0.1", () => {
+    proxy.server.listen(server.proxyPort, "127.0.0.1", () => {
       proxy.url = `http://127.0.0.1:${proxy.server.address().port}`;
       resolve(proxy);
     }),

@@ -33,7 +33,7 @@ async function checkoutWhileDown(page, proxy) {
 
 /** A page and a proxy for test `t`, closed when it ends, whether it passes or not. */
 async function journey(t) {
-  const proxy = await flakyProxy(shop.server.url);
+  const proxy = await flakyProxy(shop.server);
   const { page, context, log } = await openPage(shop.browser);
   t.after(async () => {
     await context.close();

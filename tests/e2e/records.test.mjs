@@ -143,7 +143,7 @@ const outbox = (page) => page.evaluate(`(${OUTBOX})()`);
 const attemptsAtLeast = (page, n) => page.waitForFunction(`(${OUTBOX})()[0]?.attempts >= ${n}`);
 
 test("the outbox keeps a record while the endpoint is down, across reloads, and drains when it is back", async () => {
-  const proxy = await flakyProxy(shop.server.url);
+  const proxy = await flakyProxy(shop.server);
   const { page, context, log } = await openPage(shop.browser);
   proxy.down = true;
   // A shop that sends its order with fetch, so this page sees the endpoint's answer.

@@ -113,6 +113,8 @@ codes! {
     // Limits (crate::limit).
     RateLimited = "rate-limited", TOO_MANY_REQUESTS;
     QuotaExceeded = "quota-exceeded", TOO_MANY_REQUESTS;
+    /// An API path asked with a method it does not take.
+    MethodNotAllowed = "method-not-allowed", METHOD_NOT_ALLOWED;
     // Reading.
     NotFound = "not-found", NOT_FOUND;
     Empty = "empty", NOT_FOUND;

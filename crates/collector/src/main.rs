@@ -82,8 +82,8 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         daily_quota: u32,
         /// The collector's own origin as browsers see it (https://shop.example), whose pages
-        /// may post records beside the config's `origins`; repeat for several. By default,
-        /// listening on loopback, http://<address> and http://localhost:<port>.
+        /// may post records beside the config's `origins`; repeat for several. Listening on
+        /// loopback, http://<address> and http://localhost:<port> are its own too.
         #[arg(long = "public-origin", value_name = "ORIGIN")]
         public_origins: Vec<String>,
     },

@@ -13,7 +13,7 @@
 //! committed with.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -412,7 +412,14 @@ pub async fn post_record(
 
 /// `GET /v1/records/{id}`: the exact bytes stored (as a JSON string), the record's receipt,
 /// and its inclusion proof against the latest checkpoint.
-pub async fn get_record(State(collector): State<Arc<Collector>>, UrlPath(id): UrlPath<String>) -> Response {
+pub async fn get_record(
+    State(collector): State<Arc<Collector>>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Response {
+    // A path that does not decode (`%ff`) names no record: the API's JSON 404.
+    let Ok(UrlPath(id)) = id else {
+        return refuse(Code::NotFound, "no record with this id").into_response();
+    };
     let found = match collector.store.record(&id) {
         Ok(found) => found,
         Err(e) => return unavailable(e).into_response(),
@@ -471,7 +478,13 @@ pub async fn get_consistency(
 }
 
 /// `GET /v1/texts/{sha256}`: the purpose text a record's `text_sha256` names, as shown.
-pub async fn get_text(State(collector): State<Arc<Collector>>, UrlPath(sha256): UrlPath<String>) -> Response {
+pub async fn get_text(
+    State(collector): State<Arc<Collector>>,
+    sha256: Result<UrlPath<String>, PathRejection>,
+) -> Response {
+    let Ok(UrlPath(sha256)) = sha256 else {
+        return refuse(Code::NotFound, "no text with this hash").into_response();
+    };
     match collector.store.text(&sha256) {
         // Never serve wording other than what the hash names: that is storage corruption.
         Ok(Some((_, _, _, text))) if sha256_hex(text.as_bytes()) != sha256 => {

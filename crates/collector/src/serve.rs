@@ -137,6 +137,13 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
         .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
+        // A method an API route does not take: the API's JSON, not an empty 405.
+        .method_not_allowed_fallback(|| async {
+            crate::error::refuse(
+                crate::error::Code::MethodNotAllowed,
+                "this path does not take this method",
+            )
+        })
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -316,24 +323,22 @@ pub fn main(options: Options) -> ExitCode {
     })
 }
 
-/// The collector's own origins, whose pages may write: those given with `--public-origin`,
-/// or, when none is given and it listens on loopback, `http://` with its address and with
-/// `localhost` (the demo, and a collector behind a proxy on the same host). Never taken
-/// from a request's `Host`, which the client writes. Listening on another address without
+/// The collector's own origins, whose pages may write: those given with `--public-origin`
+/// and, when it listens on loopback, `http://` with its address and with `localhost` (the
+/// demo; a page there can only be the collector's own). Never taken from a request's
+/// `Host`, which the client writes. Listening on another address without
 /// `--public-origin`, only the config's `origins` may write.
 fn public_origins(given: &[String], local: std::net::SocketAddr) -> Vec<String> {
-    if !given.is_empty() {
-        return given.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
-    }
-    if !local.ip().is_loopback() {
-        return Vec::new();
-    }
-    let port = local.port();
-    let mut own = vec![format!("http://{local}"), format!("http://localhost:{port}")];
-    if local.ip().is_ipv4() {
-        own.push(format!("http://[::1]:{port}"));
-    } else {
-        own.push(format!("http://127.0.0.1:{port}"));
+    let mut own: Vec<String> = given.iter().map(|o| o.trim_end_matches('/').to_string()).collect();
+    if local.ip().is_loopback() {
+        let port = local.port();
+        own.push(format!("http://{local}"));
+        own.push(format!("http://localhost:{port}"));
+        own.push(if local.ip().is_ipv4() {
+            format!("http://[::1]:{port}")
+        } else {
+            format!("http://127.0.0.1:{port}")
+        });
     }
     own
 }

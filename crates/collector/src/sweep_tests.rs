@@ -148,3 +148,37 @@ async fn thousands_of_damaged_bodies_get_a_4xx_with_a_code_and_store_nothing() {
         started.elapsed()
     );
 }
+
+/// Every API answer is the API's JSON with a code, a wrong method and an undecodable path
+/// included (docs/collector.md: "Errors are JSON with a stable code").
+#[tokio::test]
+async fn a_wrong_method_or_an_undecodable_path_gets_the_apis_json() {
+    let config = demo_config();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap();
+    let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+    let app = app(www, config, store, crate::testing::settings());
+    for (method, path, status, code) in [
+        (
+            "PUT",
+            "/v1/records",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+        ),
+        (
+            "DELETE",
+            "/v1/checkpoint",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+        ),
+        ("GET", "/v1/texts/%ff", StatusCode::NOT_FOUND, "not-found"),
+        ("GET", "/v1/records/%ff%fe", StatusCode::NOT_FOUND, "not-found"),
+    ] {
+        let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), status, "{method} {path}");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(body["code"], code, "{method} {path}");
+    }
+}
