@@ -117,6 +117,14 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
         .route("/v1/violations", get(violations::list))
+        // A method an API route does not take: the API's JSON, not an empty 405. Set before
+        // the layers below, so that CORS still answers a preflight (OPTIONS) first.
+        .method_not_allowed_fallback(|| async {
+            crate::error::refuse(
+                crate::error::Code::MethodNotAllowed,
+                "this path does not take this method",
+            )
+        })
         // One byte more than allowed, so the handler answers a too-large body itself (JSON).
         .layer(DefaultBodyLimit::max(records::MAX_BODY + 1))
         .with_state(collector);
@@ -137,13 +145,6 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
         .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
-        // A method an API route does not take: the API's JSON, not an empty 405.
-        .method_not_allowed_fallback(|| async {
-            crate::error::refuse(
-                crate::error::Code::MethodNotAllowed,
-                "this path does not take this method",
-            )
-        })
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
