@@ -554,4 +554,33 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body.contains("admin-disabled"));
     }
+
+    /// Art. 17 whatever the spelling: the widget lowercases ASCII only, so an address typed
+    /// with capital Latvian letters is stored as typed; a look-up and an erasure with the
+    /// address in lower case still find it, and nothing of it is left in the export.
+    #[tokio::test]
+    async fn an_address_typed_in_capitals_is_found_and_erased_in_lower_case() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let app = crate::serve::app(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
+            config.clone(),
+            Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(&config)).unwrap(),
+            crate::serve::Settings {
+                admin_token: Some(TOKEN.into()),
+                ..crate::testing::settings()
+            },
+        );
+        let typed = crate::testing::capture_from(&config, &["email-offers"], "Anna@BĒRZIŅŠ.lv");
+        let (status, body) = call(&app, "POST", "/v1/records", None, seal(&typed, 1)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let who = r#"{"identifier":"anna@bērziņš.lv"}"#.to_string();
+        let (_, found) = call(&app, "POST", "/v1/admin/subjects", Some(TOKEN), who.clone()).await;
+        let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+        assert_eq!(found["history"].as_array().map(Vec::len), Some(1), "{found}");
+        let (status, erased) = call(&app, "POST", "/v1/admin/subjects/erase", Some(TOKEN), who).await;
+        assert_eq!((status, erased.as_str()), (StatusCode::OK, r#"{"erased":1}"#));
+        let (_, all) = call(&app, "GET", "/v1/admin/export", Some(TOKEN), String::new()).await;
+        assert!(!all.to_lowercase().contains("anna@"), "{all}");
+    }
 }

@@ -119,13 +119,25 @@ impl Keys {
     }
 
     /// The keyed index of a normalised identifier: HMAC-SHA-256 under the collector's
-    /// secret, so the index alone reveals no contact and cannot be built by guessing.
+    /// secret, so the index alone reveals no contact and cannot be built by guessing. Taken
+    /// over [`lookup_form`], so that every spelling of one address finds the same rows.
     pub fn lookup(&self, identifier: &str) -> [u8; 32] {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.lookup_secret).expect("HMAC takes any key length");
-        mac.update(identifier.as_bytes());
+        mac.update(lookup_form(identifier).as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// What the subject index is keyed by: the identifier in Unicode NFC (UAX #15), then in
+/// Unicode lower case. The widget lowercases ASCII only (full case tables would not fit its
+/// size budget), so `anna@bĒrziŅŠ.lv` and `anna@bērziņš.lv` are committed as typed; looked
+/// up, exported and erased (GDPR Art. 15, 17), they are one subject. The commitment in the
+/// record still covers the identifier as the widget wrote it. Not done: IDNA mapping of a
+/// domain (`xn--…` and its Unicode form are two keys).
+pub fn lookup_form(identifier: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    identifier.nfc().collect::<String>().to_lowercase()
 }
 
 fn unhex32(text: &str) -> Option<[u8; 32]> {
@@ -250,6 +262,10 @@ struct Shared {
     tree: RwLock<Tree>,
     latest: RwLock<Option<Checkpoint>>,
     read: Mutex<Connection>,
+    /// The connection violation reports are counted on, one at a time: reports come from
+    /// anyone, and a connection each, as before, made racing reports wait on SQLite's
+    /// lock until they failed with `database is locked` (503, the report lost).
+    reports: Mutex<Connection>,
     keys: Keys,
     origin: String,
     /// Where each new checkpoint is published (`serve --witness`), if anywhere.
@@ -315,6 +331,7 @@ impl Store {
         let keys = Keys::load_or_create(&key_path)?;
         store_texts(&mut write, texts)?;
         let read = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let reports = open_connection(path, OpenFlags::default())?;
         let mut tree = Tree::new();
         {
             let mut rows = write.prepare("SELECT idx, bytes FROM log ORDER BY idx")?;
@@ -335,6 +352,7 @@ impl Store {
             tree: RwLock::new(tree),
             latest: RwLock::new(latest),
             read: Mutex::new(read),
+            reports: Mutex::new(reports),
             keys,
             origin,
             witness: OnceLock::new(),
@@ -490,7 +508,7 @@ impl Store {
     /// UPDATE followed by an INSERT let both see no row, and the second INSERT then broke the
     /// primary key (a 503, and the report lost).
     pub fn note_violation(&self, kind: &str, rule: &str, form: &str, page: &str) -> Result<(), StoreError> {
-        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        let conn = self.shared.reports.lock().unwrap_or_else(|e| e.into_inner());
         // New rows only while there are fewer than MAX_VIOLATION_ROWS: reports are unsigned
         // and anyone can send them, so they must not be able to fill the disk. A row that
         // exists is counted whatever the table's size.
@@ -864,5 +882,22 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", path.display());
         }
+    }
+
+    /// Erasure finds a subject however their address was cased or composed (Art. 17): the
+    /// widget lowercases ASCII only, so `Ē` (U+0112) or a decomposed `ē` arrive as typed.
+    #[test]
+    fn every_spelling_of_an_address_is_one_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Keys::load_or_create(&dir.path().join("k.key")).unwrap();
+        let composed = "anna@bērziņš.lv";
+        for spelling in [
+            "anna@bĒrziŅŠ.lv",
+            "anna@BĒRZIŅŠ.LV",
+            "anna@be\u{304}rzin\u{327}s\u{30c}.lv",
+        ] {
+            assert_eq!(keys.lookup(spelling), keys.lookup(composed), "{spelling}");
+        }
+        assert_ne!(keys.lookup("anna@berzins.lv"), keys.lookup(composed));
     }
 }

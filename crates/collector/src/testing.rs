@@ -25,6 +25,11 @@ pub fn demo_config() -> Config {
 /// own code (`capture::assemble`): the e-mail and the phone are disclosed when a purpose on
 /// their channel is, the birthday (7 November) when birthday greetings are.
 pub fn capture(config: &Config, given: &[&str]) -> Capture {
+    capture_from(config, given, "jan@example.pl")
+}
+
+/// [`capture`] with another e-mail address typed into the form.
+pub fn capture_from(config: &Config, given: &[&str], email: &str) -> Capture {
     let form = config.form("checkout").unwrap();
     let texts = view::purpose_texts(&view::choices(config, form, "pl", Some("pl"), "x"));
     // A fresh id per capture, as the widget makes one per submit.
@@ -43,7 +48,7 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
         widget: "0.1.0",
         ticked: given,
         ticked_by_shopper: given,
-        email: "jan@example.pl",
+        email,
         phone: "+48 601 234 567",
         post: "",
         birthday_day: "7",

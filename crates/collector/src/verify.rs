@@ -17,7 +17,7 @@ use crate::texts::sha256_hex;
 use base64ct::Encoding;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use unticked_core::capture::{Disclosure, SALT_LEN};
 use unticked_core::merkle::{self, Tree};
@@ -182,8 +182,10 @@ pub fn public_key(base64url: Option<&str>, key_file: &Path) -> Result<VerifyingK
 
 /// A disclosure as stored in `subjects`.
 struct StoredDisclosure {
-    index: u64,
-    position: usize,
+    /// As stored: read signed, so that a value edited out of range is named as tampering
+    /// (exit 1) rather than as an unreadable database (exit 2).
+    index: i64,
+    position: i64,
     channel: String,
     lookup: Vec<u8>,
     identifier: String,
@@ -207,7 +209,8 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
 
     // Layer 3 (DESIGN.md): a text is stored under the SHA-256 of its UTF-8, which is what
     // the record signs; `GET /v1/texts/{sha256}` must never serve other wording.
-    let mut texts = HashSet::new();
+    // Each text's purpose and locale, as `GET /v1/texts/{sha256}` labels it.
+    let mut texts: HashMap<String, (String, String)> = HashMap::new();
     {
         let mut rows = conn
             .prepare("SELECT sha256, purpose, locale, text FROM texts ORDER BY sha256")
@@ -227,7 +230,7 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
                     ),
                 });
             }
-            texts.insert(sha256);
+            texts.insert(sha256, (purpose, locale));
         }
     }
 
@@ -269,7 +272,11 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
         }
         let id: String = row.get(1).map_err(|e| unreadable(&e))?;
         let bytes: Vec<u8> = row.get(2).map_err(|e| unreadable(&e))?;
-        received.push(row.get(3).map_err(|e| unreadable(&e))?);
+        let received_at: i64 = row.get(3).map_err(|e| unreadable(&e))?;
+        let Ok(received_at) = u64::try_from(received_at) else {
+            return Err(at(idx, format!("received_at {received_at} is no time: it was edited")));
+        };
+        received.push(received_at);
         let opened = match record::open(&bytes) {
             Err(e) => return Err(at(idx, format!("the record does not open: {e}"))),
             Ok(opened) if opened.record.id != id => {
@@ -281,7 +288,7 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
             Ok(opened) => opened.record,
         };
         for purpose in &opened.purposes {
-            if !texts.contains(&purpose.text_sha256) {
+            let Some((labelled, locale)) = texts.get(&purpose.text_sha256) else {
                 return Err(at(
                     idx,
                     format!(
@@ -289,21 +296,33 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
                         purpose.id, purpose.text_sha256
                     ),
                 ));
+            };
+            // The text's labels must be the record's: a text shown for purpose P in locale L
+            // is stored under P and L. (Its version is not compared: a version bump that kept
+            // the wording stores the text once, under the first version that showed it.)
+            if *labelled != purpose.id || *locale != opened.locale {
+                return Err(at(
+                    idx,
+                    format!(
+                        "text {} is labelled purpose {labelled} ({locale}), but the record showed it for {} ({})",
+                        purpose.text_sha256, purpose.id, opened.locale
+                    ),
+                ));
             }
         }
         // Erased disclosures are simply absent (Art. 17, R10); those held must back the
         // record's commitments, or a look-up, an export or an erasure acts on the wrong
         // person.
-        while let Some(next) = disclosures.next_if(|d| d.as_ref().map_or(true, |d| d.index <= idx)) {
+        while let Some(next) = disclosures.next_if(|d| d.as_ref().map_or(true, |d| d.index <= idx as i64)) {
             let held = next.map_err(|e| unreadable(&e))?;
-            if held.index < idx {
+            if held.index < idx as i64 {
                 return Err(at(
-                    held.index,
+                    u64::try_from(held.index).unwrap_or(0),
                     "a disclosure is held for a record the log does not hold",
                 ));
             }
             let position = held.position;
-            let Some(commitment) = opened.subjects.get(position) else {
+            let Some(commitment) = usize::try_from(position).ok().and_then(|p| opened.subjects.get(p)) else {
                 return Err(at(
                     idx,
                     format!(
@@ -354,7 +373,10 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
     }
     if let Some(held) = disclosures.next() {
         let index = held.map_err(|e| unreadable(&e))?.index;
-        return Err(at(index, "a disclosure is held for a record the log does not hold"));
+        return Err(at(
+            u64::try_from(index).unwrap_or(0),
+            "a disclosure is held for a record the log does not hold",
+        ));
     }
 
     let mut checkpoints = conn
@@ -838,6 +860,39 @@ mod tests {
             rusqlite::params![timestamp, old, size],
         )
         .unwrap();
+    }
+
+    /// A value edited out of its column's range is tampering at that record (exit 1), not an
+    /// unreadable database (exit 2).
+    #[test]
+    fn an_out_of_range_value_is_named_at_its_record() {
+        for edit in [
+            "UPDATE log SET received_at = -5 WHERE idx = 1",
+            "UPDATE subjects SET position = -1 WHERE idx = 1",
+        ] {
+            let (_dir, db, key) = log_of(2, &["email-offers"], None);
+            tamper(&db, edit);
+            let (index, problem) = problem_at(&db, &key);
+            assert_eq!(index, 1, "{edit}: {problem}");
+        }
+    }
+
+    /// A text relabelled in the database (another purpose or locale) would make
+    /// `GET /v1/texts/{sha}` tell an auditor the wrong purpose: found at the record.
+    #[test]
+    fn a_relabelled_purpose_text_is_found() {
+        for edit in ["purpose = 'phone-calls'", "locale = 'de'"] {
+            let (_dir, db, key) = log(2);
+            let sha = text_named_by(&db, 0);
+            tamper(&db, &format!("UPDATE texts SET {edit} WHERE sha256 = '{sha}'"));
+            match check(&db, &key) {
+                Err(Broken::At { index, problem }) => {
+                    assert_eq!(index, 0, "{edit}: {problem}");
+                    assert!(problem.contains("labelled"), "{edit}: {problem}");
+                }
+                other => panic!("{edit}: {other:?}"),
+            }
+        }
     }
 
     #[test]
