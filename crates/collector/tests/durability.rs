@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{root, unticked};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{root, serve_demo, unticked, Served};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -24,34 +24,11 @@ impl Drop for Killed {
 /// The admin token of the collectors these tests start (serve wants 32 characters or more).
 const TOKEN: &str = "durability-test-admin-token-0123456789";
 
-/// `unticked serve` on a free port over `db`; returns the process and its `host:port`.
-fn serve(db: &Path) -> (Killed, String) {
-    let mut child = unticked()
-        .env("UNTICKED_ADMIN_TOKEN", TOKEN)
-        .arg("serve")
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--www")
-        .arg(root().join("www"))
-        .arg("--db")
-        .arg(db)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0", "--daily-quota", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start unticked serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its URL").unwrap();
-        if let Some(url) = line.split(" on http://").nth(1) {
-            break url.trim_end_matches('/').to_string();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (Killed(child), addr)
+/// `unticked serve` on a free port over `db`, quota off; the process and its `host:port`.
+fn serve(db: &Path) -> (Served, String) {
+    let served = serve_demo(db, &["--daily-quota", "0"], &[("UNTICKED_ADMIN_TOKEN", TOKEN)]);
+    let addr = served.addr.clone();
+    (served, addr)
 }
 
 /// The HTTP status of `GET path`.
@@ -110,8 +87,8 @@ fn every_acknowledged_record_survives_kill_9() {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        server.0.kill().unwrap(); // SIGKILL
-        server.0.wait().unwrap();
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
         drop(bench);
         assert!(
             lines(&acked).len() < before + 700,

@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::{root, run, unticked};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use common::{root, run, serve_demo, unticked, Served};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// The header timeout and keep-alive idle timeout the server promises (`http.rs`), and the
@@ -18,44 +17,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const SLACK: Duration = Duration::from_secs(4);
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Kills the server if the test fails before it stops it.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `unticked serve` of the demo shop on a free port over `db`.
-fn serve(db: &Path) -> Server {
-    let mut child = unticked()
-        .arg("serve")
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--www")
-        .arg(root().join("www"))
-        .arg("--db")
-        .arg(db)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start unticked serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its URL").unwrap();
-        if let Some(url) = line.split(" on http://").nth(1) {
-            break url.trim_end_matches('/').to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
+fn serve(db: &Path) -> Served {
+    serve_demo(db, &[], &[])
 }
 
 fn connect(addr: &str) -> TcpStream {

@@ -4,59 +4,24 @@
 
 mod common;
 
-use common::{root, run, unticked};
+use common::{root, run, serve_demo, unticked, Served};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Long enough for a debug build on a busy machine, short enough that a hang fails soon.
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// Kills the server if the test ends before it does.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `unticked serve --witness TARGET` on a free port; the process, its `host:port` and the
 /// public key it prints.
-fn serve(db: &Path, witness: &str) -> (Killed, String, String) {
-    let mut child = unticked()
-        .arg("serve")
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--www")
-        .arg(root().join("www"))
-        .arg("--db")
-        .arg(db)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0", "--witness", witness])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start unticked serve");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = String::new();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its URL").unwrap();
-        if let Some(rest) = line.split(", key ").nth(1) {
-            key = rest.trim_end_matches(')').to_string();
-        }
-        if let Some(url) = line.split(" on http://").nth(1) {
-            break url.trim_end_matches('/').to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    assert!(!key.is_empty(), "serve printed its public key");
-    (Killed(child), addr, key)
+fn serve(db: &Path, witness: &str) -> (Served, String, String) {
+    let served = serve_demo(db, &["--witness", witness], &[]);
+    assert!(!served.key.is_empty(), "serve printed its public key");
+    let (addr, key) = (served.addr.clone(), served.key.clone());
+    (served, addr, key)
 }
 
 /// Posts `n` real, browser-sealed records to the collector with `unticked bench`.

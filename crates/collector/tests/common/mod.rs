@@ -81,3 +81,56 @@ pub fn run(command: &mut Command, limit: Duration) -> Output {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// A running `unticked serve`, killed when dropped, so that no server outlives its test.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// The collector's public key (base64url), as it prints it at start.
+    pub key: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `unticked serve` of the demo shop on a free port over `db`, with the per-second limit
+/// off, `args` added and `env` set; waits for the line that names its URL.
+pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+    use std::io::BufRead;
+    let mut command = unticked();
+    command.envs(env.iter().copied());
+    let mut child = command
+        .arg("serve")
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--www")
+        .arg(root().join("www"))
+        .arg("--db")
+        .arg(db)
+        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unticked serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut key = String::new();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its URL").expect("UTF-8");
+        if let Some(rest) = line.split(", key ").nth(1) {
+            key = rest.trim_end_matches(')').to_string();
+        }
+        if let Some(url) = line.split(" on http://").nth(1) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    thread::spawn(move || for _ in lines {});
+    Served { child, addr, key }
+}
