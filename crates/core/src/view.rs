@@ -7,10 +7,11 @@
 
 use alloc::{string::String, vec, vec::Vec};
 
-use crate::config::{Config, ExtraField, Form, Retention};
+use crate::config::{Config, Form, Retention};
 use crate::jcs::write_string;
 use crate::locale::{self, Words};
 use crate::text::concat;
+use crate::vocabulary::ExtraField;
 
 /// Class names, shared with `www/unticked.css`.
 pub mod class {
