@@ -6,6 +6,8 @@
 // `unticked:violation` event on the form, one console warning per kind, and one report per
 // kind, form kind and page load to the collector (`POST /v1/violations`, no personal data).
 
+import { Attr } from "./names.ts";
+
 // kind → [rule, what the site owner reads]. The collector knows the same kinds.
 const KINDS = {
   "untrusted-tick": ["R1", "a consent box was ticked without the shopper's input; unticked, not consent"],
@@ -96,10 +98,10 @@ export function watchFieldset(m, form, onText) {
       const rounds = (undone.get(node) || 0) + 1;
       if (rounds > 5) return;
       if (name == "name" || name == "type") {
-        if (node.name == "consent." + purpose && node.type == "checkbox") return;
+        if (node.name == Attr.INPUT_NAME_PREFIX + purpose && node.type == "checkbox") return;
         undone.set(node, rounds);
         node.type = "checkbox";
-        node.name = "consent." + purpose;
+        node.name = Attr.INPUT_NAME_PREFIX + purpose;
         return violation(form, "box-changed", purpose, m.kind);
       }
       if (!node.hasAttribute(name)) return;
@@ -110,8 +112,8 @@ export function watchFieldset(m, form, onText) {
       if (kind == "untrusted-tick") node.checked = false;
       violation(form, kind, purpose, m.kind);
     } else {
-      const row = (node.nodeType == Node.ELEMENT_NODE ? node : node.parentElement)?.closest("[data-unticked-purpose]");
-      const shown = row?.getAttribute("data-unticked-purpose");
+      const row = (node.nodeType == Node.ELEMENT_NODE ? node : node.parentElement)?.closest(`[${Attr.PURPOSE}]`);
+      const shown = row?.getAttribute(Attr.PURPOSE);
       if (shown && row.textContent != m.texts.get(shown)) onText(shown);
     }
   }

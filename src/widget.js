@@ -14,17 +14,17 @@
 import { load, configure, words, mount, unmount, capture, hex } from "./wasm.js";
 import { post, drain, prepare, sha256Hex, random } from "./courier.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
+import { Attr, Class, LANGUAGES } from "./names.ts";
 
-// The public contract (DESIGN.md).
-const FORM = "form[data-unticked]";
-const ROOT = "fieldset.unticked";
-const SLOT = "[data-unticked-slot]";
+// The public contract (DESIGN.md), named once in crates/core (view::attr, view::class) and
+// generated into ./names.ts.
+const FORM = `form[${Attr.FORM_KIND}]`;
+const ROOT = `fieldset.${Class.ROOT}`;
+const SLOT = `[${Attr.SLOT}]`;
 const SUBMIT = "button[type=submit], input[type=submit], button:not([type])";
-const INPUT_PREFIX = "consent.";
-const RECORD_INPUT = "consent.record";
 const INLINE_CONFIG = "unticked-config";
-// Languages the widget has words for (crates/core/locales, served from pkg/locales/).
-const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
+// LANGUAGES (./names.ts): those the widget has words for (crates/core/locales, served from
+// pkg/locales/).
 // Set on window by the first copy of the widget, so that a second copy (a theme that adds
 // the script again, another URL) does nothing and nothing renders twice.
 const STARTED = "__untickedStarted";
@@ -148,7 +148,7 @@ function mountForm(form) {
   // templates) or left in a form that was taken out and put back. Their ids belong to
   // another form and their boxes to nobody; they make way for a fresh rendering.
   for (const stale of form.querySelectorAll(ROOT)) stale.remove();
-  const kind = form.getAttribute("data-unticked");
+  const kind = form.getAttribute(Attr.FORM_KIND);
   // The form's language is what the shop chose to show; then the browser's own.
   const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
   const prefix = uniquePrefix();
@@ -172,11 +172,11 @@ function mountForm(form) {
   // What each choice says as shown: a script that changes it afterwards makes ticks of that
   // choice worthless as proof (the record hashes the text the widget rendered).
   const texts = new Map();
-  for (const row of fieldset.querySelectorAll("[data-unticked-purpose]")) texts.set(row.getAttribute("data-unticked-purpose"), row.textContent);
+  for (const row of fieldset.querySelectorAll(`[${Attr.PURPOSE}]`)) texts.set(row.getAttribute(Attr.PURPOSE), row.textContent);
   // The record id is made now, so that the shop's order carries its proof.
   const record = document.createElement("input");
   record.type = "hidden";
-  record.name = RECORD_INPUT;
+  record.name = Attr.RECORD_INPUT;
   record.value = newRecordId();
   fieldset.append(record);
   const slot = form.querySelector(SLOT);
@@ -186,7 +186,7 @@ function mountForm(form) {
   else form.append(fieldset);
   // Each box's purpose, fixed now: a script renaming or moving a box cannot move a tick.
   const boxes = new Map();
-  for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(INPUT_PREFIX.length));
+  for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(Attr.INPUT_NAME_PREFIX.length));
   const m = { ...view, kind, fieldset, record, texts, boxes, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
   // The birthday field's words now; the field itself when first asked for.
   Object.assign(m, { prefix, birthdayWords: view.birthday, birthday: undefined });
@@ -218,7 +218,7 @@ function birthdayField(id, [title, day, month], locale) {
   for (let n = 1; n <= 12; n++) months.push(["option", ["value", n], name(n)]);
   return build([
     "div",
-    ["class", "unticked__field", "role", "group", "aria-labelledby", id, "data-unticked-field", "birthday"],
+    ["class", Class.FIELD, "role", "group", "aria-labelledby", id, Attr.FIELD, "birthday"],
     ["p", ["id", id], title],
     ["label", ["for", id + "-day"], day],
     ["input", ["id", id + "-day", "inputmode", "numeric", "maxlength", 2, "autocomplete", "bday-day"]],
@@ -231,24 +231,24 @@ function birthdayField(id, [title, day, month], locale) {
 // purpose that asks for it is ticked, and empty when it leaves (R8); a ticked channel whose
 // contact field is empty gets its hint, in a role="status" element (R9).
 function refresh(form, m) {
-  const asking = [...m.boxes].filter(([box]) => box.checked && box.closest("[data-unticked-field=birthday]"));
+  const asking = [...m.boxes].filter(([box]) => box.checked && box.closest(`[${Attr.FIELD}=birthday]`));
   // Built when first asked for: Intl's first use costs tens of ms that the first render
   // should not wait for. "--": no purpose id (a slug) makes that id, so it cannot clash.
   if (asking.length && m.birthdayWords) m.birthday ||= birthdayField(m.prefix + "--birthday", m.birthdayWords, m.locale);
   const field = m.birthday;
   if (field && asking.length && !field.isConnected) {
     // Under the choice, after its hint.
-    const row = asking[0][0].closest("[data-unticked-purpose]");
-    (row.nextElementSibling?.matches("[data-unticked-hint]") ? row.nextElementSibling : row).after(field);
+    const row = asking[0][0].closest(`[${Attr.PURPOSE}]`);
+    (row.nextElementSibling?.matches(`[${Attr.HINT_FOR}]`) ? row.nextElementSibling : row).after(field);
   }
   if (field && !asking.length && field.isConnected) {
     field.remove();
     for (const control of field.querySelectorAll("input, select")) control.value = "";
   }
-  for (const hint of m.fieldset.querySelectorAll("[data-unticked-hint]")) {
-    const box = [...m.boxes].find(([, purpose]) => purpose == hint.getAttribute("data-unticked-hint"))?.[0];
-    const kind = hint.getAttribute("data-unticked-contact");
-    const text = box?.checked && !fieldValue(form, m.contact[kind], kind == "post") ? hint.getAttribute("data-unticked-text") : "";
+  for (const hint of m.fieldset.querySelectorAll(`[${Attr.HINT_FOR}]`)) {
+    const box = [...m.boxes].find(([, purpose]) => purpose == hint.getAttribute(Attr.HINT_FOR))?.[0];
+    const kind = hint.getAttribute(Attr.CONTACT);
+    const text = box?.checked && !fieldValue(form, m.contact[kind], kind == "post") ? hint.getAttribute(Attr.HINT_TEXT) : "";
     if (hint.textContent != text) hint.textContent = text;
   }
 }
@@ -256,7 +256,7 @@ function refresh(form, m) {
 // Controls of the form (inside it, or bound to it by a `form` attribute) named like the
 // widget's that are not the widget's own: they would send consent the shopper never gave.
 const fakeBoxes = (form, m) =>
-  [...form.elements].filter((el) => el.name?.startsWith(INPUT_PREFIX) && !m.boxes.has(el) && el != m.record && !el.disabled);
+  [...form.elements].filter((el) => el.name?.startsWith(Attr.INPUT_NAME_PREFIX) && !m.boxes.has(el) && el != m.record && !el.disabled);
 
 function mountWithin(node) {
   if (node.nodeType != Node.ELEMENT_NODE) return;
@@ -338,7 +338,7 @@ function onChange(event) {
   // widget showed (R1).
   const unseen = trusted && box.checked && hidden(box);
   // A box moved out of its row sits next to another purpose's words.
-  const moved = box.closest("[data-unticked-purpose]")?.getAttribute("data-unticked-purpose") != purpose;
+  const moved = box.closest(`[${Attr.PURPOSE}]`)?.getAttribute(Attr.PURPOSE) != purpose;
   const discounted = trusted && box.checked && (unseen || moved || m.tampered.has(purpose));
   if (trusted && box.checked && !discounted) m.byShopper.add(purpose);
   else m.byShopper.delete(purpose);
@@ -460,7 +460,7 @@ async function start() {
     childList: true,
     subtree: true,
     attributes: true,
-    attributeFilter: ["data-unticked"],
+    attributeFilter: [Attr.FORM_KIND],
   });
   mountWithin(root);
   prepare();

@@ -13,11 +13,12 @@
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
-use crate::config::{Channel, Config, ExtraField};
+use crate::config::Config;
 use crate::jcs::write_string;
 use crate::record::Part;
 use crate::record::{hex, ConsentRecord, PurposeEntry, State, SubjectCommitment};
 use crate::text::{concat, decimal};
+use crate::vocabulary::{Channel, ExtraField};
 
 /// The longest postal address a record discloses, in bytes.
 pub const MAX_ADDRESS: usize = 500;

@@ -48,3 +48,4 @@ pub mod merkle;
 pub mod record;
 pub mod text;
 pub mod view;
+pub mod vocabulary;

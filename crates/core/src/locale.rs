@@ -7,12 +7,11 @@
 
 use alloc::{string::String, vec::Vec};
 
-use crate::config::{Channel, DataCategory, Named, RecipientRole, Safeguard};
 use crate::json::{self, Json};
 use crate::text::{concat, decimal};
+use crate::vocabulary::{Channel, DataCategory, Named, RecipientRole, Safeguard};
 
-/// Languages the widget ships texts for. A config may declare only these (with any region).
-pub const SUPPORTED: &[&str] = &["en", "lv", "pl", "cs", "de", "lt", "et"];
+pub use crate::vocabulary::SUPPORTED;
 
 /// The widget's own words that are not about one value of the config: the legend, the
 /// headings of a purpose's details (Art. 13), the notice line, the birthday field (R8) and

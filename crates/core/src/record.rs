@@ -22,10 +22,10 @@
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
-use crate::config::{is_slug, Channel, Named, Source};
 use crate::jcs;
 use crate::json::Json;
 use crate::text::concat;
+use crate::vocabulary::{is_slug, Channel, Named, Source};
 
 /// The record format's version (`"v"`).
 pub const FORMAT_VERSION: u64 = 1;
@@ -226,13 +226,8 @@ fn is_sha256_hex(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
-/// The longest URL, origin or page path a record holds, in bytes: what browsers and
-/// servers reliably carry (RFC 9110 §4.1 recommends supporting at least 8000 octets in a
-/// request line; a shop's page is far shorter), and a bound on what one record stores.
-pub const MAX_URL: usize = 2048;
-
-/// The longest form id, purpose id, widget version or notice version, in bytes.
-pub const MAX_NAME: usize = 64;
+// The config reader checks a config against the same limits, so they are vocabulary.
+pub use crate::vocabulary::{MAX_NAME, MAX_URL};
 
 /// The most purposes one record covers: a form that offers more is no longer a choice a
 /// shopper can read (and a config's forms stay far below it).

@@ -7,47 +7,70 @@
 
 use alloc::{string::String, vec, vec::Vec};
 
-use crate::config::{Config, ExtraField, Form, Retention};
+use crate::config::{Config, Form, Retention};
 use crate::jcs::write_string;
 use crate::locale::{self, Words};
 use crate::text::concat;
+use crate::vocabulary::ExtraField;
 
-/// Class names, shared with `www/unticked.css`.
-pub mod class {
-    pub const ROOT: &str = "unticked";
-    pub const LEGEND: &str = "unticked__legend";
-    pub const INTRO: &str = "unticked__intro";
-    pub const PURPOSE: &str = "unticked__purpose";
-    pub const BOX: &str = "unticked__box";
-    pub const LABEL: &str = "unticked__label";
-    pub const OPTIONAL: &str = "unticked__optional";
-    pub const DESCRIPTION: &str = "unticked__description";
-    pub const NOTICE: &str = "unticked__notice";
-    pub const DETAILS: &str = "unticked__details";
-    pub const SUMMARY: &str = "unticked__summary";
-    pub const FACTS: &str = "unticked__facts";
-    pub const HINT: &str = "unticked__hint";
+/// Defines each name as a `&str` constant and `ALL`, every name beside its constant's
+/// identifier: `crates/core/tests/names.rs` writes them to `src/names.ts`, so the widget's
+/// JS spells no attribute or class name of its own (and the wasm links only what it uses).
+macro_rules! names {
+    ($($(#[$doc:meta])* $id:ident = $text:literal;)+) => {
+        $($(#[$doc])* pub const $id: &str = $text;)+
+        /// Every name of this module with its identifier, in definition order.
+        pub const ALL: &[(&str, &str)] = &[$((stringify!($id), $id)),+];
+    };
 }
 
-/// Attribute names of the public contract (DESIGN.md).
+/// Class names, shared with `www/unticked.css` and `src/widget.js` (as `Class.*` in
+/// `src/names.ts`).
+pub mod class {
+    names! {
+        ROOT = "unticked";
+        LEGEND = "unticked__legend";
+        INTRO = "unticked__intro";
+        PURPOSE = "unticked__purpose";
+        BOX = "unticked__box";
+        LABEL = "unticked__label";
+        OPTIONAL = "unticked__optional";
+        DESCRIPTION = "unticked__description";
+        NOTICE = "unticked__notice";
+        DETAILS = "unticked__details";
+        SUMMARY = "unticked__summary";
+        FACTS = "unticked__facts";
+        HINT = "unticked__hint";
+        /// The birthday field (R8), which `src/widget.js` builds while its purpose is ticked.
+        FIELD = "unticked__field";
+    }
+}
+
+/// Attribute names of the public contract (DESIGN.md), shared with `src/widget.js` and
+/// `src/guards.js` (as `Attr.*` in `src/names.ts`).
 pub mod attr {
-    /// On a `<form>`: the form kind, e.g. `checkout`.
-    pub const FORM_KIND: &str = "data-unticked";
-    /// On an element inside the form: where the choices go.
-    pub const SLOT: &str = "data-unticked-slot";
-    /// On each purpose's row inside the choices: its purpose id.
-    pub const PURPOSE: &str = "data-unticked-purpose";
-    /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
-    pub const INPUT_NAME_PREFIX: &str = "consent.";
-    /// On a purpose's row: the extra field it needs while ticked (R8); `src/widget.js` builds
-    /// the field (`.unticked__field`) and marks it the same way.
-    pub const FIELD: &str = "data-unticked-field";
-    /// On a contact hint: the purpose it is about.
-    pub const HINT_FOR: &str = "data-unticked-hint";
-    /// On a contact hint: the kind of contact field (`email`, `phone`, `post`).
-    pub const CONTACT: &str = "data-unticked-contact";
-    /// On a contact hint: the words it shows while that field is empty.
-    pub const HINT_TEXT: &str = "data-unticked-text";
+    names! {
+        /// On a `<form>`: the form kind, e.g. `checkout`.
+        FORM_KIND = "data-unticked";
+        /// On an element inside the form: where the choices go.
+        SLOT = "data-unticked-slot";
+        /// On each purpose's row inside the choices: its purpose id.
+        PURPOSE = "data-unticked-purpose";
+        /// Prefix of each consent input's `name`: `consent.<purpose-id>`.
+        INPUT_NAME_PREFIX = "consent.";
+        /// The `name` of the hidden input that carries the record id with the form, which is
+        /// how an order points at its proof (the collector reads it).
+        RECORD_INPUT = "consent.record";
+        /// On a purpose's row: the extra field it needs while ticked (R8); `src/widget.js`
+        /// builds the field (`.unticked__field`) and marks it the same way.
+        FIELD = "data-unticked-field";
+        /// On a contact hint: the purpose it is about.
+        HINT_FOR = "data-unticked-hint";
+        /// On a contact hint: the kind of contact field (`email`, `phone`, `post`).
+        CONTACT = "data-unticked-contact";
+        /// On a contact hint: the words it shows while that field is empty.
+        HINT_TEXT = "data-unticked-text";
+    }
 }
 
 /// One node of the rendered tree.

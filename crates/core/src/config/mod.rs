@@ -23,84 +23,10 @@ mod error;
 mod read;
 
 pub use error::{ConfigError, ConfigProblem, ErrorCode, Rule};
-pub(crate) use read::is_slug;
-
-/// An enum written in `consent.json` as one of a fixed set of names.
-pub trait Named: Copy + 'static {
-    /// Every value, in the order of [`Named::NAMES`].
-    const ALL: &'static [Self];
-    const NAMES: &'static [&'static str];
-
-    /// The value written as `name`, if it is one.
-    fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
-    }
-}
-
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            /// The value as written in `consent.json`.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-        }
-
-        impl Named for $name {
-            const ALL: &'static [$name] = &[$($name::$variant),+];
-            const NAMES: &'static [&'static str] = &[$($text),+];
-        }
-    };
-}
-
-string_enum!(
-    /// The one channel a purpose reaches the shopper through (R2, R9).
-    Channel { Email = "email", Sms = "sms", Phone = "phone", Post = "post", Web = "web" }
-);
-
-string_enum!(
-    /// How the contact was acquired, recorded with each consent (R11: legacy contacts are
-    /// tagged by source).
-    Source {
-        Checkout = "checkout", Newsletter = "newsletter", Account = "account", Popup = "popup",
-        Contest = "contest", Import = "import", Phone = "phone", Store = "store",
-    }
-);
-
-string_enum!(
-    /// Categories of personal data a purpose uses (Art. 13(1)(c), 14(1)(d)).
-    DataCategory {
-        Email = "email", Phone = "phone", Name = "name", PostalAddress = "postal-address",
-        Birthday = "birthday", PurchaseHistory = "purchase-history",
-        BrowsingHistory = "browsing-history",
-    }
-);
-
-string_enum!(
-    /// A recipient's role (Art. 13(1)(e); Art. 4(7)–(10)).
-    RecipientRole {
-        Controller = "controller", JointController = "joint-controller",
-        Processor = "processor", ThirdParty = "third-party",
-    }
-);
-
-string_enum!(
-    /// The safeguard for a transfer outside the EU/EEA (Art. 13(1)(f); Art. 45–47).
-    Safeguard {
-        AdequacyDecision = "adequacy-decision", EuUsDpf = "eu-us-dpf",
-        StandardContractualClauses = "standard-contractual-clauses",
-        BindingCorporateRules = "binding-corporate-rules",
-    }
-);
-
-string_enum!(
-    /// Extra inputs a purpose may add to the form while it is ticked (R8).
-    ExtraField { Birthday = "birthday" }
-);
+// The config's enums and `Named` live in the vocabulary, which `locale` and `record` share
+// without importing `config`; they stay reachable here, where the collector and the
+// widget name them.
+pub use crate::vocabulary::{Channel, DataCategory, ExtraField, Named, RecipientRole, Safeguard, Source};
 
 /// A validated `consent.json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,18 +100,6 @@ impl ContactFields {
             Channel::Email => self.email.as_deref(),
             Channel::Sms | Channel::Phone => self.phone.as_deref(),
             Channel::Post => self.post.as_deref(),
-            Channel::Web => None,
-        }
-    }
-}
-
-impl Channel {
-    /// The kind of contact field the channel needs (`email`, `phone`, `post`), if any.
-    pub fn contact(self) -> Option<&'static str> {
-        match self {
-            Channel::Email => Some("email"),
-            Channel::Sms | Channel::Phone => Some("phone"),
-            Channel::Post => Some("post"),
             Channel::Web => None,
         }
     }

@@ -1,0 +1,129 @@
+//! A form kind: its shape (R9's contact selectors), the relations of the forms (the
+//! purposes they name exist, R6's contact fields) and the typed [`Form`].
+
+use alloc::{string::String, string::ToString, vec::Vec};
+
+use super::{child, get, index, items, named, opt, optional_text, req, str_of, Checker, Field, Json, Shape};
+use crate::config::error::ErrorCode;
+use crate::config::{ContactFields, Form, Purpose};
+use crate::vocabulary::{is_slug, Named, Source};
+
+pub(super) static FORM: [Field; 3] = [
+    req("source", Shape::OneOf(<Source as Named>::NAMES)),
+    req(
+        "purposes",
+        Shape::List {
+            item: &Shape::Text,
+            empty: Some(ErrorCode::EmptyForm),
+            duplicate: Some(ErrorCode::DuplicateFormPurpose),
+        },
+    ),
+    opt(
+        "contact",
+        Shape::Object(&[
+            opt("email", Shape::Selector),
+            opt("phone", Shape::Selector),
+            opt("post", Shape::Selector),
+        ]),
+    ),
+];
+
+impl Checker {
+    pub(super) fn forms(&mut self, value: &Json, path: &str) {
+        let Json::Object(members) = value else {
+            return self.wrong_type(path, "an object", value);
+        };
+        if members.is_empty() {
+            self.err(
+                path,
+                ErrorCode::EmptyValue,
+                message!("define at least one form kind, e.g. \"checkout\""),
+            );
+        }
+        for (kind, form) in members {
+            let at = child(path, kind);
+            if !is_slug(kind) {
+                self.err(&at, ErrorCode::InvalidSlug, message!("form kind \"{kind}\" must be lowercase letters, digits and single hyphens, as in data-unticked=\"checkout\""));
+            }
+            self.object(form, &FORM, &at);
+        }
+    }
+}
+
+/// The forms whose shape is right, built, after checking that every purpose a form names
+/// exists (on all forms) and that each has the contact fields its channels need.
+pub(super) fn relations(
+    c: &mut Checker,
+    forms: Option<&Json>,
+    all_purposes: Option<&Json>,
+    valid: &[Purpose],
+) -> Vec<Form> {
+    // Every id the file names, so a form naming a purpose whose body has a problem is not
+    // also reported as naming an unknown one.
+    let named: Vec<&str> = items(all_purposes)
+        .iter()
+        .filter_map(|p| str_of(get(p, "id")))
+        .collect();
+    let mut built_forms = Vec::new();
+    let Some(Json::Object(forms)) = forms else {
+        return built_forms;
+    };
+    for (kind, form) in forms {
+        let path = child("/forms", kind);
+        // Before this form's own relation problems are added under the same path.
+        let clean = super::came_through_clean(&c.errors, &path);
+        for (i, id) in items(get(form, "purposes")).iter().enumerate() {
+            if let Some(id) = str_of(Some(id)) {
+                if matches!(all_purposes, Some(Json::Array(_))) && !named.contains(&id) {
+                    c.err(
+                        &index(&child(&path, "purposes"), i),
+                        ErrorCode::UnknownPurpose,
+                        message!("no purpose with id \"{id}\" in /purposes"),
+                    );
+                }
+            }
+        }
+        if clean {
+            let form = build_form(kind, form);
+            contact_relations(c, &form, valid, &path);
+            built_forms.push(form);
+        }
+    }
+    built_forms
+}
+
+/// R6: a channel that reaches the shopper needs the form's contact field for it, so the
+/// record can commit to who agreed (a subject commitment).
+fn contact_relations(c: &mut Checker, form: &Form, purposes: &[Purpose], path: &str) {
+    for purpose in form
+        .purposes
+        .iter()
+        .filter_map(|id| purposes.iter().find(|p| &p.id == id))
+    {
+        let Some(needed) = purpose.channel.contact() else {
+            continue;
+        };
+        let present = form.contact.of(purpose.channel).is_some();
+        if !present {
+            c.err(&child(path, "contact"), ErrorCode::ContactFieldMissing, message!("form \"{}\" offers \"{}\" by {} but names no \"{needed}\" field: add \"contact\": {{ \"{needed}\": \"<CSS selector>\" }}", form.kind, purpose.id, purpose.channel.as_str()));
+        }
+    }
+}
+
+pub(super) fn build_form(kind: &str, form: &Json) -> Form {
+    let contact = get(form, "contact");
+    Form {
+        kind: kind.to_string(),
+        source: named(get(form, "source")).unwrap_or(Source::Checkout),
+        purposes: items(get(form, "purposes"))
+            .iter()
+            .filter_map(|p| str_of(Some(p)))
+            .map(String::from)
+            .collect(),
+        contact: ContactFields {
+            email: contact.and_then(|c| optional_text(c, "email")),
+            phone: contact.and_then(|c| optional_text(c, "phone")),
+            post: contact.and_then(|c| optional_text(c, "post")),
+        },
+    }
+}

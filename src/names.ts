@@ -1,0 +1,32 @@
+// The widget's attribute and class names and the languages it has words for, generated
+// from crates/core/src/view.rs (`attr`, `class`) and crates/core/src/vocabulary.rs
+// (`SUPPORTED`) by crates/core/tests/names.rs, which fails when this file differs.
+// Do not edit: `UPDATE_NAMES=1 cargo test -p unticked-core --test names` rewrites it.
+export const enum Attr {
+  FORM_KIND = "data-unticked",
+  SLOT = "data-unticked-slot",
+  PURPOSE = "data-unticked-purpose",
+  INPUT_NAME_PREFIX = "consent.",
+  RECORD_INPUT = "consent.record",
+  FIELD = "data-unticked-field",
+  HINT_FOR = "data-unticked-hint",
+  CONTACT = "data-unticked-contact",
+  HINT_TEXT = "data-unticked-text",
+}
+export const enum Class {
+  ROOT = "unticked",
+  LEGEND = "unticked__legend",
+  INTRO = "unticked__intro",
+  PURPOSE = "unticked__purpose",
+  BOX = "unticked__box",
+  LABEL = "unticked__label",
+  OPTIONAL = "unticked__optional",
+  DESCRIPTION = "unticked__description",
+  NOTICE = "unticked__notice",
+  DETAILS = "unticked__details",
+  SUMMARY = "unticked__summary",
+  FACTS = "unticked__facts",
+  HINT = "unticked__hint",
+  FIELD = "unticked__field",
+}
+export const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
