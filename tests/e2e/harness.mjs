@@ -15,10 +15,13 @@ const BINARY = path.join(ROOT, "target/debug/unticked");
 /** The admin token of the collectors the tests start. */
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";
 
-/** Starts the collector serving www/ with a fresh log, and resolves with { url, db, stop }. */
-export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db") } = {}) {
+/**
+ * Starts the collector serving www/ with a fresh log (and `extra` arguments to `serve`), and
+ * resolves with { url, db, stop }.
+ */
+export function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db"), extra = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const args = ["serve", "--www", "www", "--config", "www/consent.json", "--db", db, "--addr", "127.0.0.1:0"];
+    const args = ["serve", "--www", "www", "--config", "www/consent.json", "--db", db, "--addr", "127.0.0.1:0", ...extra];
     const child = spawn(BINARY, args, {
       cwd: ROOT,
       env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN },
