@@ -53,8 +53,9 @@ use unticked_core::view;
 
 /// The widget's version, recorded with each record.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Channels that can disclose a contact in one capture: e-mail, SMS, phone and post.
-const SALTS: usize = 4;
+/// Salts one capture can use: one per channel that can disclose a contact (e-mail, SMS,
+/// phone and post), and one for the birthday's commitment (R8).
+const SALTS: usize = 5;
 
 /// The widget's state for the page: the validated config and the forms it rendered.
 struct Widget {
@@ -263,7 +264,7 @@ pub fn unmount(handle: usize) {
 /// those the shopper's own last input left ticked. `contacts` are the contact fields' raw
 /// values (e-mail, phone, postal address) and `birthday` the birthday field's day and
 /// month. `random` supplies the salts: 16 bytes for each of the four channels that can
-/// disclose a contact (e-mail, SMS, phone, post).
+/// disclose a contact (e-mail, SMS, phone, post), and 16 for the birthday.
 ///
 /// Returns `{"untrusted": [purpose…], "sealable": …}` (see
 /// `unticked_core::capture::Capture::sealable`), or `""` for an unknown handle or too

@@ -412,7 +412,7 @@ function onSubmit(event) {
     location.origin,
     location.pathname,
     Date.now(),
-    random(64),
+    random(80),
   );
   if (!answer) return;
   const captured = JSON.parse(answer);

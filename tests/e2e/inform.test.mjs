@@ -5,7 +5,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import path from "node:path";
-import { ROOT, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { ROOT, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
 
 const shop = useShop();
 const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
@@ -196,11 +198,39 @@ test("the birthday field appears only while its choice is ticked, clears when un
     "the shop's order carries nothing but its own fields and the consents",
   );
   assert.ok(!sent.some(([, value]) => value == "7" || value == "11"), "and no birthday");
-  assert.equal(JSON.parse((await delivery).postData()).birthday, "--11-07");
+  const body = (await delivery).postData();
+  const { birthday } = JSON.parse(body);
+  assert.equal(birthday.value, "--11-07");
+  assert.match(birthday.salt, /^[0-9a-f]{32}$/, "with its own salt");
   const record = await deliveredRecord(shop.server.url, id);
   assert.doesNotMatch(JSON.stringify(record), /11-07/, "the signed record holds no birthday");
+  // But it commits to it, as to a contact: SHA-256(salt ‖ --MM-DD).
+  const salted = Buffer.concat([Buffer.from(birthday.salt, "hex"), Buffer.from(birthday.value)]);
+  assert.deepEqual(record.beside, [{ commitment: createHash("sha256").update(salted).digest("hex"), field: "birthday" }]);
   assert.equal((await subject("shopper@example.lv")).birthday, "--11-07");
+  // The browser's record opens (record::open) and the birthday kept checks out against it.
+  const verified = execFileSync(path.join(ROOT, "target/debug/unticked"), ["verify", "--db", shop.server.db], { encoding: "utf8" });
+  assert.match(verified, /: clean$/m);
+  assert.doesNotMatch(verified, /birthdays kept before/);
   await context.close();
+
+  // One byte of the birthday changed in transit (November → January) is refused: by a
+  // collector that never saw the record (422), and as a repeat under the stored id (409),
+  // which keeps the birthday the shopper gave. A true repeat is the outbox's retry (200).
+  const tampered = body.replace('"--11-07"', '"--01-07"');
+  assert.notEqual(tampered, body);
+  const post = (url, text) => fetch(`${url}/v1/records`, { method: "POST", headers: { "content-type": "application/json" }, body: text });
+  const fresh = await startServer({ extra: ["--public-origin", shop.server.url] });
+  try {
+    const refused = await post(fresh.url, tampered);
+    assert.deepEqual([refused.status, (await refused.json()).code], [422, "birthday-mismatch"]);
+  } finally {
+    await fresh.stop();
+  }
+  const conflict = await post(shop.server.url, tampered);
+  assert.deepEqual([conflict.status, (await conflict.json()).code], [409, "id-conflict"]);
+  assert.equal((await post(shop.server.url, body)).status, 200);
+  assert.equal((await subject("shopper@example.lv")).birthday, "--11-07");
 });
 
 test("contact fields mapped by id alone, the postal address from several fields, and a polite hint for an empty one", async () => {

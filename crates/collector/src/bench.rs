@@ -57,7 +57,11 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
     let record = fill(&parts, &digests, Some(["Ed25519", &public_key, &value]));
     let disclosures = capture::disclosures_json(&capture.disclosures);
     let birthday = match &capture.birthday {
-        Some(birthday) => format!(r#""birthday":"{birthday}","#),
+        Some(birthday) => format!(
+            r#""birthday":{{"salt":"{}","value":"{}"}},"#,
+            record::hex(&birthday.salt),
+            birthday.value
+        ),
         None => String::new(),
     };
     format!(

@@ -108,7 +108,10 @@ codes! {
     DisclosureMismatch = "disclosure-mismatch", UNPROCESSABLE_ENTITY;
     SubjectNotGranted = "subject-not-granted", UNPROCESSABLE_ENTITY;
     BirthdayNotGranted = "birthday-not-granted", UNPROCESSABLE_ENTITY;
-    /// Other bytes are stored under the record's id.
+    /// The birthday beside the record is not the one it commits to, or one of the two is missing.
+    BirthdayMismatch = "birthday-mismatch", UNPROCESSABLE_ENTITY;
+    /// Other bytes, or the same bytes with other values beside them, are stored under the
+    /// record's id.
     IdConflict = "id-conflict", CONFLICT;
     // Limits (crate::limit).
     RateLimited = "rate-limited", TOO_MANY_REQUESTS;

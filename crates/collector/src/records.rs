@@ -6,7 +6,14 @@
 //! form, each purpose's version and the hash of the exact text it shows in that locale),
 //! and every subject commitment must be backed by a disclosure that hashes to it, for a
 //! channel the shopper granted in this very record (R8, R10). An optional `"birthday":
-//! "--MM-DD"` comes only with a given purpose that asks for it and a contact (R8).
+//! {"value":"--MM-DD","salt"}` comes only with a given purpose that asks for it and a
+//! contact (R8), and must hash to the record's commitment to it (`beside`). A bare
+//! `"--MM-DD"` beside a record that commits to no birthday comes from a widget cached before
+//! birthdays were bound: the record is stored, the birthday is not kept, and the answer
+//! says so (`"not_kept":["birthday"]`).
+//!
+//! The same id with other bytes, or the same bytes with other values beside them (contacts
+//! or birthday), is refused 409 `id-conflict`: never silently ignored.
 //!
 //! An accepted record is appended to the log ([`crate::store`]) and answered with a
 //! receipt: its log index, leaf hash, inclusion proof and the signed checkpoint it was
@@ -18,7 +25,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use unticked_core::capture::{normalise_birthday, normalise_contact, Disclosure, SALT_LEN};
+use unticked_core::capture::{normalise_birthday, normalise_contact, Disclosure, Salted, SALT_LEN};
 use unticked_core::config::{Channel, Config, ExtraField, Named};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
@@ -26,7 +33,7 @@ use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentSta
 use crate::error::{refuse, too_many, unavailable, Code, Refusal};
 use crate::limit::Client;
 use crate::state::Collector;
-use crate::store::Appended;
+use crate::store::{Appended, Birthday};
 use crate::texts::{sha256_hex, Shown};
 
 /// Largest delivery accepted (issue 4): a record of dozens of purposes is under 8 KiB.
@@ -64,8 +71,29 @@ pub struct Accepted {
     pub bytes: String,
     pub opened: OpenedRecord,
     pub disclosures: Vec<Disclosure>,
-    /// `--MM-DD`, for a given purpose that asks for the birthday (R8).
-    pub birthday: Option<String>,
+    /// `--MM-DD`, for a given purpose that asks for the birthday (R8): bound to the record's
+    /// commitment (kept), or bare from a widget cached before that (not kept).
+    pub birthday: Option<Birthday>,
+}
+
+impl Accepted {
+    /// What came beside the record and is not kept: the answer names it (`not_kept`).
+    pub fn not_kept(&self) -> Vec<&'static str> {
+        match self.birthday {
+            Some(Birthday::Unbound(_)) => vec!["birthday"],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A delivery whose record opened (canonical bytes, every field, the signature), not yet
+/// checked against the config, the clock, the request or what travels beside it.
+#[derive(Debug)]
+pub struct Delivery {
+    pub bytes: String,
+    pub opened: OpenedRecord,
+    disclosures: Vec<Disclosure>,
+    birthday: Option<Birthday>,
 }
 
 /// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
@@ -82,11 +110,14 @@ pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
         ),
         origin: None,
     };
-    check_shown(body, config, &Shown::of(config), &arrival)
+    open_delivery(body)?.check(config, &Shown::of(config), &arrival)
 }
 
-/// [`check`] with the texts already rendered, and the time and request it arrived with.
-pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
+/// Reads a delivery body and opens its record (`record::open`).
+///
+/// # Errors
+/// A [`Refusal`] with a 4xx status and a stable code.
+pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
     let bad = |message: &str| refuse(Code::BadBody, message.to_string());
     if body.len() > MAX_BODY {
         return Err(refuse(
@@ -106,7 +137,13 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arriva
             ("record", Json::String(bytes)) => record_bytes = Some(bytes.clone()),
             ("disclosures", Json::Array(items)) => disclosures_json = Some(items.clone()),
             ("birthday", Json::String(text)) => {
-                birthday = Some(read_birthday(text).ok_or_else(|| bad("birthday is --MM-DD, a day of that month"))?);
+                let value = read_birthday(text).ok_or_else(|| bad("birthday is --MM-DD, a day of that month"))?;
+                birthday = Some(Birthday::Unbound(value));
+            }
+            ("birthday", value @ Json::Object(_)) => {
+                let salted = read_salted_birthday(value)
+                    .ok_or_else(|| bad("birthday is {value: --MM-DD, a day of that month; salt: 32 hex digits}"))?;
+                birthday = Some(Birthday::Bound(salted));
             }
             _ => {
                 return Err(bad(&format!(
@@ -134,20 +171,87 @@ pub fn check_shown(body: &[u8], config: &Config, shown: &Shown, arrival: &Arriva
         };
         refuse(code, e.to_string())
     })?;
-    matches_config(&opened, config, shown)?;
-    captured_in_window(&opened, arrival.now_ms)?;
-    matches_page(&opened, config, arrival)?;
-    identifiers_normal(&disclosures)?;
-    matches_disclosures(&opened, &disclosures, config)?;
-    if birthday.is_some() {
-        birthday_granted(&opened, &disclosures, config)?;
-    }
-    Ok(Accepted {
+    Ok(Delivery {
         bytes,
         opened,
         disclosures,
         birthday,
     })
+}
+
+impl Delivery {
+    /// Checks the opened record against `config`, the clock and the request, and what
+    /// travels beside it against the record's commitments.
+    ///
+    /// # Errors
+    /// A [`Refusal`] with a 4xx status and a stable code; a value beside the record that
+    /// its commitments do not bind is `disclosure-mismatch` or `birthday-mismatch`.
+    pub fn check(self, config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
+        let Delivery {
+            bytes,
+            opened,
+            disclosures,
+            birthday,
+        } = self;
+        matches_config(&opened, config, shown)?;
+        captured_in_window(&opened, arrival.now_ms)?;
+        matches_page(&opened, config, arrival)?;
+        identifiers_normal(&disclosures)?;
+        matches_disclosures(&opened, &disclosures, config)?;
+        birthday_bound(&opened, birthday.as_ref())?;
+        // A bare birthday is not kept, so there is nothing of it to hold to R8 here.
+        if matches!(birthday, Some(Birthday::Bound(_))) {
+            birthday_granted(&opened, &disclosures, config)?;
+        }
+        Ok(Accepted {
+            bytes,
+            opened,
+            disclosures,
+            birthday,
+        })
+    }
+}
+
+/// `{"value":"--MM-DD","salt":"<32 hex digits>"}`, and nothing else.
+fn read_salted_birthday(item: &Json) -> Option<Salted> {
+    let Json::Object(members) = item else { return None };
+    if members.len() != 2 {
+        return None;
+    }
+    let text = |key: &str| match &members.iter().find(|(k, _)| k == key)?.1 {
+        Json::String(s) => Some(s.as_str()),
+        _ => None,
+    };
+    Some(Salted {
+        value: read_birthday(text("value")?)?,
+        salt: <[u8; SALT_LEN]>::try_from(record::unhex(text("salt")?)?).ok()?,
+    })
+}
+
+/// The birthday beside the record is the one it commits to: SHA-256(salt ‖ `--MM-DD`), as a
+/// contact's commitment (`Salted::committed_bytes`). A record that commits to a birthday
+/// needs it beside; a salted birthday needs a commitment. A bare birthday beside a record
+/// without one comes from a widget cached before birthdays were bound: let through here,
+/// and not kept.
+fn birthday_bound(opened: &OpenedRecord, birthday: Option<&Birthday>) -> Result<(), Refusal> {
+    let commitment = opened
+        .record
+        .beside
+        .iter()
+        .find(|b| b.field == ExtraField::Birthday)
+        .map(|b| b.commitment.as_str());
+    let problem = match (commitment, birthday) {
+        (Some(commitment), Some(Birthday::Bound(salted))) => {
+            if sha256_hex(&salted.committed_bytes()) == commitment {
+                return Ok(());
+            }
+            "the birthday does not hash to the record's commitment to it"
+        }
+        (Some(_), _) => "the record commits to a birthday, but none travels beside it with its salt",
+        (None, Some(Birthday::Bound(_))) => "a birthday travels beside a record that commits to none",
+        (None, _) => return Ok(()),
+    };
+    Err(refuse(Code::BirthdayMismatch, problem))
 }
 
 /// `--MM-DD` as the widget writes it (`capture::normalise_birthday`), and nothing else: the
@@ -372,7 +476,13 @@ pub async fn post_record(
             quota.refund(client, std::time::Instant::now());
         }
     };
-    let accepted = match check_shown(&body, &collector.config, &collector.shown, &arrival) {
+    let checked = open_delivery(&body).and_then(|delivery| {
+        let id = delivery.opened.record.id.clone();
+        delivery
+            .check(&collector.config, &collector.shown, &arrival)
+            .map_err(|refusal| id_taken(&collector, &id, refusal))
+    });
+    let accepted = match checked {
         Ok(accepted) => accepted,
         Err(refusal) => {
             refund();
@@ -380,6 +490,7 @@ pub async fn post_record(
             return refusal.into_response();
         }
     };
+    let not_kept = accepted.not_kept();
     let id = accepted.opened.record.id.clone();
     let purposes = accepted.opened.record.purposes.len();
     let subjects = accepted.disclosures.len();
@@ -387,6 +498,9 @@ pub async fn post_record(
         .store
         .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
         .await;
+    // Erasure (Art. 17) deletes the rows beside a record, so a retry of an erased subject's
+    // delivery differs from what is held and is a conflict: their contact is not brought
+    // back, and the outbox, which takes a 409 as done, lets the entry go.
     let (status, index) = match appended {
         Ok(Appended::New(index)) => (StatusCode::CREATED, index),
         Ok(Appended::Existing(index)) => {
@@ -395,7 +509,11 @@ pub async fn post_record(
         }
         Ok(Appended::Conflict) => {
             refund();
-            return refuse(Code::IdConflict, "another record is stored under this id").into_response();
+            return refuse(
+                Code::IdConflict,
+                "another record, or other values beside it, are stored under this id",
+            )
+            .into_response();
         }
         Err(e) => {
             refund();
@@ -405,8 +523,29 @@ pub async fn post_record(
     // No contact data in logs: the id and the counts only.
     tracing::info!(%id, index, purposes, subjects, status = status.as_u16(), "record stored");
     match collector.receipt(&id, index) {
-        Ok(receipt) => (status, axum::Json(receipt)).into_response(),
+        Ok(mut receipt) => {
+            if !not_kept.is_empty() {
+                receipt["not_kept"] = not_kept.into();
+            }
+            (status, axum::Json(receipt)).into_response()
+        }
         Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// A value beside the record that its commitments do not bind, under an id already stored:
+/// other values under a stored id, refused like other bytes under it (409 `id-conflict`),
+/// never silently ignored. Under an id not stored it stays the 422 it is.
+fn id_taken(collector: &Collector, id: &str, refusal: Refusal) -> Refusal {
+    if !matches!(refusal.code, Code::DisclosureMismatch | Code::BirthdayMismatch) {
+        return refusal;
+    }
+    match collector.store.record(id) {
+        Ok(Some(_)) => refuse(
+            Code::IdConflict,
+            "other values beside the record are stored under this id",
+        ),
+        _ => refusal,
     }
 }
 
@@ -563,12 +702,14 @@ mod tests {
     #[test]
     fn a_birthday_comes_only_with_a_given_purpose_that_asks_for_it() {
         let config = demo_config();
-        let with_birthday =
-            |body: String, birthday: &str| body.replacen('{', &format!("{{\"birthday\":\"{birthday}\","), 1);
-        // The widget's own capture carries it (7 November, from the test helper).
+        // The widget's own capture carries it (7 November, from the test helper), salted.
         let asked = seal(&capture(&config, &["email-offers", "birthday-greetings"]), 1);
         let accepted = check(asked.as_bytes(), &config).expect("accepted");
-        assert_eq!(accepted.birthday.as_deref(), Some("--11-07"));
+        let Some(Birthday::Bound(birthday)) = &accepted.birthday else {
+            panic!("a bound birthday: {:?}", accepted.birthday)
+        };
+        assert_eq!(birthday.value, "--11-07");
+        assert!(accepted.not_kept().is_empty());
         for bad in [
             "--11-31",
             "11-07",
@@ -580,11 +721,144 @@ mod tests {
         ] {
             assert_eq!(code(&asked.replace("--11-07", bad), &config), "bad-body", "{bad}");
         }
-        let not_asked = seal(&capture(&config, &["email-offers"]), 1);
+        let salt = format!(r#""salt":"{}""#, "05".repeat(SALT_LEN));
+        for bad_salt in [r#""salt":"05""#, r#""salt":"xx""#, r#""salt":5"#] {
+            assert_eq!(code(&asked.replace(&salt, bad_salt), &config), "bad-body", "{bad_salt}");
+        }
+        // Committed to although birthday greetings were refused (R8): signed, and refused.
+        let mut refused = capture(&config, &["email-offers", "birthday-greetings"]);
+        for purpose in &mut refused.record.purposes {
+            if purpose.id == "birthday-greetings" {
+                purpose.state = ConsentState::Refused;
+            }
+        }
+        assert_eq!(code(&seal(&refused, 1), &config), "birthday-not-granted");
+    }
+
+    /// A birthday travels beside the record, bound to it by the record's commitment: a
+    /// one-byte change in transit, a birthday without its commitment or a commitment
+    /// without its birthday are refused (issue 13, defect 4).
+    #[test]
+    fn a_birthday_changed_in_transit_or_unbound_is_refused() {
+        let config = demo_config();
+        let mut january = capture(&config, &["email-offers", "birthday-greetings"]);
+        january.birthday.as_mut().unwrap().value = "--01-23".into();
+        let body = seal(&january, 1);
+        assert_eq!(code(&body, &config), "ok");
         assert_eq!(
-            code(&with_birthday(not_asked, "--11-07"), &config),
-            "birthday-not-granted"
+            code(&body.replace("--01-23", "--11-23"), &config),
+            "birthday-mismatch",
+            "one byte changed in transit"
         );
+        // The birthday is the body's first member, its salt the first salt.
+        let other_salt = body.replacen(&"05".repeat(SALT_LEN), &"06".repeat(SALT_LEN), 1);
+        assert_eq!(code(&other_salt, &config), "birthday-mismatch");
+        // The record commits to a birthday; the delivery drops it, or sends it bare.
+        let value: serde_json::Value = json(&body);
+        let mut dropped = value.clone();
+        dropped.as_object_mut().unwrap().remove("birthday");
+        assert_eq!(code(&dropped.to_string(), &config), "birthday-mismatch");
+        let mut bare = value.clone();
+        bare["birthday"] = "--01-23".into();
+        assert_eq!(code(&bare.to_string(), &config), "birthday-mismatch");
+        // A salted birthday beside a record that commits to none.
+        let none = json(&seal(&capture(&config, &["email-offers"]), 1));
+        let mut added = none.clone();
+        added["birthday"] = value["birthday"].clone();
+        assert_eq!(code(&added.to_string(), &config), "birthday-mismatch");
+    }
+
+    /// A widget cached before birthdays were bound sends a bare birthday beside a record
+    /// without a commitment: the consent record is stored, the birthday is not kept, and the
+    /// answer says so.
+    #[tokio::test]
+    async fn a_bare_birthday_from_an_older_widget_is_not_kept_and_the_record_is() {
+        let config = demo_config();
+        let (app, store, _dir) = app_and_store(&config);
+        let mut old = capture(&config, &["email-offers", "birthday-greetings"]);
+        let birthday = old.birthday.take().unwrap();
+        old.record.beside.clear();
+        let mut body = json(&seal(&old, 1));
+        body["birthday"] = birthday.value.clone().into();
+        let (status, answer) = send(&app, "POST", "/v1/records", body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(json(&answer)["not_kept"], serde_json::json!(["birthday"]));
+        assert_eq!(birthday_held(&store, "jan@example.pl"), None);
+        // Its retry is the same delivery: 200, the same answer.
+        let (status, again) = send(&app, "POST", "/v1/records", body.to_string()).await;
+        assert_eq!((status, json(&again)), (StatusCode::OK, json(&answer)));
+    }
+
+    /// The same record id with other values beside it is refused like other bytes under it
+    /// (409), never answered 200 while keeping the first (issue 13, defect 4); a true repeat
+    /// is the outbox's retry (200).
+    #[tokio::test]
+    async fn a_repeat_with_another_birthday_is_a_conflict_and_a_true_repeat_is_not() {
+        let config = demo_config();
+        let (app, store, _dir) = app_and_store(&config);
+        let mut first = capture(&config, &["email-offers", "birthday-greetings"]);
+        first.birthday.as_mut().unwrap().value = "--01-23".into();
+        let body = seal(&first, 1);
+        let (status, receipt) = send(&app, "POST", "/v1/records", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "{receipt}");
+        let (status, again) = send(&app, "POST", "/v1/records", body.clone()).await;
+        assert_eq!((status, json(&again)), (StatusCode::OK, json(&receipt)));
+        let (status, conflict) = send(&app, "POST", "/v1/records", body.replace("--01-23", "--11-23")).await;
+        assert_eq!(
+            (status, json(&conflict)["code"].as_str()),
+            (StatusCode::CONFLICT, Some("id-conflict")),
+            "{conflict}"
+        );
+        let mut without = json(&body);
+        without.as_object_mut().unwrap().remove("birthday");
+        let (status, _) = send(&app, "POST", "/v1/records", without.to_string()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            birthday_held(&store, "jan@example.pl").as_deref(),
+            Some("--01-23"),
+            "the first is kept"
+        );
+    }
+
+    /// Erasure (Art. 17) deletes what is held beside a record; a retry of the erased
+    /// subject's delivery (an outbox that was offline meanwhile) must not bring the contact
+    /// or the birthday back. It is answered 409, which the outbox takes as done.
+    #[tokio::test]
+    async fn a_retry_after_erasure_brings_nothing_back() {
+        let config = demo_config();
+        let (app, store, dir) = app_and_store(&config);
+        let body = seal(&capture(&config, &["email-offers", "birthday-greetings"]), 1);
+        let (status, _) = send(&app, "POST", "/v1/records", body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(store.subject("jan@example.pl").unwrap().len(), 1);
+        assert_eq!(store.erase("jan@example.pl").unwrap(), 1);
+        let (status, answer) = send(&app, "POST", "/v1/records", body).await;
+        assert_eq!(
+            (status, json(&answer)["code"].as_str()),
+            (StatusCode::CONFLICT, Some("id-conflict"))
+        );
+        assert!(store.subject("jan@example.pl").unwrap().is_empty(), "still erased");
+        let birthdays: i64 = rusqlite::Connection::open(dir.path().join("log.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM subjects WHERE birthday IS NOT NULL", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(birthdays, 0);
+    }
+
+    /// The app over a fresh log, with a handle on its store.
+    fn app_and_store(config: &Config) -> (axum::Router, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("log.db"), &crate::texts::Shown::of(config)).unwrap();
+        let www = concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into();
+        let app = crate::serve::app(www, config.clone(), store.clone(), crate::testing::settings());
+        (app, store, dir)
+    }
+
+    /// The birthday held with the subject's first disclosure.
+    fn birthday_held(store: &Store, identifier: &str) -> Option<String> {
+        store.subject(identifier).unwrap()[0].birthday.clone()
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-use unticked_core::capture::Disclosure;
+use unticked_core::capture::{Disclosure, Salted};
 use unticked_core::merkle::{self, Hash, Tree};
 use unticked_core::record::{base64url, hex};
 
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS subjects (
   identifier TEXT NOT NULL,
   salt BLOB NOT NULL,
   birthday TEXT,
+  birthday_salt BLOB,
   PRIMARY KEY (idx, position)
 );
 CREATE INDEX IF NOT EXISTS subjects_by_lookup ON subjects (lookup);
@@ -242,18 +243,83 @@ impl Checkpoint {
 pub enum Appended {
     /// Stored now at this log index.
     New(u64),
-    /// The same bytes were stored before at this index.
+    /// The same bytes, with the same values beside them, were stored before at this index.
     Existing(u64),
-    /// Other bytes are stored under this id.
+    /// Other bytes are stored under this id, or other values beside the same bytes.
     Conflict,
+}
+
+/// A birthday given with a record (R8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Birthday {
+    /// Bound to the record by its commitment: kept, with its salt.
+    Bound(Salted),
+    /// `--MM-DD` beside a record that commits to none, from a widget cached before
+    /// birthdays were bound: never kept, since nothing shows it is the shopper's; only
+    /// compared with what an earlier delivery of the same record left.
+    Unbound(String),
 }
 
 struct Job {
     id: String,
     bytes: String,
     disclosures: Vec<Disclosure>,
-    birthday: Option<String>,
+    birthday: Option<Birthday>,
     reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+impl Job {
+    /// The birthday this job keeps.
+    fn kept_birthday(&self) -> Option<&Salted> {
+        match &self.birthday {
+            Some(Birthday::Bound(salted)) => Some(salted),
+            _ => None,
+        }
+    }
+
+    /// Whether what travels beside this job's record is what is held for it: the same
+    /// disclosures in the same order, and the same birthday. A bare birthday was never kept,
+    /// so it matches none held, or the same value kept before birthdays were bound.
+    fn matches(&self, held: &Held) -> bool {
+        let disclosures = held.disclosures.len() == self.disclosures.len()
+            && held
+                .disclosures
+                .iter()
+                .zip(&self.disclosures)
+                .all(|(h, d)| h.0 == d.channel.as_str() && h.1 == d.identifier && h.2[..] == d.salt[..]);
+        let birthday = match (&self.birthday, &held.birthday) {
+            (Some(Birthday::Bound(salted)), Some((value, Some(salt)))) => {
+                *value == salted.value && salt[..] == salted.salt[..]
+            }
+            (Some(Birthday::Unbound(_)), None) | (None, None) => true,
+            (Some(Birthday::Unbound(bare)), Some((value, None))) => bare == value,
+            _ => false,
+        };
+        disclosures && birthday
+    }
+
+    /// What this job leaves beside its record once stored.
+    fn held(&self) -> Held {
+        Held {
+            disclosures: self
+                .disclosures
+                .iter()
+                .map(|d| (d.channel.as_str().to_string(), d.identifier.clone(), d.salt.to_vec()))
+                .collect(),
+            birthday: match (self.kept_birthday(), self.disclosures.is_empty()) {
+                (Some(salted), false) => Some((salted.value.clone(), Some(salted.salt.to_vec()))),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What is held beside a stored record: its disclosures `(channel, identifier, salt)` in
+/// order, and the birthday kept with them `(value, salt)` (no salt: kept before birthdays
+/// were bound to records).
+struct Held {
+    disclosures: Vec<(String, String, Vec<u8>)>,
+    birthday: Option<(String, Option<Vec<u8>>)>,
 }
 
 /// The state readers share with the writer.
@@ -314,6 +380,15 @@ impl Store {
             .exists([])?;
         if !has_birthday {
             write.execute_batch("ALTER TABLE subjects ADD COLUMN birthday TEXT")?;
+        }
+        // And the salt of the record's commitment to it, so `unticked verify` can check each
+        // birthday kept against its record. Birthdays kept before have none (and their
+        // records no commitment): verify reports them as unchecked.
+        let has_birthday_salt = write
+            .prepare("SELECT 1 FROM pragma_table_info('subjects') WHERE name = 'birthday_salt'")?
+            .exists([])?;
+        if !has_birthday_salt {
+            write.execute_batch("ALTER TABLE subjects ADD COLUMN birthday_salt BLOB")?;
         }
         let key_path = Keys::path_for(path);
         let has_records = write
@@ -402,15 +477,16 @@ impl Store {
         conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
     }
 
-    /// Appends a verified record (idempotent by id) and waits until it is durable. A
-    /// birthday (R8) is kept with each of the record's disclosures, so that erasing any of
-    /// the subject's contacts erases it with them.
+    /// Appends a verified record (idempotent by id and what travels beside it) and waits
+    /// until it is durable. A bound birthday (R8) is kept with its salt with each of the
+    /// record's disclosures, so that erasing any of the subject's contacts erases it with
+    /// them; a bare one is not kept.
     pub async fn append(
         &self,
         id: String,
         bytes: String,
         disclosures: Vec<Disclosure>,
-        birthday: Option<String>,
+        birthday: Option<Birthday>,
     ) -> Result<Appended, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -555,7 +631,7 @@ impl Store {
         conn.pragma_update(None, "secure_delete", "ON")?;
         // The birthday given with a record goes with any of the record's contacts (R8).
         conn.execute(
-            "UPDATE subjects SET birthday = NULL WHERE idx IN (SELECT idx FROM subjects WHERE lookup = ?1)",
+            "UPDATE subjects SET birthday = NULL, birthday_salt = NULL WHERE idx IN (SELECT idx FROM subjects WHERE lookup = ?1)",
             [&lookup[..]],
         )?;
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
@@ -752,24 +828,43 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
     let received_at = now_ms().max(previous.saturating_add(1));
     let tx = conn.transaction()?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut added: Vec<(&str, &str, u64)> = Vec::new();
+    let mut added: Vec<(&Job, u64)> = Vec::new();
     {
         let mut find = tx.prepare_cached("SELECT idx, bytes FROM log WHERE id = ?1")?;
+        let mut beside = tx.prepare_cached(
+            "SELECT channel, identifier, salt, birthday, birthday_salt FROM subjects WHERE idx = ?1 ORDER BY position",
+        )?;
         let mut insert = tx.prepare_cached("INSERT INTO log (idx, id, bytes, received_at) VALUES (?1, ?2, ?3, ?4)")?;
         let mut subject = tx.prepare_cached(
-            "INSERT INTO subjects (idx, position, channel, lookup, identifier, salt, birthday) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO subjects (idx, position, channel, lookup, identifier, salt, birthday, birthday_salt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         for job in batch {
-            let earlier = find
+            // The same bytes are the same delivery only with the same values beside them
+            // (issue 13): other ones are refused, never silently dropped.
+            let stored = find
                 .query_row([&job.id], |row| Ok((row.get::<_, u64>(0)?, row.get::<_, Vec<u8>>(1)?)))
-                .optional()?
-                .map(|(idx, bytes)| (idx, bytes == job.bytes.as_bytes()))
-                .or_else(|| {
-                    added
-                        .iter()
-                        .find(|(id, _, _)| *id == job.id)
-                        .map(|(_, bytes, idx)| (*idx, *bytes == job.bytes))
-                });
+                .optional()?;
+            let earlier = match stored {
+                Some((idx, bytes)) if bytes == job.bytes.as_bytes() => {
+                    let mut rows = beside.query([idx])?;
+                    let mut held = Held {
+                        disclosures: Vec::new(),
+                        birthday: None,
+                    };
+                    while let Some(row) = rows.next()? {
+                        held.disclosures.push((row.get(0)?, row.get(1)?, row.get(2)?));
+                        if let Some(value) = row.get::<_, Option<String>>(3)? {
+                            held.birthday = Some((value, row.get(4)?));
+                        }
+                    }
+                    Some((idx, job.matches(&held)))
+                }
+                Some((idx, _)) => Some((idx, false)),
+                None => added
+                    .iter()
+                    .find(|(earlier, _)| earlier.id == job.id)
+                    .map(|(earlier, idx)| (*idx, earlier.bytes == job.bytes && job.matches(&earlier.held()))),
+            };
             match earlier {
                 Some((idx, true)) => outcomes.push(Appended::Existing(idx)),
                 Some((_, false)) => outcomes.push(Appended::Conflict),
@@ -780,6 +875,7 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
                         tree.len() - 1
                     };
                     insert.execute(params![idx, job.id, job.bytes.as_bytes(), received_at])?;
+                    let birthday = job.kept_birthday();
                     for (position, d) in job.disclosures.iter().enumerate() {
                         subject.execute(params![
                             idx,
@@ -788,10 +884,11 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
                             &shared.keys.lookup(&d.identifier)[..],
                             d.identifier,
                             &d.salt[..],
-                            job.birthday
+                            birthday.map(|b| b.value.as_str()),
+                            birthday.map(|b| &b.salt[..]),
                         ])?;
                     }
-                    added.push((&job.id, &job.bytes, idx));
+                    added.push((job, idx));
                     outcomes.push(Appended::New(idx));
                 }
             }

@@ -1,6 +1,7 @@
 //! `unticked verify --db FILE`: recomputes the whole log from the stored bytes and checks
 //! it against every signed checkpoint, and checks what lies beside the log: every purpose
-//! text against its hash, every disclosure against the commitment it backs, every time
+//! text against its hash, every disclosure and every birthday kept against the commitment
+//! it backs, every time
 //! received against the checkpoint that signed it. Any edit, deletion or reordering of the
 //! stored records, a truncation of the records, an altered or removed checkpoint, an edited
 //! time, text or disclosure, is found and named by the first log index (or text) it touches.
@@ -19,7 +20,8 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
-use unticked_core::capture::{Disclosure, SALT_LEN};
+use unticked_core::capture::{committed_bytes, Disclosure, SALT_LEN};
+use unticked_core::config::ExtraField;
 use unticked_core::merkle::{self, Tree};
 use unticked_core::record;
 
@@ -190,6 +192,10 @@ struct StoredDisclosure {
     lookup: Vec<u8>,
     identifier: String,
     salt: Vec<u8>,
+    /// The birthday kept with it (R8), and its salt (none: kept before records committed to
+    /// birthdays).
+    birthday: Option<String>,
+    birthday_salt: Option<Vec<u8>>,
 }
 
 /// Verifies the log in `db` against the collector's public key, and the checkpoints kept
@@ -236,8 +242,16 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
 
     // The disclosures, walked beside the log in the same order (both by index), so that
     // neither is held in memory whole.
+    // A log no collector of this version has opened yet has no birthday salts.
+    let has_birthday_salt = conn
+        .prepare("SELECT 1 FROM pragma_table_info('subjects') WHERE name = 'birthday_salt'")
+        .and_then(|mut q| q.exists([]))
+        .map_err(|e| unreadable(&e))?;
+    let birthday_salt = if has_birthday_salt { "birthday_salt" } else { "NULL" };
     let mut disclosures = conn
-        .prepare("SELECT idx, position, channel, lookup, identifier, salt FROM subjects ORDER BY idx, position")
+        .prepare(&format!(
+            "SELECT idx, position, channel, lookup, identifier, salt, birthday, {birthday_salt} FROM subjects ORDER BY idx, position"
+        ))
         .map_err(|e| unreadable(&e))?;
     let mut disclosures = disclosures
         .query_map([], |row| {
@@ -248,11 +262,14 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
                 lookup: row.get(3)?,
                 identifier: row.get(4)?,
                 salt: row.get(5)?,
+                birthday: row.get(6)?,
+                birthday_salt: row.get(7)?,
             })
         })
         .map_err(|e| unreadable(&e))?
         .peekable();
     let mut disclosures_checked = 0u64;
+    let mut birthdays_unbound = 0u64;
 
     let mut tree = Tree::new();
     // Each record's time received, checked against the checkpoints below.
@@ -355,6 +372,28 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
                         held.channel
                     ),
                 ));
+            }
+            // A birthday kept hashes, with its salt, to the record's commitment to it (R8,
+            // `Salted::committed_bytes`); one kept before records committed to birthdays has
+            // neither salt nor commitment, and cannot be checked.
+            if let Some(birthday) = &held.birthday {
+                let commitment = opened
+                    .beside
+                    .iter()
+                    .find(|b| b.field == ExtraField::Birthday)
+                    .map(|b| b.commitment.as_str());
+                match (commitment, &held.birthday_salt) {
+                    (None, None) => birthdays_unbound += 1,
+                    (Some(commitment), Some(salt)) if sha256_hex(&committed_bytes(salt, birthday)) == commitment => {}
+                    _ => {
+                        return Err(at(
+                            idx,
+                            format!(
+                                "the birthday kept with the disclosure at position {position} does not hash to the record's commitment: it or its salt was changed"
+                            ),
+                        ))
+                    }
+                }
             }
             if let Some(keys) = keys {
                 if keys.lookup(&held.identifier)[..] != held.lookup[..] {
@@ -480,6 +519,9 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
     let mut unchecked = Vec::new();
     if keys.is_none() && disclosures_checked > 0 {
         unchecked.push("the keyed subject index: it needs the key file (--key), not only --public-key");
+    }
+    if birthdays_unbound > 0 {
+        unchecked.push("birthdays kept before records committed to them: they have no commitment to check against");
     }
     Ok(Clean {
         records: tree.len(),
@@ -966,6 +1008,50 @@ mod tests {
         assert_eq!(status, axum::http::StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert!(body.contains(r#""code":"unavailable""#), "{body}");
         assert!(!body.contains("sell your data"), "{body}");
+    }
+
+    /// A birthday kept is bound to its record's commitment (R8): editing it, or its salt, in
+    /// the database is found at its record, and the report names no birthday.
+    #[test]
+    fn an_edited_birthday_is_found_at_its_record() {
+        let (_dir, db, key) = log_of(3, &["email-offers", "birthday-greetings"], None);
+        let clean = check(&db, &key).unwrap();
+        assert_eq!(clean.disclosures, 3);
+        assert!(clean.unchecked.is_empty(), "{:?}", clean.unchecked);
+        tamper(&db, "UPDATE subjects SET birthday = '--01-07' WHERE idx = 2");
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 2);
+        assert!(
+            problem.contains("birthday") && problem.contains("commitment"),
+            "{problem}"
+        );
+        assert!(!problem.contains("01-07"), "no birthday in the report: {problem}");
+        tamper(
+            &db,
+            "UPDATE subjects SET birthday = '--11-07'; UPDATE subjects SET birthday_salt = zeroblob(16) WHERE idx = 1",
+        );
+        assert_eq!(problem_at(&db, &key).0, 1, "an edited salt");
+        // A birthday added to a record that commits to none.
+        let (_dir, db, key) = log_of(2, &["email-offers"], None);
+        tamper(
+            &db,
+            "UPDATE subjects SET birthday = '--11-07', birthday_salt = zeroblob(16) WHERE idx = 1",
+        );
+        assert_eq!(problem_at(&db, &key).0, 1);
+    }
+
+    /// Birthdays kept before records committed to them (no salt, no commitment) cannot be
+    /// checked: verify passes the log and says so.
+    #[test]
+    fn a_birthday_kept_before_commitments_is_reported_unchecked() {
+        let (_dir, db, key) = log_of(2, &["email-offers"], None);
+        tamper(&db, "UPDATE subjects SET birthday = '--11-07' WHERE idx = 0");
+        let clean = check(&db, &key).unwrap();
+        assert!(
+            clean.unchecked.iter().any(|u| u.contains("birthdays kept before")),
+            "{:?}",
+            clean.unchecked
+        );
     }
 
     #[test]

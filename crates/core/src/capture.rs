@@ -16,7 +16,7 @@ use alloc::{string::String, string::ToString, vec::Vec};
 use crate::config::Config;
 use crate::jcs::write_string;
 use crate::record::Part;
-use crate::record::{hex, ConsentRecord, PurposeEntry, State, SubjectCommitment};
+use crate::record::{hex, BesideCommitment, ConsentRecord, PurposeEntry, State, SubjectCommitment};
 use crate::text::{concat, decimal};
 use crate::vocabulary::{Channel, ExtraField};
 
@@ -40,9 +40,32 @@ pub struct Disclosure {
 impl Disclosure {
     /// The bytes its commitment is the SHA-256 of.
     pub fn committed_bytes(&self) -> Vec<u8> {
-        let mut bytes = self.salt.to_vec();
-        bytes.extend_from_slice(self.identifier.as_bytes());
-        bytes
+        committed_bytes(&self.salt, &self.identifier)
+    }
+}
+
+/// `salt ‖ value` (the salt's bytes, then the value's UTF-8): what a commitment to a contact
+/// or to a value beside the record is the SHA-256 of.
+pub fn committed_bytes(salt: &[u8], value: &str) -> Vec<u8> {
+    let mut bytes = salt.to_vec();
+    bytes.extend_from_slice(value.as_bytes());
+    bytes
+}
+
+/// A value that travels beside the record, such as the birthday (R8), with the salt of its
+/// commitment in the record ([`BesideCommitment`]): like a contact, it is never in the signed
+/// bytes (so it can be erased and every record still verifies), yet bound to them, so a
+/// changed or swapped value is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Salted {
+    pub value: String,
+    pub salt: [u8; SALT_LEN],
+}
+
+impl Salted {
+    /// The bytes its commitment is the SHA-256 of.
+    pub fn committed_bytes(&self) -> Vec<u8> {
+        committed_bytes(&self.salt, &self.value)
     }
 }
 
@@ -56,19 +79,27 @@ pub struct Capture {
     pub disclosures: Vec<Disclosure>,
     /// `--MM-DD` (ISO 8601 without a year, as vCard's BDAY, RFC 6350 §4.3.1), only when a
     /// purpose that asks for the birthday was given (R8). Like a contact, it travels beside
-    /// the record and never in it.
-    pub birthday: Option<String>,
+    /// the record and never in it; the record commits to it (`beside`).
+    pub birthday: Option<Salted>,
 }
 
 impl Capture {
     /// A capture of `record` with the digests left to WebCrypto: each purpose's text hash,
-    /// and a subject commitment per disclosure (R10: no contact in the record itself).
+    /// a subject commitment per disclosure (R10: no contact in the record itself), and a
+    /// commitment to the birthday when one travels beside it.
     pub fn new(
         mut record: ConsentRecord,
         texts: Vec<String>,
         disclosures: Vec<Disclosure>,
-        birthday: Option<String>,
+        birthday: Option<Salted>,
     ) -> Capture {
+        record.beside.clear();
+        if birthday.is_some() {
+            record.beside.push(BesideCommitment {
+                field: ExtraField::Birthday,
+                commitment: String::new(),
+            });
+        }
         for purpose in &mut record.purposes {
             purpose.text_sha256.clear();
         }
@@ -87,25 +118,37 @@ impl Capture {
         }
     }
 
-    /// The inputs of the record's digest holes, in hole order: each purpose's displayed
+    /// The inputs of the record's digest holes, in hole order (the order the record's
+    /// members are written in): the birthday's `salt ‖ value`, each purpose's displayed
     /// text (UTF-8), then each disclosure's `salt ‖ identifier`.
     pub fn digest_inputs(&self) -> Vec<Vec<u8>> {
-        let texts = self.texts.iter().map(|t| t.as_bytes().to_vec());
-        texts
-            .chain(self.disclosures.iter().map(Disclosure::committed_bytes))
-            .collect()
+        // Pushed one by one: chained iterators cost the widget's wasm more.
+        let mut inputs = Vec::new();
+        if let Some(birthday) = &self.birthday {
+            inputs.push(birthday.committed_bytes());
+        }
+        for text in &self.texts {
+            inputs.push(text.as_bytes().to_vec());
+        }
+        for disclosure in &self.disclosures {
+            inputs.push(disclosure.committed_bytes());
+        }
+        inputs
     }
 
     /// What `src/courier.js` seals, as JSON:
-    /// `{"birthday"?,"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
+    /// `{"birthday"?:{"salt","value"},"disclosures":[{"channel","identifier","salt"}],"inputs":[hex…],"parts":[…]}`,
+    /// salts in hex; the courier copies `birthday` and `disclosures` into the delivery as they are.
     /// where a part is a string of record text, a digest hole's index, a signature hole
     /// (-1 algorithm, -2 public key, -3 value), or the array of the signature member.
     pub fn sealable(&self) -> String {
         let mut out = String::from("{");
         if let Some(birthday) = &self.birthday {
-            out.push_str("\"birthday\":");
-            write_string(&mut out, birthday);
-            out.push(',');
+            out.push_str("\"birthday\":{\"salt\":\"");
+            out.push_str(&hex(&birthday.salt));
+            out.push_str("\",\"value\":");
+            write_string(&mut out, &birthday.value);
+            out.push_str("},");
         }
         out.push_str("\"disclosures\":");
         out.push_str(&disclosures_json(&self.disclosures));
@@ -194,7 +237,8 @@ pub struct Assembled {
 ///
 /// A purpose is given only when its box was ticked *and* the shopper's own input ticked it
 /// (R1: GDPR Art. 4(11), Planet49); every other purpose shown is refused. A contact travels
-/// only for a channel granted now (R8, R10), each with a fresh salt from `salt`. `None` when
+/// only for a channel granted now (R8, R10), each with a fresh salt from `salt`, and so does
+/// the birthday, after the contacts' salts (at most one per channel, then the birthday's). `None` when
 /// the config has no such form or purpose (the caller mounted from another config).
 pub fn assemble(
     config: &Config,
@@ -253,11 +297,13 @@ pub fn assemble(
     }
     // A birthday is kept beside a contact, and erased with it (Art. 17); without one it
     // would be data nobody could reach or erase, so it is not collected at all (R8).
-    if disclosures.is_empty() {
-        birthday = None;
-    }
+    let birthday = match birthday {
+        Some(value) if !disclosures.is_empty() => Some(Salted { value, salt: salt() }),
+        _ => None,
+    };
     let notice = &config.privacy_notice;
     let record = ConsentRecord {
+        beside: Vec::new(),
         id: page.id.to_string(),
         captured_at: page.captured_at,
         form: kind.to_string(),

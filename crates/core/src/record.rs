@@ -25,7 +25,7 @@ use alloc::{string::String, string::ToString, vec::Vec};
 use crate::jcs;
 use crate::json::Json;
 use crate::text::concat;
-use crate::vocabulary::{is_slug, Channel, Named, Source};
+use crate::vocabulary::{is_slug, Channel, ExtraField, Named, Source};
 
 /// The record format's version (`"v"`).
 pub const FORMAT_VERSION: u64 = 1;
@@ -95,9 +95,22 @@ pub struct SubjectCommitment {
     pub commitment: String,
 }
 
+/// A commitment to a value that travels beside the record (an extra field, R8, such as the
+/// birthday): SHA-256(salt ‖ value), lowercase hex, as for a contact, so the value can be
+/// erased with its contact and the record still verifies, and no value can be changed or
+/// swapped in transit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BesideCommitment {
+    pub field: ExtraField,
+    pub commitment: String,
+}
+
 /// A consent record without its signature: what the signature covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
+    /// One commitment per extra field whose value travels beside the record, at most one per
+    /// field; empty (and the member left out, so older records read as they were) when none does.
+    pub beside: Vec<BesideCommitment>,
     /// UUIDv7 (RFC 9562 §5.7): unique and ordered by time; made when the form is mounted.
     pub id: String,
     /// Milliseconds since the Unix epoch, by the client's clock.
@@ -297,7 +310,8 @@ pub enum Part {
     Text(String),
     /// The SHA-256, lowercase hex, of the n-th digest input. An empty `text_sha256` or
     /// `commitment` in the record is written as this hole, numbered in order of appearance
-    /// (the purposes' texts, then the subjects), for the browser to fill with WebCrypto.
+    /// (the values beside, then the purposes' texts, then the subjects), for the browser to
+    /// fill with WebCrypto.
     Digest(usize),
     /// Holes of the signature member: the algorithm's name, the public key and the
     /// signature value, base64url.
@@ -372,7 +386,23 @@ impl ConsentRecord {
     /// it or leaves it out. Tests hold it to `jcs::canonical` and to `testdata/record/`.
     pub fn parts(&self) -> Vec<Part> {
         let mut w = Writer::default();
-        w.raw("{\"captured_at\":");
+        // `beside` sorts first (RFC 8785 §3.2.3), and is left out when empty.
+        for (i, b) in self.beside.iter().enumerate() {
+            w.raw(if i == 0 {
+                "{\"beside\":[{\"commitment\":"
+            } else {
+                ",{\"commitment\":"
+            });
+            w.digest(&b.commitment);
+            w.raw(",\"field\":");
+            w.string(b.field.as_str());
+            w.raw("}");
+        }
+        w.raw(if self.beside.is_empty() {
+            "{\"captured_at\":"
+        } else {
+            "],\"captured_at\":"
+        });
         w.number(self.captured_at);
         w.raw(",\"config_sha256\":");
         w.string(&self.config_sha256);
@@ -553,6 +583,30 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         subjects.push(SubjectCommitment { channel, commitment });
     }
 
+    let mut beside: Vec<BesideCommitment> = Vec::new();
+    if let Some(items) = root.optional("beside") {
+        let Json::Array(items) = items else {
+            return Err(shape("/beside", "not an array"));
+        };
+        // One way to write a record without values beside it: without the member.
+        if items.is_empty() {
+            return Err(shape("/beside", "empty (left out when nothing travels beside)"));
+        }
+        for (i, item) in items.iter().enumerate() {
+            let path = concat(&["/beside/", &crate::text::decimal(i as u64)]);
+            let mut b = Fields::of(item, &path)?;
+            let entry = BesideCommitment {
+                field: b.named::<ExtraField>("field")?,
+                commitment: b.text("commitment", is_sha256_hex, "not a SHA-256 in lowercase hex")?,
+            };
+            b.finish()?;
+            if beside.iter().any(|e| e.field == entry.field) {
+                return Err(shape(&path, "field listed twice"));
+            }
+            beside.push(entry);
+        }
+    }
+
     let mut sig = Fields::of(root.take("signature")?, "/signature")?;
     let alg_name = sig.text("alg", |_| true, "")?;
     let alg = match alg_name.as_str() {
@@ -567,6 +621,7 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
     root.finish()?;
 
     let record = ConsentRecord {
+        beside,
         id,
         captured_at,
         form,
@@ -659,6 +714,11 @@ impl<'j> Fields<'j> {
             .position(|(k, _)| k == key)
             .ok_or_else(|| shape(&self.at(key), "missing"))?;
         Ok(&self.members.remove(i).1)
+    }
+
+    /// A member that may be absent.
+    fn optional(&mut self, key: &str) -> Option<&'j Json> {
+        self.take(key).ok()
     }
 
     fn text(&mut self, key: &str, valid: impl Fn(&str) -> bool, reason: &'static str) -> Result<String, RecordError> {

@@ -201,18 +201,59 @@ fn the_birthday_and_the_postal_address_travel_only_for_a_purpose_given_that_need
     assert_eq!(neither.birthday, None, "R8: no birthday without the birthday purpose");
     assert!(neither.disclosures.iter().all(|d| d.channel != Channel::Post));
     let both = with(&["birthday-greetings", "catalogue-post"]);
-    assert_eq!(both.birthday.as_deref(), Some("--11-07"));
+    let birthday = both.birthday.clone().expect("the birthday travels beside");
+    // Its own salt, after the contacts' (counting salts: e-mail 1, post 2, birthday 3).
+    assert_eq!((birthday.value.as_str(), birthday.salt), ("--11-07", [3; SALT_LEN]));
     let post = both
         .disclosures
         .iter()
         .find(|d| d.channel == Channel::Post)
         .expect("the address is disclosed");
     assert_eq!(post.identifier, "Anna Ozola, Brīvības iela 1, LV-1010 Rīga");
-    assert!(both.sealable().starts_with(r#"{"birthday":"--11-07","disclosures":["#));
+    let salt = "03".repeat(SALT_LEN);
+    assert!(both.sealable().starts_with(&format!(
+        r#"{{"birthday":{{"salt":"{salt}","value":"--11-07"}},"disclosures":["#
+    )));
     let mut no_contact = checkout_submission(&["birthday-greetings"], &["birthday-greetings"]);
     (no_contact.email, no_contact.birthday_day, no_contact.birthday_month) = ("", "7", "11");
     let capture = assemble_checkout(&config, "lv", &no_contact).capture;
     assert_eq!(capture.birthday, None, "no contact to keep it beside: not collected");
+}
+
+/// The birthday travels beside the record, never in it (R8, R10), yet the signed record
+/// commits to it: SHA-256(salt ‖ `--MM-DD`), so a one-byte change in transit is found.
+#[test]
+fn the_signed_record_commits_to_the_birthday_beside_it() {
+    let config = demo();
+    let given = ["email-offers", "birthday-greetings"];
+    let mut page = checkout_submission(&given, &given);
+    (page.birthday_day, page.birthday_month) = ("23", "1");
+    let capture = assemble_checkout(&config, "lv", &page).capture;
+    let birthday = capture.birthday.clone().unwrap();
+    let bytes = seal_like_the_browser(&capture.sealable());
+    assert!(jcs::is_canonical(&bytes), "{bytes}");
+    assert!(!bytes.contains("01-23"), "the signed record holds no birthday");
+    let opened = record::open(bytes.as_bytes()).expect("the browser's record verifies");
+    assert_eq!(opened.record.beside.len(), 1);
+    assert_eq!(opened.record.beside[0].field.as_str(), "birthday");
+    let commitment = &opened.record.beside[0].commitment;
+    assert_eq!(
+        *commitment,
+        sha256_hex(&capture::committed_bytes(&birthday.salt, "--01-23"))
+    );
+    assert_ne!(
+        *commitment,
+        sha256_hex(&capture::committed_bytes(&birthday.salt, "--11-23"))
+    );
+    // The text hashes and the subjects still come after it, in their holes.
+    assert_eq!(
+        opened.record.purposes[0].text_sha256,
+        sha256_hex(capture.texts[0].as_bytes())
+    );
+    assert_eq!(
+        opened.record.subjects[0].commitment,
+        sha256_hex(&capture.disclosures[0].committed_bytes())
+    );
 }
 
 proptest! {

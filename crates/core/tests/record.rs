@@ -13,9 +13,9 @@
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use unticked_core::config::{Channel, Source};
+use unticked_core::config::{Channel, ExtraField, Source};
 use unticked_core::record::{
-    self, Algorithm, ConsentRecord, PurposeEntry, RecordError, Signature, State, SubjectCommitment,
+    self, Algorithm, BesideCommitment, ConsentRecord, PurposeEntry, RecordError, Signature, State, SubjectCommitment,
 };
 
 const ED25519_SECRET: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
@@ -47,6 +47,7 @@ fn sample() -> ConsentRecord {
         text_sha256: sha(id),
     };
     ConsentRecord {
+        beside: vec![],
         id: record::record_id(1_763_782_620_123, [7, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
         captured_at: 1_763_782_620_456,
         form: "checkout".into(),
@@ -267,7 +268,69 @@ fn vectors() -> BTreeMap<String, BTreeMap<&'static str, String>> {
         change(&mut record);
         out.insert(name.into(), case(desc, "shape", &signed(&record, Algorithm::Ed25519)));
     }
+    // A value beside the record (the birthday, R8) is bound to it by a commitment.
+    let with_birthday = beside_birthday();
+    let good_beside = signed(&with_birthday, Algorithm::Ed25519);
+    assert!(
+        good_beside.starts_with(r#"{"beside":[{"commitment":""#),
+        "JCS: beside sorts first"
+    );
+    out.insert(
+        "beside-birthday".into(),
+        case(
+            "the demo checkout with birthday greetings given: a commitment to the birthday beside it",
+            "ok",
+            &good_beside,
+        ),
+    );
+    out.insert(
+        "beside-unknown-field".into(),
+        case(
+            "a commitment to a field the format does not know",
+            "shape",
+            &good_beside.replacen(r#""field":"birthday""#, r#""field":"shoe-size""#, 1),
+        ),
+    );
+    out.insert(
+        "beside-empty".into(),
+        case(
+            "an empty beside list, which a record without values beside it leaves out",
+            "shape",
+            &good.replacen('{', r#"{"beside":[],"#, 1),
+        ),
+    );
+    let mut twice = beside_birthday();
+    twice.beside.push(twice.beside[0].clone());
+    out.insert(
+        "beside-duplicate".into(),
+        case(
+            "two commitments to the birthday, correctly signed",
+            "shape",
+            &signed(&twice, Algorithm::Ed25519),
+        ),
+    );
+    let mut upper = beside_birthday();
+    upper.beside[0].commitment = "AB".repeat(32);
+    out.insert(
+        "beside-bad-hex".into(),
+        case(
+            "a birthday commitment in uppercase hex, correctly signed",
+            "shape",
+            &signed(&upper, Algorithm::Ed25519),
+        ),
+    );
     out
+}
+
+/// The sample with birthday greetings given, and a commitment to the birthday beside it.
+fn beside_birthday() -> ConsentRecord {
+    let mut record = sample();
+    record.purposes[3].state = State::Given;
+    record.beside = vec![BesideCommitment {
+        field: ExtraField::Birthday,
+        commitment: sha("birthday commitment"),
+    }];
+    record
 }
 
 fn verdict(result: &Result<record::OpenedRecord, RecordError>) -> &'static str {
@@ -319,9 +382,11 @@ fn vectors_are_current_and_each_gets_its_verdict() {
 #[test]
 fn an_opened_record_is_the_record_that_was_signed() {
     for alg in [Algorithm::Ed25519, Algorithm::Es256] {
-        let opened = record::open(signed(&sample(), alg).as_bytes()).unwrap();
-        assert_eq!(opened.record, sample());
-        assert_eq!(opened.signature.alg, alg);
+        for record in [sample(), beside_birthday()] {
+            let opened = record::open(signed(&record, alg).as_bytes()).unwrap();
+            assert_eq!(opened.record, record);
+            assert_eq!(opened.signature.alg, alg);
+        }
     }
 }
 
@@ -332,7 +397,7 @@ proptest! {
     /// signature), makes `open` fail.
     #[test]
     fn any_single_byte_change_is_refused(es256 in any::<bool>(), at in any::<prop::sample::Index>(), to in any::<u8>()) {
-        let good = signed(&sample(), if es256 { Algorithm::Es256 } else { Algorithm::Ed25519 }).into_bytes();
+        let good = signed(&beside_birthday(), if es256 { Algorithm::Es256 } else { Algorithm::Ed25519 }).into_bytes();
         let i = at.index(good.len());
         prop_assume!(good[i] != to);
         let mut bad = good.clone();
