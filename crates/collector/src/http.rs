@@ -289,6 +289,37 @@ pub async fn bounded_bodies(request: Request, next: Next) -> Response {
     }
 }
 
+/// One HTTP/1.1 request to `authority` (`host:port`) over a connection of its own, as the
+/// collector's own clients make them (`verify --url`, the http witness): the status and the
+/// whole body, read to its end.
+pub async fn send_once<B>(
+    authority: &str,
+    request: hyper::Request<B>,
+) -> Result<(hyper::StatusCode, hyper::body::Bytes), String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

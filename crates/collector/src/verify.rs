@@ -536,27 +536,12 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
 
 /// `GET path` on a collector at `http://host:port`, with the admin token; the parsed JSON.
 async fn get_json(authority: &str, path: &str, token: &str) -> Result<serde_json::Value, String> {
-    use http_body_util::{BodyExt, Empty};
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
     let request = hyper::Request::get(path)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::<hyper::body::Bytes>::new())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let (status, body) = crate::http::send_once(authority, request).await?;
     let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("{path}: {e}"))?;
     if !status.is_success() {
         return Err(format!(

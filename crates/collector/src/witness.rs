@@ -209,25 +209,15 @@ fn publish_loop(authority: &str, path: &str, queue: &(Mutex<Pending>, Condvar)) 
     }
 }
 
-/// `POST path` with the checkpoint's JSON; any 2xx is success.
+/// `POST path` with the checkpoint's JSON; any 2xx is success. The answer is read to its
+/// end, so the witness is not cut off mid-reply.
 async fn post(authority: &str, path: &str, json: &str) -> Result<(), String> {
-    use http_body_util::{BodyExt, Full};
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
     let request = hyper::Request::post(path)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(hyper::body::Bytes::from(json.to_owned())))
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(json.to_owned())))
         .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status();
-    // Read the answer to its end, so the witness is not cut off mid-reply.
-    let _ = response.into_body().collect().await;
+    let (status, _) = crate::http::send_once(authority, request).await?;
     if status.is_success() {
         Ok(())
     } else {
