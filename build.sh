@@ -4,7 +4,7 @@
 #   ./build.sh              build the widget to www/pkg/ and the `unticked` binary
 #   ./build.sh serve        build, then serve the demo shop on http://127.0.0.1:${PORT:-8080}/
 #   ./build.sh test         fmt, clippy, native tests, browser and end-to-end tests (Chromium)
-#   ./build.sh size         raw/gzip/brotli bytes of the widget; fails above 35 KB gzip
+#   ./build.sh size         raw/gzip/brotli bytes per page kind; fails above 3 KB (no form) or 35 KB (a form)
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
 #   ./build.sh submit-time  median submit event → signed record posted / acknowledged (Chromium)
 #   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
@@ -47,26 +47,50 @@ setup_browser() {
   fi
 }
 
+# The wasm-bindgen CLI must be the version of the wasm-bindgen crate (Cargo.toml pins it).
+WASM_BINDGEN_VERSION=0.2.130
+
+setup_wasm_bindgen() {
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
+    # Not --locked: one pinned dependency of the CLI's lockfile is not on this registry.
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  fi
+}
+
 build_widget() {
   setup_build
+  setup_wasm_bindgen
   step "building the widget (wasm, size-optimised)"
   cargo build --profile wasm --target "$WASM_TARGET" -p unticked
-  rm -rf www/pkg
+  rm -rf www/pkg target/glue
   mkdir -p www/pkg
-  # --converge repeats the passes while they still shrink the module (about 250 bytes gzip).
+  # The typed boundary: wasm-bindgen's glue (target/glue/unticked.js, bundled below) and the
+  # module it loads, which wasm-opt shrinks. --converge repeats the passes while they still
+  # shrink the module (about 250 bytes gzip).
+  wasm-bindgen --target web --out-dir target/glue --remove-name-section --remove-producers-section \
+    "target/$WASM_TARGET/wasm/unticked.wasm"
   node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers \
-    "target/$WASM_TARGET/wasm/unticked.wasm" -o www/pkg/unticked_bg.wasm
-  # src/widget.js (the DOM edge), guards.js, courier.js and wasm.js (the loader) as one
-  # module that starts itself: one script tag is enough. The loader finds the wasm beside it.
+    target/glue/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
+  # Two modules: the entry every page loads (src/entry.js with the courier: the outbox is
+  # delivered on every page, at most 3 KB), and what it loads once a page has a form
+  # (src/widget.js, guards.js and the wasm's glue, as pkg/forms.js).
+  node_modules/.bin/esbuild src/entry.js --bundle --minify --format=esm --target=es2020 \
+    --external:./forms.js --log-level=warning --outfile=www/pkg/unticked.js
   node_modules/.bin/esbuild src/widget.js --bundle --minify --format=esm --target=es2020 \
-    --log-level=warning --outfile=www/pkg/unticked.js
+    --alias:unticked-wasm=./target/glue/unticked.js --log-level=warning --outfile=www/pkg/forms.js
   # The minified stylesheet is what shoppers download; www/unticked.css stays the readable
   # source and www/pkg/unticked.css is the shipped copy.
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
-  # The widget's words, one file per language (crates/core/locales, built into the linter and
-  # the collector): a page downloads only the language it shows, as an array in the key order
-  # of en.json (locale::Words::from_json reads both forms).
-  node tools/words.mjs crates/core/locales www/pkg/locales
+  # The TypeScript definitions of the widget's JS API (its events and their detail).
+  cp src/unticked.d.ts www/pkg/unticked.d.ts
+}
+
+# The demo's config compiled into what the widget loads (www/pkg/c/<sha256>/), as a site
+# owner does on a static host; `unticked serve` does it at start too.
+build_config() {
+  step "compiling www/consent.json"
+  "$1" build www/consent.json --out www/pkg
 }
 
 # Debug for the tests (it shares their build); release for serving and measuring.
@@ -83,6 +107,7 @@ build_collector_release() {
 build() {
   build_widget
   build_collector
+  build_config target/debug/unticked
 }
 
 serve() {
@@ -94,8 +119,10 @@ serve() {
 
 size() {
   build_widget
+  build_collector
+  build_config target/debug/unticked
   step "widget size"
-  node tools/size.mjs www/pkg/unticked_bg.wasm www/pkg/unticked.js www/pkg/unticked.css --largest-of www/pkg/locales
+  node tools/size.mjs www/pkg www/consent.json
 }
 
 # Starts the release collector on a free port in the background; sets SERVER_PID and BASE_URL.
@@ -156,8 +183,9 @@ test_all() {
   cargo clippy -p unticked-core --no-default-features --all-targets -- -D warnings
   step "native tests"
   cargo test --workspace
-  build_collector
   size
+  step "the wasm's exports from Node (no browser)"
+  node --test tests/wasm/
   step "end-to-end tests (demo shop + collector + Chromium)"
   node --test tests/e2e/
 }

@@ -3,6 +3,8 @@
 // or delays the shopper's submit). The signing key is WebCrypto's and non-extractable: it
 // never enters wasm memory or any script's reach (DESIGN.md, trust model, layer 1).
 
+import { hex } from "./bytes.js";
+
 const DB_NAME = "unticked";
 const STORE = "keys";
 const KEY_NAME = "signing";
@@ -57,14 +59,8 @@ async function loadKey() {
   }
 }
 
-const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 const unhex = (text) => new Uint8Array((text.match(/../g) || []).map((b) => parseInt(b, 16)));
 const base64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-
-// SHA-256 of the UTF-8 of `text`, lowercase hex.
-export async function sha256Hex(text) {
-  return hex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
 
 // Fills a sealable's parts (crates/core/src/capture.rs): strings are record text, numbers
 // are holes, the nested array is the signature member, written only when `signed`.
@@ -114,10 +110,6 @@ function send(url, body, keepalive) {
 export function prepare() {
   signingKey ||= loadKey();
   signingKey.catch(() => (signingKey = undefined));
-}
-
-export function random(n) {
-  return crypto.getRandomValues(new Uint8Array(n));
 }
 
 // The outbox: every capture stays in localStorage until the endpoint has acknowledged it
@@ -197,7 +189,8 @@ function update(id, edit) {
 }
 
 async function go(entry, target, keepalive) {
-  if (inFlight.has(entry.id)) return;
+  // A raw capture (the wasm could not build it) waits for a widget that can: `rebuild`.
+  if (inFlight.has(entry.id) || entry.raw) return;
   inFlight.add(entry.id);
   let status = 0;
   try {
@@ -233,18 +226,58 @@ async function go(entry, target, keepalive) {
   else warn("the consent record could not be delivered yet (HTTP " + status + "); it stays in the outbox");
 }
 
-// Keeps a capture (synchronously, before anything can fail) and sends it on its way.
-// `target` (the form) receives `unticked:recorded` once the endpoint has it. The endpoint
-// is resolved now: a retry may happen on another page of the shop.
-export function post(target, id, endpoint, capture) {
-  const entry = { id, endpoint: new URL(endpoint, location.href).href, attempts: 0, created: Date.now(), capture };
+// Keeps an entry, and drops the oldest beyond CAPACITY. Counting keys costs no parsing: the
+// submit path reads the other entries only when the outbox is over capacity.
+function keep(entry) {
   save(entry);
+  let count = 0;
+  try {
+    for (let i = 0; i < localStorage.length; i++) if (localStorage.key(i)?.startsWith(OUTBOX)) count++;
+  } catch {
+    return;
+  }
+  if (count <= CAPACITY) return;
   const list = waiting();
   for (const old of list.slice(0, Math.max(0, list.length - CAPACITY))) {
     remove(old.id);
     warn("the outbox is full; dropped the oldest undelivered record " + old.id);
   }
+}
+
+const entryOf = (id, endpoint, fields) => ({ id, endpoint: new URL(endpoint, location.href).href, attempts: 0, created: Date.now(), ...fields });
+
+// Keeps a capture (synchronously, before anything can fail) and sends it on its way.
+// `target` (the form) receives `unticked:recorded` once the endpoint has it. The endpoint
+// is resolved now: a retry may happen on another page of the shop.
+export function post(target, id, endpoint, capture) {
+  const entry = entryOf(id, endpoint, { capture });
+  keep(entry);
   go(entry, target, true);
+}
+
+// Keeps what a form held at a submit the wasm could not capture (`raw`: the sheet's URL,
+// where the form was mounted and what it held), so that the record is not lost: a widget
+// that can build it does, on a later page (`rebuild`).
+export function keepRaw(id, endpoint, raw) {
+  keep(entryOf(id, endpoint, { raw }));
+}
+
+// Offers every raw entry to `build(raw)`, which resolves to a capture or rejects; a built
+// one is sent like any other, a failed one keeps waiting.
+export async function rebuild(build) {
+  for (const entry of waiting().filter((e) => e.raw)) {
+    try {
+      const capture = await build(entry.raw);
+      update(entry.id, (stored) => {
+        stored.capture = capture;
+        delete stored.raw;
+      });
+      const now = read(OUTBOX + entry.id);
+      if (now) go(now, document);
+    } catch (e) {
+      warn("a consent record kept raw still cannot be built (" + (e.message || e) + "); it stays in the outbox");
+    }
+  }
 }
 
 // Sends everything waiting, with `keepalive` when the page is going.

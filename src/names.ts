@@ -1,6 +1,7 @@
 // The widget's attribute and class names and the languages it has words for, generated
-// from crates/core/src/view.rs (`attr`, `class`) and crates/core/src/vocabulary.rs
-// (`SUPPORTED`) by crates/core/tests/names.rs, which fails when this file differs.
+// from crates/core/src/view.rs (`attr`, `class`), crates/core/src/vocabulary.rs
+// (`SUPPORTED`) and crates/core/src/compiled (what a sheet's tree may hold) by
+// crates/core/tests/names.rs, which fails when this file differs.
 // Do not edit: `UPDATE_NAMES=1 cargo test -p unticked-core --test names` rewrites it.
 export const enum Attr {
   FORM_KIND = "data-unticked",
@@ -30,3 +31,7 @@ export const enum Class {
   FIELD = "unticked__field",
 }
 export const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
+export const TAGS = ["fieldset", "legend", "p", "div", "input", "label", "span", "details", "summary", "dl", "dt", "dd", "a"];
+export const ATTRIBUTES = ["class", "id", "for", "type", "name", "value", "lang", "role", "href", "target", "rel", "aria-describedby", "data-unticked-purpose", "data-unticked-field", "data-unticked-hint", "data-unticked-contact", "data-unticked-text"];
+export const ID_ATTRIBUTES = ["id", "for", "aria-describedby"];
+export const SAFE_LINKS = ["mailto:", "tel:", "https://", "http://", "/"];

@@ -1,20 +1,23 @@
-// The widget's DOM edge, and the module a page loads (bundled to www/pkg/unticked.js):
+// The widget's DOM edge (bundled with the wasm's glue to www/pkg/forms.js), which the
+// entry (./entry.js, www/pkg/unticked.js) loads once the page has a `form[data-unticked]`:
 //
 //   <script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
 //
-// It finds and loads the config, watches for `form[data-unticked]`, builds the choices the
-// wasm renders, notes which ticks were the shopper's own, and at submit hands the wasm what
-// the form holds and the courier what the wasm captured. It decides nothing about consent:
-// what a form shows, what counts as given (R1) and the record's bytes are the wasm's
-// (crates/core, shared with the linter and the collector).
+// It finds the config, loads what `unticked build` compiled from it (pkg/c/<sha256 of the
+// config's text>/: site.json and a sheet per form kind and locale), watches for
+// `form[data-unticked]`, builds the choices the wasm reads from the sheet, notes which ticks
+// were the shopper's own, and at submit hands the wasm what the form holds and the courier
+// what the wasm captured. It decides nothing about consent: what a form shows, what counts
+// as given (R1) and the record's bytes are the wasm's (crates/core, shared with the linter
+// and the collector).
 //
 // Whatever fails, the page's forms work exactly as if the widget were absent: it logs one
 // console error that names the problem, dispatches `unticked:error` on the document, and
 // never throws into the page, never cancels or delays a submit (R3).
-import { load, configure, words, mount, unmount, capture, hex } from "./wasm.js";
-import { post, drain, prepare, sha256Hex, random } from "./courier.js";
+import init, { Site, Form } from "unticked-wasm";
+import { sha256Hex, random, hex } from "./bytes.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
-import { Attr, Class, LANGUAGES } from "./names.ts";
+import { Attr, Class, TAGS, ATTRIBUTES, ID_ATTRIBUTES, SAFE_LINKS } from "./names.ts";
 
 // The public contract (DESIGN.md), named once in crates/core (view::attr, view::class) and
 // generated into ./names.ts.
@@ -23,28 +26,30 @@ const ROOT = `fieldset.${Class.ROOT}`;
 const SLOT = `[${Attr.SLOT}]`;
 const SUBMIT = "button[type=submit], input[type=submit], button:not([type])";
 const INLINE_CONFIG = "unticked-config";
-// LANGUAGES (./names.ts): those the widget has words for (crates/core/locales, served from
-// pkg/locales/).
-// Set on window by the first copy of the widget, so that a second copy (a theme that adds
-// the script again, another URL) does nothing and nothing renders twice.
-const STARTED = "__untickedStarted";
 
-// form → { handle, locale, kind, prefix (of its ids), fieldset, record (the hidden input),
-//          contact (selectors per kind: email, phone, post), birthdayWords, birthday (the
-//          field, built when first asked for), byShopper (purposes the shopper's own last
-//          input left ticked), texts (purpose → the text shown), tampered (purposes whose
-//          text a script changed), discounted (the shopper's own ticks that cannot count:
-//          hidden box, changed text), observer, submitted }
+// form → { form (the wasm's), view (locale, contact selectors, birthday words), kind, prefix
+//          (of its ids), fieldset, record (the hidden input), birthday (the field, built
+//          when first asked for), boxes (box → purpose), byShopper (purposes the shopper's
+//          own last input left ticked), texts (purpose → the text shown), tampered
+//          (purposes whose text a script changed), discounted (the shopper's own ticks that
+//          cannot count: hidden box, changed text), raw (what a raw capture needs), observer,
+//          submitted }
 const mounted = new Map();
-// language → the promise of its words given to the wasm
-const wordsLoaded = new Map();
-// The wasm, loading or loaded.
-let ready;
+// Forms whose sheet is loading.
+const mounting = new Set();
+// sheet URL → the promise of its text
+const sheets = new Map();
 const warnedKinds = new Set();
 // The last click on one of the widget's boxes, and whether it was the shopper's.
 let lastClick;
 let prefixes = 0;
+// Set by start(): the compiled config's site, where it lives, the config's hash, the
+// endpoint, and the courier (./courier.js, owned by the entry).
+let site;
+let compiledAt;
+let configSha256;
 let endpoint;
+let courier;
 
 class Failure extends Error {
   constructor(code, message) {
@@ -55,7 +60,7 @@ class Failure extends Error {
 
 const dispatch = (target, name, detail) => target.dispatchEvent(new CustomEvent(name, { bubbles: true, detail }));
 
-function fail(code, message) {
+function fail({ code, message }) {
   console.error("unticked: " + message);
   dispatch(document, "unticked:error", { code, message });
 }
@@ -96,13 +101,35 @@ async function configText() {
   return response.text();
 }
 
-// DOM from the wasm's tree: an element is ["tag", [name, value, …], child, …], a text node a
-// string. createElement, setAttribute and text nodes only: no config or translated text is
-// ever parsed as markup, and nothing needs inline script or style (a strict CSP holds).
+// DOM from a tree: an element is ["tag", [name, value, …], child, …], a text node a string.
+// createElement, setAttribute and text nodes only: no config or translated text is ever
+// parsed as markup, and nothing needs inline script or style (a strict CSP holds).
 function build([tag, attributes, ...children]) {
   const element = document.createElement(tag);
   for (let i = 0; i < attributes.length; i += 2) element.setAttribute(attributes[i], attributes[i + 1]);
   element.append(...children.map((child) => (typeof child == "string" ? child : build(child))));
+  return element;
+}
+
+// A sheet's tree as DOM, built only if it keeps the rules of crates/core's
+// compiled::check_tree (tags, attributes and links of the lists in ./names.ts, every input a
+// checkbox; no `checked`, `required`, `disabled`, `style` or handler can even be written),
+// each id prefixed with `prefix`. Anything else is refused, never repaired.
+function fromSheet(node, prefix, where) {
+  const invalid = (what) => new Failure("compiled-invalid", `${where}: ${what}; run \`unticked build\` again`);
+  if (!Array.isArray(node) || !Array.isArray(node[1])) throw invalid("an element is not [tag, [attributes], …children]");
+  const [tag, attributes, ...children] = node;
+  if (!TAGS.includes(tag)) throw invalid(`unknown tag "${tag}"`);
+  const element = document.createElement(tag);
+  if (attributes.length % 2) throw invalid(`an attribute of <${tag}> has no value`);
+  for (let i = 0; i < attributes.length; i += 2) {
+    const [name, value] = [attributes[i], attributes[i + 1]];
+    if (!ATTRIBUTES.includes(name) || typeof value != "string") throw invalid(`unknown attribute "${name}" on <${tag}>`);
+    if (name == "href" && (!SAFE_LINKS.some((p) => value.startsWith(p)) || value.startsWith("//"))) throw invalid(`a link to "${value}"`);
+    element.setAttribute(name, ID_ATTRIBUTES.includes(name) ? prefix + value : value);
+  }
+  if (tag == "input" && element.getAttribute("type") != "checkbox") throw invalid("an input that is not a checkbox");
+  for (const child of children) element.append(typeof child == "string" ? child : fromSheet(child, prefix, where));
   return element;
 }
 
@@ -116,23 +143,30 @@ function newRecordId() {
   return hex(bytes).replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
 }
 
-// The widget's words in one language, fetched once from beside the script and given to the
-// wasm (only the language shown is downloaded).
-function loadWords(language) {
-  if (!wordsLoaded.has(language)) {
-    const url = new URL(`locales/${language}.json`, import.meta.url);
+// A compiled file's text (cached per URL for the page). Missing means the config was
+// never built, or changed since: the site owner runs `unticked build` (or restarts
+// `unticked serve`).
+function compiled(name) {
+  const url = new URL(name, compiledAt).href;
+  if (!sheets.has(url)) {
     const loading = fetch(url).then(async (response) => {
-      if (!response.ok) throw new Failure("words-unreachable", `could not load the widget's words from ${url}: HTTP ${response.status}`);
-      const text = await response.text();
-      await ready;
-      const problem = words(language, text);
-      if (problem) throw new Failure("words-invalid", JSON.parse(problem).message);
+      if (response.status == 404) {
+        throw new Failure(
+          "compiled-missing",
+          `${url} does not exist: this config (sha256 ${configSha256}) was not compiled; run \`unticked build consent.json --out <the widget's pkg directory>\` (\`unticked serve\` does it at start)`,
+        );
+      }
+      if (!response.ok) throw new Failure("compiled-unreachable", `could not load ${url}: HTTP ${response.status}`);
+      return response.text();
     });
-    wordsLoaded.set(language, loading);
-    loading.catch(() => wordsLoaded.delete(language));
+    sheets.set(url, loading);
+    loading.catch(() => sheets.delete(url));
   }
-  return wordsLoaded.get(language);
+  return sheets.get(url).then((text) => [url, text]);
 }
+
+// A failure of the wasm (a `Failure` it threw, or a trap) as this module's.
+const fromWasm = (e, what) => (e instanceof Error && !e.code ? new Failure("internal", `${what}: ${e}`) : new Failure(e.code, e.message));
 
 // An id prefix no element on the page uses yet, so ids stay unique with several forms.
 function uniquePrefix() {
@@ -143,7 +177,7 @@ function uniquePrefix() {
 }
 
 function mountForm(form) {
-  if (mounted.has(form)) return;
+  if (mounted.has(form) || mounting.has(form)) return;
   // Choices this widget does not own: a copy made by cloneNode (page snapshots, SPA
   // templates) or left in a form that was taken out and put back. Their ids belong to
   // another form and their boxes to nobody; they make way for a fresh rendering.
@@ -151,28 +185,60 @@ function mountForm(form) {
   const kind = form.getAttribute(Attr.FORM_KIND);
   // The form's language is what the shop chose to show; then the browser's own.
   const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
-  const prefix = uniquePrefix();
-  const answer = mount(kind, lang, [lang, ...navigator.languages].join(" "), prefix);
-  if (!answer) return;
-  const view = JSON.parse(answer);
-  if (view.words) {
-    prefixes--; // unused: the form mounts again once the words are in
-    loadWords(view.words).then(
-      () => form.isConnected && mountForm(form),
-      (e) => fail(e.code || "words-unreachable", e.message + "; that form gets no choices"),
-    );
-    return;
-  }
-  if (view.warning) {
-    if (!warnedKinds.has(kind)) console.warn("unticked: " + view.warning);
+  let choice;
+  try {
+    choice = JSON.parse(site.choose(kind, [lang, ...navigator.languages].join(" ")));
+  } catch (e) {
+    if (e.code != "form-unknown") return fail(fromWasm(e, "choose"));
+    if (!warnedKinds.has(kind)) console.warn("unticked: " + e.message);
     warnedKinds.add(kind);
     return;
   }
-  const fieldset = build(view.tree);
-  // What each choice says as shown: a script that changes it afterwards makes ticks of that
-  // choice worthless as proof (the record hashes the text the widget rendered).
+  mounting.add(form);
+  compiled(choice.sheet)
+    .then(([url, text]) => {
+      mounting.delete(form);
+      if (!form.isConnected || mounted.has(form)) return;
+      const placement = { configSha256, kind, locale: choice.locale, pageLang: lang };
+      let wasmForm;
+      try {
+        wasmForm = Form.mount(text, JSON.stringify(placement));
+      } catch (e) {
+        throw fromWasm(e, "mount");
+      }
+      try {
+        render(form, wasmForm, JSON.parse(text).tree, { sheet: url, placement });
+      } catch (e) {
+        wasmForm.free();
+        throw e;
+      }
+    })
+    .catch((e) => {
+      mounting.delete(form);
+      fail(e instanceof Failure ? e : new Failure("internal", String(e)));
+    });
+}
+
+function render(form, wasmForm, tree, raw) {
+  const { kind } = raw.placement;
+  const view = JSON.parse(wasmForm.view);
+  const prefix = uniquePrefix();
+  const fieldset = fromSheet(tree, prefix, raw.sheet);
+  if (!view.lang) fieldset.removeAttribute("lang");
+  // Each row says exactly the text the sheet gives its purpose, which the record hashes; a
+  // script that changes it afterwards makes ticks of that choice worthless as proof.
   const texts = new Map();
-  for (const row of fieldset.querySelectorAll(`[${Attr.PURPOSE}]`)) texts.set(row.getAttribute(Attr.PURPOSE), row.textContent);
+  const rows = fieldset.querySelectorAll(`[${Attr.PURPOSE}]`);
+  const invalid = (what) => new Failure("compiled-invalid", `${raw.sheet}: ${what}; run \`unticked build\` again`);
+  if (fieldset.tagName != "FIELDSET" || rows.length != view.purposes.length) throw invalid("its rows are not its purposes");
+  view.purposes.forEach(({ id, text }, i) => {
+    const row = rows[i];
+    const boxes = row.querySelectorAll("input");
+    if (row.getAttribute(Attr.PURPOSE) != id || row.textContent != text || boxes.length != 1 || boxes[0].name != Attr.INPUT_NAME_PREFIX + id) {
+      throw invalid(`the row of "${id}" is not what its purpose says`);
+    }
+    texts.set(id, text);
+  });
   // The record id is made now, so that the shop's order carries its proof.
   const record = document.createElement("input");
   record.type = "hidden";
@@ -187,9 +253,24 @@ function mountForm(form) {
   // Each box's purpose, fixed now: a script renaming or moving a box cannot move a tick.
   const boxes = new Map();
   for (const box of fieldset.querySelectorAll("input[type=checkbox]")) boxes.set(box, box.name.slice(Attr.INPUT_NAME_PREFIX.length));
-  const m = { ...view, kind, fieldset, record, texts, boxes, byShopper: new Set(), discounted: new Set(), tampered: new Set(), submitted: false };
-  // The birthday field's words now; the field itself when first asked for.
-  Object.assign(m, { prefix, birthdayWords: view.birthday, birthday: undefined });
+  const m = {
+    form: wasmForm,
+    raw,
+    locale: view.locale,
+    contact: view.contact,
+    birthdayWords: view.birthday,
+    birthday: undefined,
+    prefix,
+    kind,
+    fieldset,
+    record,
+    texts,
+    boxes,
+    byShopper: new Set(),
+    discounted: new Set(),
+    tampered: new Set(),
+    submitted: false,
+  };
   m.observer = watchFieldset(m, form, (purpose) => {
     if (m.tampered.has(purpose)) return;
     m.tampered.add(purpose);
@@ -206,7 +287,7 @@ const boxesOf = (m) => [...m.boxes.keys()];
 // is ticked: day and month, no year, the months named by the browser (Intl) in the shopper's
 // language. Its controls have no name: the value never goes to the shop with the form, only
 // beside the record to the collector.
-function birthdayField(id, [title, day, month], locale) {
+function birthdayField(id, { title, day, month }, locale) {
   let name = String;
   try {
     const format = new Intl.DateTimeFormat(locale, { month: "long", timeZone: "UTC" });
@@ -279,7 +360,7 @@ function onMutations(records) {
       if (form.isConnected && m.fieldset.isConnected) continue;
       m.observer.disconnect();
       m.fieldset.remove();
-      unmount(m.handle);
+      m.form.free();
       mounted.delete(form);
       if (form.isConnected) mountForm(form);
     }
@@ -400,45 +481,68 @@ function onSubmit(event) {
     if (box.checked) ticked.push(purpose);
   }
   const id = m.record.value;
-  const answer = capture(
-    m.handle,
+  const [birthdayDay, birthdayMonth] = m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""];
+  const held = {
     id,
-    ticked.join(" "),
-    [...m.byShopper].join(" "),
-    fieldValue(form, m.contact.email),
-    fieldValue(form, m.contact.phone),
-    fieldValue(form, m.contact.post, true),
-    ...(m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""]),
-    location.origin,
-    location.pathname,
-    Date.now(),
-    random(80),
-  );
-  if (!answer) return;
-  const captured = JSON.parse(answer);
+    ticked,
+    byShopper: [...m.byShopper],
+    email: fieldValue(form, m.contact.email),
+    phone: fieldValue(form, m.contact.phone),
+    post: fieldValue(form, m.contact.post, true),
+    birthdayDay,
+    birthdayMonth,
+    origin: location.origin,
+    path: location.pathname,
+    now: Date.now(),
+  };
+  let captured;
+  try {
+    captured = JSON.parse(m.form.capture(JSON.stringify(held), random(80)));
+  } catch (e) {
+    // Never dropped: what the form held waits in the outbox, raw, for a widget that can
+    // build its record, and the site owner is told.
+    courier.keepRaw(id, endpoint, { ...m.raw, held });
+    const failure = fromWasm(e, "capture");
+    return fail({ code: failure.code, message: `could not capture record ${id} (${failure.message}); what the form held is kept in the outbox` });
+  }
   // Ticks that were not the shopper's leave the form data too, not only the record.
   for (const purpose of captured.untrusted) {
     for (const [box, p] of m.boxes) if (p == purpose) box.checked = false;
     if (!m.discounted.has(purpose)) violation(form, "untrusted-tick", purpose, m.kind);
   }
-  post(form, id, endpoint, captured.sealable);
+  courier.post(form, id, endpoint, captured.sealable);
   watchCancel(event, form, m, !ticked.some((p) => m.byShopper.has(p)));
 }
 
-async function start() {
-  if (window[STARTED]) return violation(document, "loaded-twice");
-  window[STARTED] = true;
+// Builds a raw capture kept in the outbox (`keepRaw`), when this widget can.
+async function buildRaw({ sheet, placement, held }) {
+  const response = await fetch(sheet);
+  if (!response.ok) throw new Failure("compiled-missing", `${sheet}: HTTP ${response.status}`);
+  const form = Form.mount(await response.text(), JSON.stringify(placement));
+  try {
+    return JSON.parse(form.capture(JSON.stringify(held), random(80))).sealable;
+  } finally {
+    form.free();
+  }
+}
+
+// Started by the entry (./entry.js) with its courier, once the page has a form.
+export async function start(entryCourier) {
+  courier = entryCourier;
+  try {
+    await run();
+  } catch (e) {
+    fail(e instanceof Failure ? e : new Failure("start", "could not start; the forms work without it: " + e));
+  }
+}
+
+async function run() {
   // The config loads while the wasm compiles. Handled now, so that a failure which comes
   // first is not reported to the page as an unhandled rejection; it is awaited below.
   const text = configText();
   text.catch(() => {});
-  ready = load();
-  // The words of the page's language load with the wasm and the config; another language a
-  // form needs is fetched when it mounts.
-  const guess = document.documentElement.lang.split("-")[0].toLowerCase();
-  if (LANGUAGES.includes(guess)) loadWords(guess).catch(() => {});
   try {
-    await ready;
+    await init({ module_or_path: new URL("unticked_bg.wasm", import.meta.url) });
   } catch (e) {
     throw new Failure("start", "could not start; the forms work without it: " + e);
   }
@@ -446,9 +550,15 @@ async function start() {
   // choices are shown rather than consent that could never be proven (Art. 7(1)).
   if (!crypto.subtle) throw new Failure("no-webcrypto", "WebCrypto is unavailable (the page is not served over https), so consent could not be recorded; no choices are shown");
   const config = await text;
-  const answer = JSON.parse(configure(config, await sha256Hex(config)));
-  if (answer.code) throw new Failure(answer.code, answer.message);
-  endpoint = new URL(answer.endpoint, location.href).href;
+  configSha256 = await sha256Hex(config);
+  compiledAt = new URL(`c/${configSha256}/`, import.meta.url);
+  const [, siteText] = await compiled("site.json");
+  try {
+    site = Site.open(siteText, configSha256);
+  } catch (e) {
+    throw fromWasm(e, "open");
+  }
+  endpoint = new URL(site.endpoint, location.href).href;
   reportTo(endpoint);
   // The window's capture phase: these run before the shop's own handlers (except any on the
   // window registered earlier), whatever they stop or cancel, and they only read.
@@ -463,8 +573,6 @@ async function start() {
     attributeFilter: [Attr.FORM_KIND],
   });
   mountWithin(root);
-  prepare();
-  drain();
+  courier.prepare();
+  courier.rebuild(buildRaw);
 }
-
-start().catch((e) => (e instanceof Failure ? fail(e.code, e.message) : fail("start", "could not start; the forms work without it: " + e)));

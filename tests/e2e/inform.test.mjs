@@ -93,8 +93,9 @@ test("every purpose tells the shopper what Art. 13 asks before they tick, in the
   assert.deepEqual(await facts("sms-offers"), {
     "Jak się z Tobą kontaktujemy": "SMS",
     "Jakie dane wykorzystujemy": "numer telefonu",
-    "Kto je otrzymuje": "Twilio Ireland Ltd, podmiot przetwarzający, IE; Twilio Inc., podmiot przetwarzający, US",
-    "Przekazywanie poza UE/EOG": "US: Ramy ochrony danych UE–USA",
+    // Countries by name in the shopper's language (CLDR, compiled by `unticked build`), not ISO codes.
+    "Kto je otrzymuje": "Twilio Ireland Ltd, podmiot przetwarzający, Irlandia; Twilio Inc., podmiot przetwarzający, USA",
+    "Przekazywanie poza UE/EOG": "USA: Ramy ochrony danych UE–USA",
     "Jak długo je przechowujemy": "Do czasu wycofania zgody",
     "Wycofanie zgody": "Napisz na adres privacy@baltic-boots.example w dowolnym momencie, bezpłatnie.",
   });

@@ -169,17 +169,17 @@ test("an inline config works like a fetched one", async () => {
   await context.close();
 });
 
-test("an invalid config renders nothing and names every problem", async () => {
-  const bad = demoConfig
-    .replace('"version": 1,', '"version": 1, "checked": true,')
-    .replace(/("legal_basis": "consent",[^]*?)("legal_basis": "consent",)/, '$1"legal_basis": "consent", "required": true,');
+test("a config that was not compiled renders nothing and says how to compile it", async () => {
+  // The widget validates nothing itself: `unticked build` (and `serve` at start) lints and
+  // compiles the config, and a config it refused, or one edited since, has no compiled form.
+  const bad = demoConfig.replace('"version": 1,', '"version": 1, "checked": true,');
   const { page, context, log } = await withInlineConfig(bad);
   const [error] = await page.evaluate(() => window.errors);
-  assert.equal(error.code, "config-invalid");
-  assert.match(error.message, /\/purposes\/0\/checked: R1/);
-  assert.match(error.message, /\/purposes\/1\/required: R3/);
+  assert.equal(error.code, "compiled-missing");
+  assert.match(error.message, /was not compiled; run `unticked build consent\.json/);
   assert.equal(await page.locator("fieldset").count(), 0);
-  assert.equal(log.console.filter((m) => m.type === "error").length, 1);
+  // One error of the widget's own (the browser logs the 404 beside it).
+  assert.equal(log.console.filter((m) => m.type === "error" && m.text.startsWith("unticked:")).length, 1);
   await context.close();
 });
 

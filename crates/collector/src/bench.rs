@@ -16,7 +16,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use unticked_core::capture::{self, Capture, Submission, SALT_LEN};
 use unticked_core::config::Config;
 use unticked_core::record::{self, base64url, fill};
-use unticked_core::view;
 
 /// Why the bench could not run: a tool's error, printed and exited 1 (any failure of the
 /// client, the collector it started or the config it read).
@@ -75,11 +74,11 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
 /// every other one gives e-mail offers (and so discloses an address), the rest refuse
 /// everything.
 fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, String)>, BenchError> {
-    let form = config
-        .form("checkout")
-        .ok_or_else(|| BenchError("the config has no checkout form".into()))?;
-    let locale = config.default_locale.as_str();
-    let texts = view::purpose_texts(&view::choices(config, form, locale, Some(locale), "u"));
+    let compiled = unticked_core::compiled::compile(config, &"0".repeat(64));
+    let sheet = &compiled
+        .sheet("checkout", &config.default_locale)
+        .ok_or_else(|| BenchError("the config has no checkout form".into()))?
+        .sheet;
     let keys: Vec<SigningKey> = (0..64u8)
         .map(|i| SigningKey::from_bytes(&[i.wrapping_add(1); 32]))
         .collect();
@@ -100,7 +99,6 @@ fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, St
             captured_at: start + i as u64,
             page_origin: origin,
             page_path: "/checkout.html",
-            config_sha256: "0000000000000000000000000000000000000000000000000000000000000000",
             widget: env!("CARGO_PKG_VERSION"),
             ticked: given,
             ticked_by_shopper: given,
@@ -115,8 +113,7 @@ fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, St
             salt[..8].copy_from_slice(&(i as u64).to_be_bytes());
             salt
         };
-        let assembled = capture::assemble(config, "checkout", locale, &texts, &page, salt)
-            .ok_or_else(|| BenchError("could not assemble a checkout record".into()))?;
+        let assembled = capture::assemble(sheet, &page, salt);
         out.push((id, seal(&assembled.capture, &keys[i % keys.len()])));
     }
     Ok(out)

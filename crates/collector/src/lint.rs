@@ -22,11 +22,18 @@ pub enum Report {
 pub fn lint_file(path: &Path) -> Report {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Err(e) => Report::Unusable {
-            file,
-            reason: format!("cannot read the file: {e}"),
-        },
+        Err(e) => Report::unreadable(path, &e),
         Ok(text) => lint_text(file, &text),
+    }
+}
+
+impl Report {
+    /// A file that could not be read.
+    pub fn unreadable(path: &Path, e: &std::io::Error) -> Report {
+        Report::Unusable {
+            file: path.display().to_string(),
+            reason: format!("cannot read the file: {e}"),
+        }
     }
 }
 

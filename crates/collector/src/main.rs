@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod admin;
 mod bench;
+mod compile;
 mod error;
 mod http;
 mod limit;
@@ -47,7 +48,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve the demo shop (static files under a strict CSP) with the widget's config.
+    /// Lint a consent.json and compile it into what the widget loads: <OUT>/c/<sha256>/ with
+    /// site.json and one sheet per form and locale. Exit 0 when written, 1 (and nothing
+    /// written) when the config breaks the rules, 2 when unreadable or not writable.
+    Build {
+        file: PathBuf,
+        /// The widget's directory (where unticked.js is served from).
+        #[arg(long, default_value = "www/pkg")]
+        out: PathBuf,
+    },
+    /// Serve the demo shop (static files under a strict CSP) with the widget's config,
+    /// compiled at start into <www>/pkg (as `unticked build` does).
     Serve {
         /// The site owner's config; linted at start, and the server refuses an invalid one.
         #[arg(long, default_value = "www/consent.json")]
@@ -144,6 +155,7 @@ fn main() -> ExitCode {
             print!("{text}");
             ExitCode::from(report.exit_code())
         }
+        Command::Build { file, out } => compile::main(&file, &out),
         Command::Serve {
             config,
             www,

@@ -224,25 +224,26 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: {why}");
         return ExitCode::from(2);
     }
-    let report = crate::lint::lint_file(&options.config);
-    if report.exit_code() != 0 {
-        eprint!("{}", report.to_text());
-        eprintln!("unticked serve: refusing to serve an invalid config");
-        return ExitCode::from(report.exit_code());
-    }
-    let Some(config) = std::fs::read_to_string(&options.config)
-        .ok()
-        .and_then(|text| Config::from_json(&text).ok())
-    else {
-        eprintln!("unticked serve: cannot read {}", options.config.display());
-        return ExitCode::from(2);
+    // The config is linted and compiled into what the widget loads, as `unticked build`
+    // does: the widget and the record checks read the same sheets.
+    let (config, compiled) = match crate::compile::compile_file(&options.config) {
+        Ok(both) => both,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("unticked serve: refusing to serve an invalid config");
+            return ExitCode::from(e.exit_code());
+        }
     };
+    if let Err(e) = crate::compile::write(&compiled, &options.www.join("pkg")) {
+        eprintln!("{e}");
+        return ExitCode::from(e.exit_code());
+    }
     // Before anything is created: a key or a WAL under the web root would be downloadable.
     if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
         eprintln!("unticked serve: refusing to start: {e}");
         return ExitCode::FAILURE;
     }
-    let store = match Store::open(&options.db, &crate::texts::Shown::of(&config)) {
+    let store = match Store::open(&options.db, &crate::texts::Shown::compiled(&compiled)) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e);

@@ -4,7 +4,6 @@
 use unticked_core::capture::{self, Capture, Submission, SALT_LEN};
 use unticked_core::config::Config;
 use unticked_core::record;
-use unticked_core::view;
 
 pub(crate) use crate::texts::sha256_hex;
 
@@ -30,21 +29,19 @@ pub fn capture(config: &Config, given: &[&str]) -> Capture {
 
 /// [`capture`] with another e-mail address typed into the form.
 pub fn capture_from(config: &Config, given: &[&str], email: &str) -> Capture {
-    let form = config.form("checkout").unwrap();
-    let texts = view::purpose_texts(&view::choices(config, form, "pl", Some("pl"), "x"));
+    let compiled = unticked_core::compiled::compile(config, &sha256_hex(b"config"));
+    let sheet = &compiled.sheet("checkout", "pl").unwrap().sheet;
     // A fresh id per capture, as the widget makes one per submit.
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut random = [0u8; 10];
     random[6..].copy_from_slice(&n.to_be_bytes());
     let id = record::record_id(1_763_782_620_000, random);
-    let config_sha256 = sha256_hex(b"config");
     let page = Submission {
         id: &id,
         captured_at: now_ms(),
         page_origin: "http://127.0.0.1:8080",
         page_path: "/checkout.html",
-        config_sha256: &config_sha256,
         widget: "0.1.0",
         ticked: given,
         ticked_by_shopper: given,
@@ -54,9 +51,7 @@ pub fn capture_from(config: &Config, given: &[&str], email: &str) -> Capture {
         birthday_day: "7",
         birthday_month: "11",
     };
-    capture::assemble(config, "checkout", "pl", &texts, &page, || [5; SALT_LEN])
-        .unwrap()
-        .capture
+    capture::assemble(sheet, &page, || [5; SALT_LEN]).capture
 }
 
 /// Seals as src/courier.js does, with the key made from `key_seed`; returns the delivery body.

@@ -1,12 +1,13 @@
-//! What the shopper was shown: every purpose text the config can show, rendered once by
-//! the widget's own view code, by form and locale, each with its SHA-256 (DESIGN.md, trust
-//! model, layer 3). The records handler checks a record's `text_sha256` against them, and the
+//! What the shopper was shown: every purpose text the config can show, taken from the same
+//! compiled sheets the widget renders (`unticked_core::compiled`), by form and locale, each
+//! with its SHA-256 (DESIGN.md, trust model, layer 3). The records handler checks a record's `text_sha256` against them, and the
 //! store keeps them so that a text can be printed years later.
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use unticked_core::compiled::{self, Compiled};
 use unticked_core::config::Config;
-use unticked_core::{locale, record, view};
+use unticked_core::record;
 
 /// What the widget shows for each form in each declared locale: per purpose, its id, the
 /// exact text and that text's SHA-256. Rendered once from the config by the widget's own view
@@ -23,22 +24,28 @@ pub struct ShownText {
 }
 
 impl Shown {
+    /// The texts of a config, compiled as `unticked build` compiles it (the hash a sheet
+    /// names does not change its texts).
     pub fn of(config: &Config) -> Shown {
+        Shown::compiled(&compiled::compile(config, ""))
+    }
+
+    /// The texts of every sheet: each purpose row's text as the widget builds it.
+    pub fn compiled(compiled: &Compiled) -> Shown {
         let mut shown = HashMap::new();
-        for form in &config.forms {
-            for locale in &config.locales {
-                let tree = view::choices(config, form, locale, Some(locale::primary(locale)), "u");
-                let texts = view::purpose_texts(&tree)
-                    .into_iter()
-                    .map(|(purpose, text)| ShownText {
-                        sha256: sha256_hex(text.as_bytes()),
-                        version: config.purpose(&purpose).map_or(0, |p| p.version),
-                        purpose,
-                        text,
-                    })
-                    .collect();
-                shown.insert((form.kind.clone(), locale.clone()), texts);
-            }
+        for rendered in &compiled.sheets {
+            let sheet = &rendered.sheet;
+            let texts = sheet
+                .purposes
+                .iter()
+                .map(|p| ShownText {
+                    sha256: sha256_hex(p.text.as_bytes()),
+                    version: p.version,
+                    purpose: p.id.clone(),
+                    text: p.text.clone(),
+                })
+                .collect();
+            shown.insert((sheet.form.clone(), sheet.locale.clone()), texts);
         }
         Shown(shown)
     }

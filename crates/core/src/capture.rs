@@ -13,7 +13,7 @@
 
 use alloc::{string::String, string::ToString, vec::Vec};
 
-use crate::config::Config;
+use crate::compiled::Sheet;
 use crate::jcs::write_string;
 use crate::record::Part;
 use crate::record::{hex, BesideCommitment, ConsentRecord, PurposeEntry, State, SubjectCommitment};
@@ -208,7 +208,6 @@ pub struct Submission<'a> {
     pub page_origin: &'a str,
     /// Without query or fragment (R6: the page, not what the shopper searched for).
     pub page_path: &'a str,
-    pub config_sha256: &'a str,
     pub widget: &'a str,
     /// Purposes whose box was ticked at submit.
     pub ticked: &'a [&'a str],
@@ -231,31 +230,21 @@ pub struct Assembled {
     pub untrusted: Vec<String>,
 }
 
-/// The record of one submit of a form of `kind` shown in `locale`, whose purposes were
-/// displayed with `texts` (`(purpose id, text)` in display order, see
-/// [`crate::view::purpose_texts`]).
+/// The record of one submit of the form a compiled [`Sheet`] shows, each purpose with the
+/// text the sheet says its row shows (the widget checked the row it built says it).
 ///
 /// A purpose is given only when its box was ticked *and* the shopper's own input ticked it
 /// (R1: GDPR Art. 4(11), Planet49); every other purpose shown is refused. A contact travels
 /// only for a channel granted now (R8, R10), each with a fresh salt from `salt`, and so does
-/// the birthday, after the contacts' salts (at most one per channel, then the birthday's). `None` when
-/// the config has no such form or purpose (the caller mounted from another config).
-pub fn assemble(
-    config: &Config,
-    kind: &str,
-    locale: &str,
-    texts: &[(String, String)],
-    page: &Submission,
-    mut salt: impl FnMut() -> [u8; SALT_LEN],
-) -> Option<Assembled> {
-    let form = config.form(kind)?;
+/// the birthday, after the contacts' salts (at most one per channel, then the birthday's).
+pub fn assemble(sheet: &Sheet, page: &Submission, mut salt: impl FnMut() -> [u8; SALT_LEN]) -> Assembled {
     let mut purposes = Vec::new();
     let mut shown = Vec::new();
     let mut untrusted = Vec::new();
     let mut granted: Vec<Channel> = Vec::new();
     let mut birthday = None;
-    for (id, text) in texts {
-        let purpose = config.purpose(id)?;
+    for purpose in &sheet.purposes {
+        let id = &purpose.id;
         let ticked = page.ticked.contains(&id.as_str());
         let by_shopper = page.ticked_by_shopper.contains(&id.as_str());
         if ticked && !by_shopper {
@@ -265,7 +254,7 @@ pub fn assemble(
         if given && !granted.contains(&purpose.channel) {
             granted.push(purpose.channel);
         }
-        if given && purpose.fields.contains(&ExtraField::Birthday) {
+        if given && purpose.birthday {
             birthday = normalise_birthday(page.birthday_day, page.birthday_month);
         }
         purposes.push(PurposeEntry {
@@ -274,20 +263,20 @@ pub fn assemble(
             state: if given { State::Given } else { State::Refused },
             text_sha256: String::new(),
         });
-        shown.push(text.clone());
+        shown.push(purpose.text.clone());
     }
     let mut disclosures = Vec::new();
     for channel in granted {
         // R9: each channel's contact comes from the field the form maps it to; a granted
         // channel whose field is empty is still given, without a contact.
         let raw = match channel {
-            _ if form.contact.of(channel).is_none() => continue,
+            _ if sheet.contact.of(channel).is_none() => continue,
             Channel::Email => page.email,
             Channel::Sms | Channel::Phone => page.phone,
             Channel::Post => page.post,
             Channel::Web => continue,
         };
-        if let Some(identifier) = normalise_contact(channel, raw, locale) {
+        if let Some(identifier) = normalise_contact(channel, raw, &sheet.locale) {
             disclosures.push(Disclosure {
                 channel,
                 identifier,
@@ -301,27 +290,27 @@ pub fn assemble(
         Some(value) if !disclosures.is_empty() => Some(Salted { value, salt: salt() }),
         _ => None,
     };
-    let notice = &config.privacy_notice;
+    let notice = &sheet.notice;
     let record = ConsentRecord {
         beside: Vec::new(),
         id: page.id.to_string(),
         captured_at: page.captured_at,
-        form: kind.to_string(),
-        source: form.source,
-        locale: locale.to_string(),
+        form: sheet.form.clone(),
+        source: sheet.source,
+        locale: sheet.locale.clone(),
         page_origin: page.page_origin.to_string(),
         page_path: page.page_path.to_string(),
         notice_url: notice.url.clone(),
         notice_version: notice.version.clone(),
-        config_sha256: page.config_sha256.to_string(),
+        config_sha256: sheet.config_sha256.clone(),
         widget: page.widget.to_string(),
         purposes,
         subjects: Vec::new(),
     };
-    Some(Assembled {
+    Assembled {
         capture: Capture::new(record, shown, disclosures, birthday),
         untrusted,
-    })
+    }
 }
 
 /// The longest e-mail address (RFC 5321 §4.5.3.1.3: a path of 256 octets, less the angle

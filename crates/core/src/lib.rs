@@ -39,12 +39,14 @@ macro_rules! message {
 }
 
 pub mod capture;
+pub mod compiled;
 pub mod config;
 pub mod jcs;
 pub mod json;
 pub mod locale;
 #[cfg(feature = "verify")]
 pub mod merkle;
+pub mod read;
 pub mod record;
 pub mod text;
 pub mod view;

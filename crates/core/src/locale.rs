@@ -189,6 +189,33 @@ pub fn builtin(language: &str) -> Option<Words> {
     Words::from_json(language, text).ok()
 }
 
+/// The name of the country or region with ISO 3166-1 alpha-2 `code` in a primary language
+/// (`lv`: `US` is "ASV"), from CLDR (`crates/core/locales/countries/`, written by
+/// `tools/countries.mjs`). `None` for a language without words or a code that names no region.
+#[cfg(feature = "words")]
+pub fn country_name(language: &str, code: &str) -> Option<String> {
+    let text = match language {
+        "en" => include_str!("../locales/countries/en.json"),
+        "lv" => include_str!("../locales/countries/lv.json"),
+        "pl" => include_str!("../locales/countries/pl.json"),
+        "cs" => include_str!("../locales/countries/cs.json"),
+        "de" => include_str!("../locales/countries/de.json"),
+        "lt" => include_str!("../locales/countries/lt.json"),
+        "et" => include_str!("../locales/countries/et.json"),
+        _ => return None,
+    };
+    match json::parse(text).ok()? {
+        Json::Object(members) => members
+            .into_iter()
+            .find(|(k, _)| k == code)
+            .and_then(|(_, name)| match name {
+                Json::String(name) => Some(name),
+                _ => None,
+            }),
+        _ => None,
+    }
+}
+
 /// Whether the widget ships words for the language of a locale tag.
 pub fn supported(tag: &str) -> bool {
     SUPPORTED.iter().any(|l| l.eq_ignore_ascii_case(primary(tag)))

@@ -7,11 +7,14 @@
 
 use alloc::{string::String, vec, vec::Vec};
 
-use crate::config::{Config, Form, Retention};
 use crate::jcs::write_string;
-use crate::locale::{self, Words};
-use crate::text::concat;
-use crate::vocabulary::ExtraField;
+#[cfg(feature = "words")]
+use crate::{
+    config::{Config, Form, Retention},
+    locale::{self, Words},
+    text::concat,
+    vocabulary::ExtraField,
+};
 
 /// Defines each name as a `&str` constant and `ALL`, every name beside its constant's
 /// identifier: `crates/core/tests/names.rs` writes them to `src/names.ts`, so the widget's
@@ -88,6 +91,8 @@ pub struct Element {
     pub children: Vec<Node>,
 }
 
+// The builder: only the renderer (with the built-in words) makes trees; the widget reads them.
+#[cfg(any(feature = "words", test))]
 impl Element {
     #[inline(never)]
     fn new(tag: &'static str) -> Self {
@@ -104,6 +109,7 @@ impl Element {
         self
     }
 
+    #[cfg(feature = "words")]
     #[inline(never)]
     fn class(self, name: &str) -> Self {
         self.attr("class", name)
@@ -120,7 +126,9 @@ impl Element {
         self.children.push(Node::Element(child));
         self
     }
+}
 
+impl Element {
     /// The value of an attribute, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
@@ -216,6 +224,7 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
 /// safeguard, retention, profiling and its logic, and how to withdraw. The row's text is
 /// what the record's hash covers. Under the choices: the controller's identity and
 /// contact, the privacy notice with its version, and the right to withdraw.
+#[cfg(feature = "words")]
 pub fn render(
     config: &Config,
     form: &Form,
@@ -302,7 +311,7 @@ pub fn render(
                 ", ",
                 role,
                 ", ",
-                &r.country,
+                &country(words, &r.country),
             ]));
         }
         if !recipients.is_empty() {
@@ -311,7 +320,12 @@ pub fn render(
         let mut transfers = String::new();
         for (i, t) in purpose.transfers.iter().enumerate() {
             let safeguard = words.named("safeguard:", t.safeguard.as_str());
-            transfers.push_str(&concat(&[if i == 0 { "" } else { "; " }, &t.country, ": ", safeguard]));
+            transfers.push_str(&concat(&[
+                if i == 0 { "" } else { "; " },
+                &country(words, &t.country),
+                ": ",
+                safeguard,
+            ]));
         }
         if !transfers.is_empty() {
             fact("transfers", dd(&transfers));
@@ -401,14 +415,24 @@ pub fn render(
     )
 }
 
+/// A country's name in the words' language. The linter accepts only codes CLDR names, so the
+/// code itself is shown only for a language without names, where it is still the truth.
+#[cfg(feature = "words")]
+fn country(words: &Words, code: &str) -> String {
+    locale::country_name(&words.language, code).unwrap_or_else(|| String::from(code))
+}
+
+#[cfg(feature = "words")]
 fn dd(text: &str) -> Element {
     Element::new("dd").text(text)
 }
 
+#[cfg(feature = "words")]
 fn link(href: &str, text: &str) -> Element {
     Element::new("a").attr("href", href).text(text)
 }
 
+#[cfg(feature = "words")]
 fn mailto(address: &str) -> Element {
     link(&concat(&["mailto:", address]), address)
 }

@@ -17,10 +17,16 @@
 //! `record` → `config`).
 
 /// An enum written in `consent.json` (or a record) as one of a fixed set of names.
-pub trait Named: Copy + 'static {
+pub trait Named: Copy + PartialEq + 'static {
     /// Every value, in the order of [`Named::NAMES`].
     const ALL: &'static [Self];
     const NAMES: &'static [&'static str];
+
+    /// The value as written.
+    fn name(self) -> &'static str {
+        let i = Self::ALL.iter().position(|v| *v == self).unwrap_or(0);
+        Self::NAMES[i]
+    }
 
     /// The value written as `name`, if it is one.
     fn from_name(name: &str) -> Option<Self> {

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use unticked_core::{view, vocabulary};
+use unticked_core::{compiled, view, vocabulary};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -30,8 +30,9 @@ fn js_string(text: &str) -> String {
 fn names_ts() -> String {
     let mut out = String::from(
         "// The widget's attribute and class names and the languages it has words for, generated\n\
-         // from crates/core/src/view.rs (`attr`, `class`) and crates/core/src/vocabulary.rs\n\
-         // (`SUPPORTED`) by crates/core/tests/names.rs, which fails when this file differs.\n\
+         // from crates/core/src/view.rs (`attr`, `class`), crates/core/src/vocabulary.rs\n\
+         // (`SUPPORTED`) and crates/core/src/compiled (what a sheet's tree may hold) by\n\
+         // crates/core/tests/names.rs, which fails when this file differs.\n\
          // Do not edit: `UPDATE_NAMES=1 cargo test -p unticked-core --test names` rewrites it.\n",
     );
     for (name, names) in [("Attr", view::attr::ALL), ("Class", view::class::ALL)] {
@@ -41,8 +42,21 @@ fn names_ts() -> String {
         }
         out.push_str("}\n");
     }
-    let languages: Vec<String> = vocabulary::SUPPORTED.iter().map(|l| js_string(l)).collect();
-    out.push_str(&format!("export const LANGUAGES = [{}];\n", languages.join(", ")));
+    let list = |names: &[&str]| names.iter().map(|l| js_string(l)).collect::<Vec<_>>().join(", ");
+    out.push_str(&format!(
+        "export const LANGUAGES = [{}];\n",
+        list(vocabulary::SUPPORTED)
+    ));
+    // What a compiled sheet's tree may contain (compiled::check_tree), which the widget
+    // checks as it builds it.
+    for (name, names) in [
+        ("TAGS", compiled::TAGS),
+        ("ATTRIBUTES", compiled::ATTRIBUTES),
+        ("ID_ATTRIBUTES", compiled::ID_ATTRIBUTES),
+        ("SAFE_LINKS", compiled::SAFE_LINKS),
+    ] {
+        out.push_str(&format!("export const {name} = [{}];\n", list(names)));
+    }
     out
 }
 
@@ -89,7 +103,13 @@ fn no_widget_script_spells_a_name_of_its_own() {
         "\"consent.",
         "`consent.",
     ];
-    for file in ["src/widget.js", "src/guards.js", "src/courier.js", "src/wasm.js"] {
+    for file in [
+        "src/widget.js",
+        "src/guards.js",
+        "src/courier.js",
+        "src/entry.js",
+        "src/bytes.js",
+    ] {
         let code = code_of(&read(file));
         for (number, line) in code.lines().enumerate() {
             for spelling in spellings {
@@ -108,8 +128,8 @@ fn no_widget_script_spells_a_name_of_its_own() {
         "widget.js and guards.js take their names from ./names.ts"
     );
     assert!(
-        !code_of(&widget).contains("\"en\", \"lv\""),
-        "widget.js takes its languages (LANGUAGES) from ./names.ts"
+        !code_of(&widget).contains("\"fieldset\", \"legend\""),
+        "widget.js takes what a sheet may hold (TAGS, ATTRIBUTES) from ./names.ts"
     );
 }
 

@@ -57,6 +57,12 @@ fn is_email(text: &str) -> bool {
 }
 
 fn is_country(text: &str) -> bool {
+    // With the built-in words, the code must name a region CLDR knows: every locale's
+    // choices print its name, in the shopper's language.
+    #[cfg(feature = "words")]
+    if crate::locale::country_name("en", text).is_none() {
+        return false;
+    }
     text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase())
 }
 
