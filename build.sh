@@ -7,6 +7,8 @@
 #   ./build.sh size         raw/gzip/brotli bytes per page kind; fails above 3 KB (no form) or 35 KB (a form)
 #   ./build.sh render-time  median navigation → boxes-in-DOM over repeated loads (Chromium)
 #   ./build.sh submit-time  median submit event → signed record posted / acknowledged (Chromium)
+#   ./build.sh perf         Unticked vs vanilla-cookieconsent vs no widget on the checkout: load,
+#                           UI in DOM, submit, layout shift, bytes (Chromium, LOADS=30 interleaved)
 #   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
 #   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
@@ -14,6 +16,9 @@ cd "$(dirname "$0")"
 
 WASM_TARGET=wasm32-unknown-unknown
 CHROMIUM=/usr/bin/chromium
+# Cargo's output directory: ./target unless CARGO_TARGET_DIR says otherwise (a worktree may
+# keep its own).
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
 export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -63,22 +68,22 @@ build_widget() {
   setup_wasm_bindgen
   step "building the widget (wasm, size-optimised)"
   cargo build --profile wasm --target "$WASM_TARGET" -p unticked
-  rm -rf www/pkg target/glue
+  rm -rf www/pkg "$TARGET_DIR/glue"
   mkdir -p www/pkg
   # The typed boundary: wasm-bindgen's glue (target/glue/unticked.js, bundled below) and the
   # module it loads, which wasm-opt shrinks. --converge repeats the passes while they still
   # shrink the module (about 250 bytes gzip).
-  wasm-bindgen --target web --out-dir target/glue --remove-name-section --remove-producers-section \
-    "target/$WASM_TARGET/wasm/unticked.wasm"
+  wasm-bindgen --target web --out-dir "$TARGET_DIR/glue" --remove-name-section --remove-producers-section \
+    "$TARGET_DIR/$WASM_TARGET/wasm/unticked.wasm"
   node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers \
-    target/glue/unticked_bg.wasm -o www/pkg/unticked_bg.wasm
+    "$TARGET_DIR/glue/unticked_bg.wasm" -o www/pkg/unticked_bg.wasm
   # Two modules: the entry every page loads (src/entry.js with the courier: the outbox is
   # delivered on every page, at most 3 KB), and what it loads once a page has a form
   # (src/widget.js, guards.js and the wasm's glue, as pkg/forms.js).
   node_modules/.bin/esbuild src/entry.js --bundle --minify --format=esm --target=es2020 \
     --external:./forms.js --log-level=warning --outfile=www/pkg/unticked.js
   node_modules/.bin/esbuild src/widget.js --bundle --minify --format=esm --target=es2020 \
-    --alias:unticked-wasm=./target/glue/unticked.js --log-level=warning --outfile=www/pkg/forms.js
+    "--alias:unticked-wasm=$(realpath -m "$TARGET_DIR/glue/unticked.js")" --log-level=warning --outfile=www/pkg/forms.js
   # The minified stylesheet is what shoppers download; www/unticked.css stays the readable
   # source and www/pkg/unticked.css is the shipped copy.
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css
@@ -107,20 +112,20 @@ build_collector_release() {
 build() {
   build_widget
   build_collector
-  build_config target/debug/unticked
+  build_config "$TARGET_DIR/debug/unticked"
 }
 
 serve() {
   build_widget
   build_collector_release
   step "serving the demo shop"
-  exec target/release/unticked serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
+  exec "$TARGET_DIR/release/unticked" serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
 }
 
 size() {
   build_widget
   build_collector
-  build_config target/debug/unticked
+  build_config "$TARGET_DIR/debug/unticked"
   step "widget size"
   node tools/size.mjs www/pkg www/consent.json
 }
@@ -129,7 +134,7 @@ size() {
 start_server() {
   local log
   log=$(mktemp)
-  target/release/unticked serve --www www --config www/consent.json --db "$(mktemp -d)/log.db" \
+  "$TARGET_DIR/release/unticked" serve --www www --config www/consent.json --db "$(mktemp -d)/log.db" \
     --addr 127.0.0.1:0 >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
@@ -154,7 +159,7 @@ render_time() {
 bench() {
   build_collector_release
   step "collector benchmark"
-  target/release/unticked bench --config www/consent.json --www www -n "${RECORDS:-20000}" -c "${CONNECTIONS:-32}"
+  "$TARGET_DIR/release/unticked" bench --config www/consent.json --www www -n "${RECORDS:-20000}" -c "${CONNECTIONS:-32}"
 }
 
 submit_time() {
@@ -164,6 +169,17 @@ submit_time() {
   start_server
   trap 'kill $SERVER_PID 2>/dev/null' EXIT
   node tools/submit-time.mjs "$BASE_URL/checkout.html" "${SUBMITS:-25}"
+}
+
+# One Chromium run, loads interleaved: the checkout with Unticked, with vanilla-cookieconsent
+# (node_modules) and with no widget. The tool starts the release collector itself, on a copy
+# of www/ with its fixture pages beside the demo's.
+perf() {
+  setup_browser
+  build_widget
+  build_collector_release
+  step "perf: Unticked vs vanilla-cookieconsent vs no widget"
+  node tools/perf.mjs "$TARGET_DIR/release/unticked" "${LOADS:-30}"
 }
 
 screenshots() {
@@ -197,11 +213,12 @@ case "${1:-build}" in
   size) size ;;
   render-time) render_time ;;
   submit-time) submit_time ;;
+  perf) perf ;;
   bench) bench ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|bench|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|screenshots|setup]" >&2
     exit 2
     ;;
 esac

@@ -10,7 +10,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const { initSync, Site, Form, Failure } = await import(path.join(ROOT, "target/glue/unticked.js"));
+// build.sh writes the glue beside Cargo's output (CARGO_TARGET_DIR, else ./target).
+const glue = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target", "glue/unticked.js");
+const { initSync, Site, Form, Failure } = await import(glue);
 initSync({ module: readFileSync(path.join(ROOT, "www/pkg/unticked_bg.wasm")) });
 
 const config = readFileSync(path.join(ROOT, "www/consent.json"), "utf8");
