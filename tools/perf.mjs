@@ -299,9 +299,9 @@ function instrumentWasm() {
   for (const name of ["instantiateStreaming", "instantiate"]) {
     const original = WebAssembly[name];
     WebAssembly[name] = function (...args) {
-      return original.apply(this, args).then((result) =>
-        result instanceof WebAssembly.Instance ? { exports: wrap(result.exports) } : { module: result.module, instance: { exports: wrap(result.instance.exports) } },
-      );
+      // An instance that still passes `instanceof WebAssembly.Instance` (glue may check).
+      const instance = (real) => Object.create(WebAssembly.Instance.prototype, { exports: { value: wrap(real.exports), enumerable: true } });
+      return original.apply(this, args).then((result) => (result instanceof WebAssembly.Instance ? instance(result) : { module: result.module, instance: instance(result.instance) }));
     };
   }
   addEventListener("submit", () => ((wasm.calls = {}), (wasm.counting = true)), true);
