@@ -84,23 +84,7 @@ fn seal_and_open(sealable: &Json) -> record::OpenedRecord {
 }
 
 fn parts_of(json: &Json) -> Vec<Part> {
-    let Json::Array(items) = json else {
-        panic!("parts are an array")
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Json::String(text) => Part::Text(text.clone()),
-            Json::Number(n) => match n.as_str() {
-                "-1" => Part::Alg,
-                "-2" => Part::PublicKey,
-                "-3" => Part::Value,
-                n => Part::Digest(n.parse().unwrap()),
-            },
-            Json::Array(_) => Part::Signature(parts_of(item)),
-            _ => panic!("unexpected part {item:?}"),
-        })
-        .collect()
+    capture::read_parts(json).expect("a sealable's parts")
 }
 
 fn member<'a>(json: &'a Json, key: &str) -> &'a Json {

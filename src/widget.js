@@ -279,6 +279,8 @@ function render(form, wasmForm, tree, raw) {
   });
   mounted.set(form, m);
   if (fakeBoxes(form, m).length) violation(form, "fake-box", undefined, kind);
+  const idle = window.requestIdleCallback || ((f) => setTimeout(f, 200));
+  idle(() => mounted.get(form) == m && warm(form, m));
 }
 
 const boxesOf = (m) => [...m.boxes.keys()];
@@ -458,6 +460,42 @@ function fieldValue(form, selector, all) {
   }
 }
 
+// What the form holds now, as Form.capture reads it: values only (no layout is read: what is
+// visible was decided as the shopper ticked).
+function hold(form, m, id) {
+  const ticked = [];
+  for (const [box, purpose] of m.boxes) {
+    if (box.checked) ticked.push(purpose);
+  }
+  const [birthdayDay, birthdayMonth] = m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""];
+  return {
+    id,
+    ticked,
+    byShopper: [...m.byShopper],
+    email: fieldValue(form, m.contact.email),
+    phone: fieldValue(form, m.contact.phone),
+    post: fieldValue(form, m.contact.post, true),
+    birthdayDay,
+    birthdayMonth,
+    origin: location.origin,
+    path: location.pathname,
+    now: Date.now(),
+  };
+}
+
+// Once the choices are shown and the page is idle, the submit path runs once on what the form
+// holds and its answer is dropped: the browser compiles JavaScript and wasm functions on
+// their first call (about 3 ms on a 2-core machine), which the shopper's submit should not
+// wait for. It posts nothing and changes nothing; should it fail, the real submit fails the
+// same way and is reported then.
+function warm(form, m) {
+  try {
+    m.form.capture(JSON.stringify(hold(form, m, m.record.value)), random(80));
+  } catch {
+    // Reported by the submit that meets it.
+  }
+}
+
 // The submit of a form with choices: capture the record now, synchronously, and hand it to
 // the courier. Reads only: never cancels, never delays (R3).
 function onSubmit(event) {
@@ -476,25 +514,9 @@ function onSubmit(event) {
     setTimeout(() => fakes.forEach((fake) => (fake.disabled = false)));
     violation(form, "fake-box", undefined, m.kind);
   }
-  const ticked = [];
-  for (const [box, purpose] of m.boxes) {
-    if (box.checked) ticked.push(purpose);
-  }
   const id = m.record.value;
-  const [birthdayDay, birthdayMonth] = m.birthday?.isConnected ? [...m.birthday.querySelectorAll("input, select")].map((c) => c.value) : ["", ""];
-  const held = {
-    id,
-    ticked,
-    byShopper: [...m.byShopper],
-    email: fieldValue(form, m.contact.email),
-    phone: fieldValue(form, m.contact.phone),
-    post: fieldValue(form, m.contact.post, true),
-    birthdayDay,
-    birthdayMonth,
-    origin: location.origin,
-    path: location.pathname,
-    now: Date.now(),
-  };
+  const held = hold(form, m, id);
+  const { ticked } = held;
   let captured;
   try {
     captured = JSON.parse(m.form.capture(JSON.stringify(held), random(80)));
@@ -541,18 +563,23 @@ async function run() {
   // first is not reported to the page as an unhandled rejection; it is awaited below.
   const text = configText();
   text.catch(() => {});
-  try {
-    await init({ module_or_path: new URL("unticked_bg.wasm", import.meta.url) });
-  } catch (e) {
-    throw new Failure("start", "could not start; the forms work without it: " + e);
-  }
+  // The wasm compiles while the config, its hash and the compiled site load.
+  const ready = init({ module_or_path: new URL("unticked_bg.wasm", import.meta.url) });
+  ready.catch(() => {});
   // An insecure context (plain http) has no WebCrypto: no record could be signed, so no
   // choices are shown rather than consent that could never be proven (Art. 7(1)).
   if (!crypto.subtle) throw new Failure("no-webcrypto", "WebCrypto is unavailable (the page is not served over https), so consent could not be recorded; no choices are shown");
   const config = await text;
   configSha256 = await sha256Hex(config);
   compiledAt = new URL(`c/${configSha256}/`, import.meta.url);
-  const [, siteText] = await compiled("site.json");
+  const siteFile = compiled("site.json");
+  siteFile.catch(() => {});
+  try {
+    await ready;
+  } catch (e) {
+    throw new Failure("start", "could not start; the forms work without it: " + e);
+  }
+  const [, siteText] = await siteFile;
   try {
     site = Site.open(siteText, configSha256);
   } catch (e) {

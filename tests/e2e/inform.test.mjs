@@ -106,7 +106,8 @@ test("every purpose tells the shopper what Art. 13 asks before they tick, in the
   const label = await page.textContent(`${CHOICES} label[for$="-sms-offers"]`);
   assert.equal(label, "Wyrażam zgodę na otrzymywanie ofert SMS-em (opcjonalnie)");
   const notice = await page.textContent(`${CHOICES} .unticked__notice`);
-  assert.match(notice, /^Administrator: Baltic Boots SIA, Brīvības iela 100, Rīga, LV-1012, Latvia, privacy@baltic-boots\.example/);
+  // The controller's address in the shopper's language (per locale in the config).
+  assert.match(notice, /^Administrator: Baltic Boots SIA, Brīvības iela 100, Ryga, LV-1012, Łotwa, privacy@baltic-boots\.example/);
   assert.match(notice, /Inspektor ochrony danych: dpo@baltic-boots\.example\. Informacja o prywatności \(wersja 2026-09\)\. Zgodę możesz wycofać w dowolnym momencie\.$/);
   assert.equal(await page.getAttribute(`${CHOICES} .unticked__notice a[href="/privacy.html"]`, "target"), "_blank");
   await context.close();

@@ -234,14 +234,15 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
-    if let Err(e) = crate::compile::write(&compiled, &options.www.join("pkg")) {
-        eprintln!("{e}");
-        return ExitCode::from(e.exit_code());
-    }
     // Before anything is created: a key or a WAL under the web root would be downloadable.
     if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
         eprintln!("unticked serve: refusing to start: {e}");
         return ExitCode::FAILURE;
+    }
+    // After the layout check: a serve that refuses to start writes nothing under --www.
+    if let Err(e) = crate::compile::write(&compiled, &options.www.join("pkg")) {
+        eprintln!("{e}");
+        return ExitCode::from(e.exit_code());
     }
     let store = match Store::open(&options.db, &crate::texts::Shown::compiled(&compiled)) {
         Ok(store) => store,

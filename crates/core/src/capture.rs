@@ -181,6 +181,28 @@ pub fn disclosures_json(disclosures: &[Disclosure]) -> String {
     out
 }
 
+/// A sealable's `parts` as [`Capture::sealable`] writes them, read back: what the widget's
+/// courier (and a test sealing as it does) fills. `None` for anything else.
+pub fn read_parts(json: &crate::json::Json) -> Option<Vec<Part>> {
+    use crate::json::Json;
+    let Json::Array(items) = json else { return None };
+    let mut parts = Vec::new();
+    for item in items {
+        parts.push(match item {
+            Json::String(text) => Part::Text(text.clone()),
+            Json::Number(n) => match n.as_str() {
+                "-1" => Part::Alg,
+                "-2" => Part::PublicKey,
+                "-3" => Part::Value,
+                _ => Part::Digest(item.as_whole_number()? as usize),
+            },
+            Json::Array(_) => Part::Signature(read_parts(item)?),
+            _ => return None,
+        });
+    }
+    Some(parts)
+}
+
 fn write_parts(out: &mut String, parts: &[Part]) {
     out.push('[');
     for (i, part) in parts.iter().enumerate() {

@@ -381,7 +381,7 @@ pub fn render(
             ": ",
             &controller.name,
             ", ",
-            &controller.address,
+            controller.address_in(locale),
             ", ",
         ]))
         .child(mailto(&controller.email));

@@ -99,23 +99,7 @@ fn seal_like_the_browser(sealable: &str) -> String {
 }
 
 fn parts_of(json: &Json) -> Vec<Part> {
-    let Json::Array(items) = json else {
-        panic!("parts are an array")
-    };
-    items
-        .iter()
-        .map(|item| match item {
-            Json::String(text) => Part::Text(text.clone()),
-            Json::Number(n) => match n.as_str() {
-                "-1" => Part::Alg,
-                "-2" => Part::PublicKey,
-                "-3" => Part::Value,
-                n => Part::Digest(n.parse().unwrap()),
-            },
-            Json::Array(_) => Part::Signature(parts_of(item)),
-            _ => panic!("unexpected part {item:?}"),
-        })
-        .collect()
+    capture::read_parts(json).expect("a sealable's parts")
 }
 
 fn unhex(text: &str) -> Vec<u8> {

@@ -120,25 +120,8 @@ pub struct Notice {
 }
 
 /// CSS selectors of the form's contact fields per kind of contact (R9), `null` when the
-/// form names none.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct Contact {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub post: Option<String>,
-}
-
-impl Contact {
-    /// The selector of the field a channel's contact comes from.
-    pub fn of(&self, channel: Channel) -> Option<&str> {
-        match channel {
-            Channel::Email => self.email.as_deref(),
-            Channel::Sms | Channel::Phone => self.phone.as_deref(),
-            Channel::Post => self.post.as_deref(),
-            Channel::Web => None,
-        }
-    }
-}
+/// form names none: the config's own type.
+pub use crate::config::ContactFields as Contact;
 
 /// What a capture needs to know of a purpose shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

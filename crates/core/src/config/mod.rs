@@ -52,10 +52,23 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Controller {
     pub name: String,
-    pub address: String,
+    /// The postal address in each declared locale (the same text in each when the config
+    /// gives one string).
+    pub address: Vec<(String, String)>,
     pub email: String,
     pub phone: Option<String>,
     pub dpo: Option<Dpo>,
+}
+
+impl Controller {
+    /// The address as shown in `locale` (one of the config's).
+    pub fn address_in(&self, locale: &str) -> &str {
+        self.address
+            .iter()
+            .find(|(l, _)| l == locale)
+            .or(self.address.first())
+            .map_or("", |(_, a)| a)
+    }
 }
 
 /// The data protection officer's contact (Art. 13(1)(b)).
@@ -85,7 +98,7 @@ pub struct Form {
 /// CSS selectors of the form's own contact inputs, per channel kind (R9). A selector may
 /// match an input by `id` alone (`#phone`); for `post` it may match several (`#street,
 /// #postcode, #city`), whose values make the address in document order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ContactFields {
     pub email: Option<String>,
     /// For SMS and phone calls.

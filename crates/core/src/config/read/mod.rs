@@ -39,6 +39,8 @@ use values::{check_locale, locale_message};
 enum Shape {
     /// A string with something other than white space in it.
     Text,
+    /// [`Shape::Text`], or one per declared locale (an object keyed by locale).
+    TextPerLocale,
     /// Text a record carries as a name (the notice's version): at most
     /// `record::MAX_NAME` bytes, which is what `record::read` takes.
     Name,
@@ -116,7 +118,8 @@ const fn distinct(item: &'static Shape, duplicate: ErrorCode) -> Shape {
 
 static CONTROLLER: [Field; 5] = [
     req("name", Shape::Text),
-    req("address", Shape::Text),
+    // One address for every language, or one per locale ("Latvia", "Latvija").
+    req("address", Shape::TextPerLocale),
     req("email", Shape::Email),
     opt("phone", Shape::Text),
     opt(
@@ -230,6 +233,8 @@ impl Checker {
             Shape::List { item, empty, duplicate } => self.list(value, item, *empty, *duplicate, path),
             Shape::Forms => self.forms(value, path),
             Shape::PerLocale(inner) => self.per_locale(value, inner, path),
+            Shape::TextPerLocale if matches!(value, Json::Object(_)) => self.per_locale(value, &Shape::Text, path),
+            Shape::TextPerLocale => self.scalar(value, &Shape::Text, path),
             Shape::Retention => match value {
                 Json::String(s) if s == "until-withdrawn" => {}
                 Json::Object(_) => {
@@ -465,7 +470,15 @@ fn build(json: &Json, locales: Vec<String>, purposes: Vec<Purpose>, forms: Vec<F
     Config {
         controller: Controller {
             name: text(controller, "name"),
-            address: text(controller, "address"),
+            address: match get(controller, "address") {
+                Some(Json::Object(_)) => per_locale(get(controller, "address"), &locales, |t| {
+                    str_of(Some(t)).unwrap_or_default().to_string()
+                }),
+                _ => locales
+                    .iter()
+                    .map(|l| (l.clone(), text(controller, "address")))
+                    .collect(),
+            },
             email: text(controller, "email"),
             phone: optional_text(controller, "phone"),
             dpo: get(controller, "dpo").map(|d| Dpo {
