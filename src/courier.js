@@ -252,7 +252,10 @@ const entryOf = (id, endpoint, fields) => ({ id, endpoint: new URL(endpoint, loc
 export function post(target, id, endpoint, capture) {
   const entry = entryOf(id, endpoint, { capture });
   keep(entry);
-  go(entry, target, true);
+  // Hashing and signing start once the submit event is over (a task later, still before the
+  // browser navigates): the shopper's submit waits for none of it, and the record is in the
+  // outbox already.
+  setTimeout(() => go(entry, target, true));
 }
 
 // Keeps what a form held at a submit the wasm could not capture (`raw`: the sheet's URL,
