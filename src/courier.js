@@ -252,11 +252,15 @@ const entryOf = (id, endpoint, fields) => ({ id, endpoint: new URL(endpoint, loc
 export function post(target, id, endpoint, capture) {
   const entry = entryOf(id, endpoint, { capture });
   keep(entry);
-  // Hashing and signing start once the submit event is over (a task later, still before the
-  // browser navigates): the shopper's submit waits for none of it, and the record is in the
-  // outbox already.
-  setTimeout(() => go(entry, target, true));
+  // Hashing and signing start once the submit event is over, at background priority where
+  // the browser has a scheduler: after the form's own submission task, while the next page
+  // is requested, so that neither the submit nor the navigation waits for them. The record
+  // is in the outbox already; whatever is not sent by the time the page goes is sent from
+  // the next one.
+  later(() => go(entry, target, true));
 }
+
+const later = globalThis.scheduler?.postTask ? (task) => scheduler.postTask(task, { priority: "background" }) : (task) => setTimeout(task);
 
 // Keeps what a form held at a submit the wasm could not capture (`raw`: the sheet's URL,
 // where the form was mounted and what it held), so that the record is not lost: a widget
