@@ -65,10 +65,9 @@ pub fn keys() -> Vec<String> {
 
 /// The widget's own words in one language: `crates/core/locales/<language>.json`.
 ///
-/// The widget's wasm carries no words: the page fetches the one language it shows from
-/// `pkg/locales/` (each language would otherwise cost every shopper about 0.7 KB gzip).
-/// The linter and the collector build them in (the `words` feature), so the collector
-/// renders exactly what the widget showed and can check each record's text hashes.
+/// Built into `unticked` (the `words` feature), which compiles them into each locale's sheet
+/// (`crate::compiled`): the widget's wasm carries none, and a page downloads the words of
+/// the one language it shows, with the choices.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Words {
     /// The primary language subtag, e.g. `lv`.
