@@ -78,8 +78,8 @@ pub struct Words {
 
 impl Words {
     /// Reads a language's words: an object of key → text (`crates/core/locales/`), or the
-    /// array of the texts in [`keys`] order that `build.sh` ships to browsers (the keys
-    /// were 40% of each file). The error names the first key missing or not a string.
+    /// array of the texts in [`keys`] order (the compact form the widget once downloaded).
+    /// The error names the first key missing or not a string.
     pub fn from_json(language: &str, text: &str) -> Result<Words, String> {
         let json = json::parse(text);
         let mut texts = Vec::new();
