@@ -143,7 +143,8 @@ function newRecordId() {
   return hex(bytes).replace(/(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
 }
 
-// A compiled file's text (cached per URL for the page). Missing means the config was
+// A compiled file's text (cached per URL for the page): a name in this config's directory,
+// or the absolute URL of a raw capture's sheet. Missing means the config was
 // never built, or changed since: the site owner runs `unticked build` (or restarts
 // `unticked serve`).
 function compiled(name) {
@@ -538,9 +539,8 @@ function onSubmit(event) {
 
 // Builds a raw capture kept in the outbox (`keepRaw`), when this widget can.
 async function buildRaw({ sheet, placement, held }) {
-  const response = await fetch(sheet);
-  if (!response.ok) throw new Failure("compiled-missing", `${sheet}: HTTP ${response.status}`);
-  const form = Form.mount(await response.text(), JSON.stringify(placement));
+  const [, text] = await compiled(sheet);
+  const form = Form.mount(text, JSON.stringify(placement));
   try {
     return JSON.parse(form.capture(JSON.stringify(held), random(80))).sealable;
   } finally {
