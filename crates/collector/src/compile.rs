@@ -38,16 +38,13 @@ pub fn config_sha256(text: &str) -> String {
     sha256_hex(text.strip_prefix('\u{feff}').unwrap_or(text).as_bytes())
 }
 
-/// The config at `path`, linted and compiled; nothing when it fails the linter.
+/// The config at `path`, linted and compiled; nothing when it fails the linter. Read and
+/// parsed once: lint's report is made only for a config that fails.
 pub fn compile_file(path: &Path) -> Result<(Config, Compiled), CompileError> {
-    let report = lint::lint_file(path);
     let refused = |report: Report| CompileError::Lint {
         report: report.to_text(),
         exit: report.exit_code(),
     };
-    if report.exit_code() != 0 {
-        return Err(refused(report));
-    }
     let text = std::fs::read_to_string(path).map_err(|e| refused(Report::unreadable(path, &e)))?;
     let config = Config::from_json(&text).map_err(|_| refused(lint::lint_text(path.display().to_string(), &text)))?;
     let compiled = compiled::compile(&config, &config_sha256(&text));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{root, run, unticked, TempFile};
+use common::{root, run, serve_command, unticked, TempFile};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ExitStatus, Stdio};
@@ -68,15 +68,7 @@ fn serve_refuses_an_invalid_config() {
 #[test]
 fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let child = unticked()
-        .arg("serve")
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--www")
-        .arg(root().join("www"))
-        .arg("--db")
-        .arg(dir.path().join("log.db"))
-        .args(["--addr", "127.0.0.1:0"])
+    let child = serve_command(&dir.path().join("log.db"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -163,16 +155,7 @@ fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
 fn serve_refuses_a_short_admin_token() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(
-        unticked()
-            .env("UNTICKED_ADMIN_TOKEN", "abcd")
-            .arg("serve")
-            .arg("--config")
-            .arg(root().join("www/consent.json"))
-            .arg("--www")
-            .arg(root().join("www"))
-            .arg("--db")
-            .arg(dir.path().join("log.db"))
-            .args(["--addr", "127.0.0.1:0"]),
+        serve_command(&dir.path().join("log.db")).env("UNTICKED_ADMIN_TOKEN", "abcd"),
         LIMIT,
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -190,16 +173,8 @@ fn serve_refuses_a_short_admin_token() {
 fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let token = "serve-cli-admin-token-0123456789abcdef";
-    let mut child = unticked()
+    let mut child = serve_command(&dir.path().join("log.db"))
         .env("UNTICKED_ADMIN_TOKEN", token)
-        .arg("serve")
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--www")
-        .arg(root().join("www"))
-        .arg("--db")
-        .arg(dir.path().join("log.db"))
-        .args(["--addr", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, run, serve_demo, unticked, Served};
+use common::{root, run, serve_command, serve_demo, unticked, Served};
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -185,15 +185,7 @@ fn an_http_witness_gets_the_checkpoints_and_a_dead_one_holds_nothing_up() {
 fn an_unusable_witness_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(
-        unticked()
-            .arg("serve")
-            .arg("--config")
-            .arg(root().join("www/consent.json"))
-            .arg("--www")
-            .arg(root().join("www"))
-            .arg("--db")
-            .arg(dir.path().join("log.db"))
-            .args(["--addr", "127.0.0.1:0", "--witness", "https://witness.example/"]),
+        serve_command(&dir.path().join("log.db")).args(["--witness", "https://witness.example/"]),
         LIMIT,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

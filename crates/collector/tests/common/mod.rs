@@ -98,13 +98,11 @@ impl Drop for Served {
     }
 }
 
-/// `unticked serve` of the demo shop on a free port over `db`, with the per-second limit
-/// off, `args` added and `env` set; waits for the line that names its URL.
-pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
-    use std::io::BufRead;
+/// `unticked serve` of the demo config and web root over the log `db`, on a free port of
+/// 127.0.0.1: add arguments, environment and pipes to it.
+pub fn serve_command(db: &Path) -> Command {
     let mut command = unticked();
-    command.envs(env.iter().copied());
-    let mut child = command
+    command
         .arg("serve")
         .arg("--config")
         .arg(root().join("www/consent.json"))
@@ -112,7 +110,17 @@ pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
         .arg(root().join("www"))
         .arg("--db")
         .arg(db)
-        .args(["--addr", "127.0.0.1:0", "--rate-limit", "0"])
+        .args(["--addr", "127.0.0.1:0"]);
+    command
+}
+
+/// `unticked serve` of the demo shop on a free port over `db`, with the per-second limit
+/// off, `args` added and `env` set; waits for the line that names its URL.
+pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+    use std::io::BufRead;
+    let mut child = serve_command(db)
+        .envs(env.iter().copied())
+        .args(["--rate-limit", "0"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
