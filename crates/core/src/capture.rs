@@ -328,6 +328,7 @@ pub fn assemble(sheet: &Sheet, page: &Submission, mut salt: impl FnMut() -> [u8;
         widget: page.widget.to_string(),
         purposes,
         subjects: Vec::new(),
+        signer: crate::record::Signer::Browser,
     };
     Assembled {
         capture: Capture::new(record, shown, disclosures, birthday),

@@ -41,6 +41,7 @@ macro_rules! message {
 pub mod capture;
 pub mod compiled;
 pub mod config;
+pub mod consent;
 pub mod jcs;
 pub mod json;
 pub mod locale;

@@ -51,6 +51,27 @@ impl State {
     }
 }
 
+/// Who signed a record. The shopper's browser signs what the widget captures; the collector
+/// signs a step the subject took without JavaScript (its preference page, a one-click
+/// unsubscribe, RFC 8058), with the key that signs its checkpoints, and the record says so
+/// (`"signer":"collector"`), so a verifier holds that signature to the log's own key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    Browser,
+    Collector,
+}
+
+impl Named for Signer {
+    const ALL: &'static [Signer] = &[Signer::Browser, Signer::Collector];
+    const NAMES: &'static [&'static str] = &["browser", "collector"];
+}
+
+impl Signer {
+    pub fn as_str(self) -> &'static str {
+        Signer::NAMES[self as usize]
+    }
+}
+
 /// Signature algorithms: what WebCrypto offers for a non-extractable browser key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
@@ -132,6 +153,9 @@ pub struct ConsentRecord {
     pub widget: String,
     pub purposes: Vec<PurposeEntry>,
     pub subjects: Vec<SubjectCommitment>,
+    /// Who signed it: the browser (the member left out, so records made before it read as
+    /// they were) or the collector (`"signer":"collector"`).
+    pub signer: Signer,
 }
 
 /// A signature over a record's canonical unsigned bytes.
@@ -442,6 +466,10 @@ impl ConsentRecord {
             Part::Value,
             Part::Text("\"}".to_string()),
         ]));
+        // `signer` sorts between `signature` and `source`; left out for the browser.
+        if self.signer == Signer::Collector {
+            w.raw(",\"signer\":\"collector\"");
+        }
         w.raw(",\"source\":");
         w.string(self.source.as_str());
         w.raw(",\"subjects\":[");
@@ -607,6 +635,13 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         }
     }
 
+    // One way to write a browser's record: without the member.
+    let signer = match root.optional("signer") {
+        None => Signer::Browser,
+        Some(Json::String(name)) if name == "collector" => Signer::Collector,
+        Some(_) => return Err(shape("/signer", "not \"collector\" (left out for the browser)")),
+    };
+
     let mut sig = Fields::of(root.take("signature")?, "/signature")?;
     let alg_name = sig.text("alg", |_| true, "")?;
     let alg = match alg_name.as_str() {
@@ -635,6 +670,7 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         widget,
         purposes,
         subjects,
+        signer,
     };
     // The canonical record without its signature member: `text` is canonical, so this is
     // the same bytes minus that member.

@@ -61,10 +61,13 @@ string_enum!(
 
 string_enum!(
     /// How the contact was acquired, recorded with each consent (R11: legacy contacts are
-    /// tagged by source).
+    /// tagged by source); for a later step, the way in it was taken by: the shop's account
+    /// page (`account`), the collector's preference page (`preferences`), a one-click
+    /// unsubscribe link (`unsubscribe`, RFC 8058).
     Source {
         Checkout = "checkout", Newsletter = "newsletter", Account = "account", Popup = "popup",
         Contest = "contest", Import = "import", Phone = "phone", Store = "store",
+        Preferences = "preferences", Unsubscribe = "unsubscribe",
     }
 );
 

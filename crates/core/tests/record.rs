@@ -76,6 +76,7 @@ fn sample() -> ConsentRecord {
                 commitment: sha("phone commitment"),
             },
         ],
+        signer: record::Signer::Browser,
     }
 }
 
@@ -388,6 +389,29 @@ fn an_opened_record_is_the_record_that_was_signed() {
             assert_eq!(opened.signature.alg, alg);
         }
     }
+}
+
+/// A withdrawal the collector signed (its preference page, a one-click unsubscribe) says
+/// so, canonically; a browser's record leaves the member out, and no other value opens.
+#[test]
+fn a_collector_signed_withdrawal_says_so_and_a_browsers_record_leaves_it_out() {
+    let mut withdrawal = sample();
+    withdrawal.purposes.truncate(1);
+    withdrawal.purposes[0].state = State::Withdrawn;
+    withdrawal.source = Source::Unsubscribe;
+    withdrawal.signer = record::Signer::Collector;
+    let bytes = signed(&withdrawal, Algorithm::Ed25519);
+    assert!(
+        bytes.contains("\"},\"signer\":\"collector\",\"source\":\"unsubscribe\""),
+        "{bytes}"
+    );
+    assert_eq!(record::open(bytes.as_bytes()).unwrap().record, withdrawal);
+    assert!(!signed(&sample(), Algorithm::Ed25519).contains("signer"));
+    let named_browser = bytes.replace("\"signer\":\"collector\"", "\"signer\":\"browser\"");
+    assert!(matches!(
+        record::open(named_browser.as_bytes()),
+        Err(RecordError::Shape { ref path, .. }) if path == "/signer"
+    ));
 }
 
 proptest! {

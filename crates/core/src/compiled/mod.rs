@@ -474,7 +474,9 @@ pub fn compile(config: &crate::config::Config, config_sha256: &str) -> Compiled 
         forms: config.forms.iter().map(|f| f.kind.clone()).collect(),
     };
     let mut sheets = Vec::new();
-    for form in &config.forms {
+    // The preferences form too (the shop's account page, the collector's preference page),
+    // though the site file does not list it: a checkout's widget never mounts it.
+    for form in config.forms.iter().chain([&config.preferences]) {
         for locale in &config.locales {
             let words = crate::locale::builtin(crate::locale::primary(locale))
                 .or_else(|| crate::locale::builtin("en"))

@@ -101,11 +101,13 @@ pub enum ErrorCode {
     UndeclaredLocale,
     /// R5: an extra input collects data that the purpose's `data` does not list.
     UndeclaredData,
+    /// A form kind the collector keeps for its own form (`preferences`, R7).
+    ReservedFormKind,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests (docs/rules.md lists each rule-bearing one).
-    pub const ALL: [ErrorCode; 33] = {
+    pub const ALL: [ErrorCode; 34] = {
         use ErrorCode::*;
         [
             DuplicateKey,
@@ -141,6 +143,7 @@ impl ErrorCode {
             ContactFieldMissing,
             UndeclaredLocale,
             UndeclaredData,
+            ReservedFormKind,
         ]
     };
 
@@ -181,6 +184,7 @@ impl ErrorCode {
             ContactFieldMissing => "contact-field-missing",
             UndeclaredLocale => "undeclared-locale",
             UndeclaredData => "undeclared-data",
+            ReservedFormKind => "reserved-form-kind",
         }
     }
 

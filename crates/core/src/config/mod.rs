@@ -46,6 +46,11 @@ pub struct Config {
     pub forms: Vec<Form>,
     /// Purposes in file order, ids unique.
     pub purposes: Vec<Purpose>,
+    /// The preferences form ([`PREFERENCES`]): every purpose, in the config's order, and no
+    /// contact field (the subject is known by the token the form carries). The shop's
+    /// account page shows it (`data-unticked="preferences"`), and the collector's preference
+    /// page shows the same rows: withdrawing sees the same details as giving (R5, R7).
+    pub preferences: Form,
 }
 
 /// Who decides why and how the data is processed (Art. 13(1)(a)–(b)).
@@ -172,6 +177,22 @@ pub enum Retention {
     Months(u32),
 }
 
+/// The kind of the form every config has, built from all its purposes, for a subject to see
+/// and change where their consent stands (the linter keeps the name for it).
+pub const PREFERENCES: &str = "preferences";
+
+impl Form {
+    /// The preferences form of these purposes (ids in display order).
+    pub fn preferences(purposes: Vec<String>) -> Form {
+        Form {
+            kind: String::from(PREFERENCES),
+            source: Source::Account,
+            purposes,
+            contact: ContactFields::default(),
+        }
+    }
+}
+
 impl Config {
     /// Parses and validates a config, reporting every problem found, not just the first.
     ///
@@ -193,8 +214,11 @@ impl Config {
         }
     }
 
-    /// The form of this kind, if the config has one.
+    /// The form of this kind, if the config has one; [`PREFERENCES`] is always there.
     pub fn form(&self, kind: &str) -> Option<&Form> {
+        if kind == PREFERENCES {
+            return Some(&self.preferences);
+        }
         self.forms.iter().find(|f| f.kind == kind)
     }
 

@@ -8,8 +8,12 @@ use crate::config::error::ErrorCode;
 use crate::config::{ContactFields, Form, Purpose};
 use crate::vocabulary::{is_slug, Named, Source};
 
+/// The sources a config's form may record: all but the collector's own ways in
+/// (`preferences`, `unsubscribe`), which follow them in [`Source`].
+const FORM_SOURCES: &[&str] = <Source as Named>::NAMES.split_at(8).0;
+
 pub(super) static FORM: [Field; 3] = [
-    req("source", Shape::OneOf(<Source as Named>::NAMES)),
+    req("source", Shape::OneOf(FORM_SOURCES)),
     req(
         "purposes",
         Shape::List {
@@ -42,7 +46,9 @@ impl Checker {
         }
         for (kind, form) in members {
             let at = child(path, kind);
-            if !is_slug(kind) {
+            if kind == crate::config::PREFERENCES {
+                self.err(&at, ErrorCode::ReservedFormKind, message!("form kind \"{kind}\" is the preferences form the widget shows on a shop's account page (data-unticked=\"preferences\"), built from all purposes: name this form otherwise"));
+            } else if !is_slug(kind) {
                 self.err(&at, ErrorCode::InvalidSlug, message!("form kind \"{kind}\" must be lowercase letters, digits and single hyphens, as in data-unticked=\"checkout\""));
             }
             self.object(form, &FORM, &at);

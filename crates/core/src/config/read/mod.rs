@@ -467,6 +467,7 @@ fn per_locale<T>(value: Option<&Json>, locales: &[String], read: impl Fn(&Json) 
 fn build(json: &Json, locales: Vec<String>, purposes: Vec<Purpose>, forms: Vec<Form>) -> Config {
     let controller = get(json, "controller").unwrap_or(&Json::Null);
     let notice = get(json, "privacy_notice").unwrap_or(&Json::Null);
+    let preferences = Form::preferences(purposes.iter().map(|p| p.id.clone()).collect());
     Config {
         controller: Controller {
             name: text(controller, "name"),
@@ -499,6 +500,7 @@ fn build(json: &Json, locales: Vec<String>, purposes: Vec<Purpose>, forms: Vec<F
         purposes,
         locales,
         forms,
+        preferences,
     }
 }
 
