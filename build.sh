@@ -119,6 +119,10 @@ serve() {
   build_widget
   build_collector_release
   step "serving the demo shop"
+  # The demo shop's backend mints account tokens with this secret (/shop/account); a real
+  # shop keeps its own in its settings. One per run unless given.
+  UNTICKED_ACCOUNT_SECRET=${UNTICKED_ACCOUNT_SECRET:-$(head -c 32 /dev/urandom | base64 | tr -d '\n')}
+  export UNTICKED_ACCOUNT_SECRET
   exec "$TARGET_DIR/release/unticked" serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
 }
 

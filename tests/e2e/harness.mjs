@@ -15,6 +15,9 @@ const BINARY = path.join(ROOT, "target/debug/unticked");
 /** The admin token of the collectors the tests start. */
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";
 
+/** The secret the demo shop's backend signs account tokens with, in the tests. */
+export const ACCOUNT_SECRET = "e2e-account-secret-0123456789abcdef";
+
 /** A free port on 127.0.0.1, for a proxy that starts after the collector. */
 function freePort() {
   return new Promise((resolve) => {
@@ -39,7 +42,7 @@ export async function startServer({ db = path.join(mkdtempSync(path.join(os.tmpd
     args.push("--public-origin", `http://127.0.0.1:${proxyPort}`);
     const child = spawn(BINARY, args, {
       cwd: ROOT,
-      env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN },
+      env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN, UNTICKED_ACCOUNT_SECRET: ACCOUNT_SECRET },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

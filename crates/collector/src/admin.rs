@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use unticked_core::capture::{normalise_email, normalise_phone};
 use unticked_core::config::ExtraField;
-use unticked_core::record::{self, State as ConsentState};
+use unticked_core::consent::Now;
 
 /// The environment variable holding the admin token; without it the admin endpoints are off.
 pub const TOKEN_VARIABLE: &str = "UNTICKED_ADMIN_TOKEN";
@@ -121,7 +121,7 @@ fn disclosure_json(row: &SubjectRow) -> serde_json::Value {
     json
 }
 
-/// The records a subject appears in, opened, oldest first: `(index, bytes, disclosures)`.
+/// The records a subject appears in, oldest first: `(index, bytes, disclosures)`.
 fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, String, Vec<SubjectRow>)>, Refusal> {
     let rows = collector.store.subject(identifier).map_err(crate::error::unavailable)?;
     let mut by_index: BTreeMap<u64, Vec<SubjectRow>> = BTreeMap::new();
@@ -137,9 +137,9 @@ fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, Strin
     Ok(out)
 }
 
-/// `POST /v1/admin/subjects` `{"identifier"}`: the current state of each purpose for this
-/// subject and the full history. Consent once given stands until it is withdrawn (Art. 7(3)):
-/// a later record where the box was merely left unticked does not take it back.
+/// `POST /v1/admin/subjects` `{"identifier"}`: where the subject's consent to each purpose
+/// stands now (`unticked_core::consent::standing`: given, refused, withdrawn, outdated,
+/// expired; purposes never asked are left out), and the full history.
 pub async fn subject(
     State(collector): State<Arc<Collector>>,
     Client(client): Client,
@@ -149,55 +149,48 @@ pub async fn subject(
     let answer = (|| {
         authorised(&collector, &headers, client)?;
         let identifier = identifier(&body)?;
-        let mut current: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        let mut history = Vec::new();
-        // Each record opened once, then in the shopper's clock order, then log order.
-        let mut records: Vec<_> = records_of(&collector, &identifier)?
-            .into_iter()
-            .filter_map(|(index, bytes, rows)| Some((record::open(bytes.as_bytes()).ok()?.record, index, rows)))
+        let history = crate::lifecycle::history(&collector, &identifier)?;
+        let standing = crate::lifecycle::standing(&collector, &history);
+        let current: BTreeMap<String, serde_json::Value> = standing
+            .iter()
+            .filter(|s| !matches!(s.now, Now::Unasked))
+            .map(|s| (s.purpose.clone(), crate::lifecycle::standing_json(s)))
             .collect();
-        records.sort_by_key(|(r, index, _)| (r.captured_at, *index));
-        for (r, index, rows) in &records {
-            for p in &r.purposes {
-                let standing = current.get(&p.id).and_then(|c| c["state"].as_str());
-                if p.state == ConsentState::Refused && matches!(standing, Some("given" | "renewed")) {
-                    continue;
-                }
-                current.insert(
-                    p.id.clone(),
-                    serde_json::json!({
-                        "state": p.state.as_str(), "version": p.version, "record": r.id, "captured_at": r.captured_at,
-                    }),
-                );
-            }
-            history.push(serde_json::json!({
-                "index": index,
-                "record": r.id,
-                "captured_at": r.captured_at,
-                "form": r.form,
-                "source": r.source.as_str(),
-                "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
-                "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
-            }));
-        }
+        let history_json: Vec<serde_json::Value> = history
+            .records
+            .iter()
+            .map(|(index, r, rows)| {
+                serde_json::json!({
+                    "index": index,
+                    "record": r.id,
+                    "captured_at": r.captured_at,
+                    "form": r.form,
+                    "source": r.source.as_str(),
+                    "signer": r.signer.as_str(),
+                    "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
+                    "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         // The latest birthday given (R8), while a purpose that asks for it stands given:
         // once withdrawn, the purpose that needed it is gone.
-        let asked = current.iter().any(|(id, state)| {
-            matches!(state["state"].as_str(), Some("given" | "renewed"))
+        let asked = standing.iter().any(|s| {
+            s.now.may_contact()
                 && collector
                     .config
-                    .purpose(id)
+                    .purpose(&s.purpose)
                     .is_some_and(|p| p.fields.contains(&ExtraField::Birthday))
         });
-        let birthday = records
+        let birthday = history
+            .records
             .iter()
             .rev()
             .find_map(|(_, _, rows)| rows.iter().find_map(|r| r.birthday.clone()))
             .filter(|_| asked);
         // Counts only: contact data never goes to the logs.
-        tracing::info!(records = history.len(), "admin: subject looked up");
+        tracing::info!(records = history_json.len(), "admin: subject looked up");
         Ok::<_, Refusal>(axum::Json(
-            serde_json::json!({ "purposes": current, "history": history, "birthday": birthday }),
+            serde_json::json!({ "purposes": current, "history": history_json, "birthday": birthday }),
         ))
     })();
     answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)

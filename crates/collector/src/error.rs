@@ -126,6 +126,18 @@ codes! {
     AdminDisabled = "admin-disabled", NOT_FOUND;
     Unauthorised = "unauthorised", UNAUTHORIZED;
     BadIdentifier = "bad-identifier", BAD_REQUEST;
+    /// A link or account token that is not one, has expired, or was revoked (issue 14).
+    BadToken = "bad-token", UNAUTHORIZED;
+    /// The account form is off: no `UNTICKED_ACCOUNT_SECRET`.
+    AccountDisabled = "account-disabled", NOT_FOUND;
+    /// A record of the preferences form without the account token of its subject.
+    TokenRequired = "token-required", FORBIDDEN;
+    /// A record of the preferences form naming another subject than its token.
+    TokenSubject = "token-subject", FORBIDDEN;
+    /// A posted record that claims the collector's signature.
+    CollectorSigned = "collector-signed", FORBIDDEN;
+    /// A checkout or sign-up record that withdraws or renews (R7: the preferences form does).
+    StateNotOffered = "state-not-offered", UNPROCESSABLE_ENTITY;
     /// Storage failed: the server's problem, which the widget's outbox retries.
     Unavailable = "unavailable", SERVICE_UNAVAILABLE;
 }

@@ -223,6 +223,9 @@ pub struct Limits {
     pub daily: Option<Limiter>,
     /// Wrong admin tokens per address.
     pub admin: Limiter,
+    /// Wrong, expired or revoked link and account tokens per address (issue 14): held back
+    /// as wrong admin tokens are, so that guessing or replaying one leads nowhere.
+    pub tokens: Limiter,
 }
 
 impl Limits {
@@ -233,6 +236,7 @@ impl Limits {
                 .then(|| Limiter::per_second(posts_per_second, posts_per_second.saturating_mul(3))),
             daily: (daily_quota > 0).then(|| Limiter::per_day(daily_quota)),
             admin: Limiter::new(ADMIN_RETRY, ADMIN_FAILURES).with_max_wait(ADMIN_MAX_WAIT),
+            tokens: Limiter::new(ADMIN_RETRY, ADMIN_FAILURES).with_max_wait(ADMIN_MAX_WAIT),
         }
     }
 }

@@ -26,7 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use unticked_core::capture::{normalise_birthday, normalise_contact, Disclosure, Salted, SALT_LEN};
-use unticked_core::config::{Channel, Config, ExtraField, Named};
+use unticked_core::config::{Channel, Config, ExtraField, Named, PREFERENCES};
 use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 
@@ -74,6 +74,8 @@ pub struct Accepted {
     /// `--MM-DD`, for a given purpose that asks for the birthday (R8): bound to the record's
     /// commitment (kept), or bare from a widget cached before that (not kept).
     pub birthday: Option<Birthday>,
+    /// The account token a record of the preferences form comes with (crate::lifecycle).
+    pub token: Option<String>,
 }
 
 impl Accepted {
@@ -94,6 +96,7 @@ pub struct Delivery {
     pub opened: OpenedRecord,
     disclosures: Vec<Disclosure>,
     birthday: Option<Birthday>,
+    token: Option<String>,
 }
 
 /// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
@@ -132,8 +135,10 @@ pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
     let mut record_bytes = None;
     let mut disclosures_json = None;
     let mut birthday = None;
+    let mut token = None;
     for (key, value) in &members {
         match (key.as_str(), value) {
+            ("token", Json::String(text)) if text.len() <= 1024 => token = Some(text.clone()),
             ("record", Json::String(bytes)) => record_bytes = Some(bytes.clone()),
             ("disclosures", Json::Array(items)) => disclosures_json = Some(items.clone()),
             ("birthday", Json::String(text)) => {
@@ -147,7 +152,7 @@ pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
             }
             _ => {
                 return Err(bad(&format!(
-                    "unexpected member \"{key}\" (expected record, disclosures and birthday)"
+                    "unexpected member \"{key}\" (expected record, disclosures, birthday and token)"
                 )))
             }
         }
@@ -176,6 +181,7 @@ pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
         opened,
         disclosures,
         birthday,
+        token,
     })
 }
 
@@ -192,6 +198,7 @@ impl Delivery {
             opened,
             disclosures,
             birthday,
+            token,
         } = self;
         matches_config(&opened, config, shown)?;
         captured_in_window(&opened, arrival.now_ms)?;
@@ -208,7 +215,16 @@ impl Delivery {
             opened,
             disclosures,
             birthday,
+            token,
         })
+    }
+
+    /// [`Delivery::check`] against what `collector` serves.
+    ///
+    /// # Errors
+    /// As [`Delivery::check`].
+    pub fn check_as_served(self, collector: &Collector, arrival: &Arrival) -> Result<Accepted, Refusal> {
+        self.check(&collector.config, &collector.shown, arrival)
     }
 }
 
@@ -302,12 +318,7 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
     let form = config
         .form(&record.form)
         .ok_or_else(|| refuse(Code::UnknownForm, format!("the config has no form \"{}\"", record.form)))?;
-    if form.source != record.source {
-        return Err(refuse(
-            Code::SourceMismatch,
-            format!("form \"{}\" has source \"{}\"", form.kind, form.source.as_str()),
-        ));
-    }
+    source_fits(form, record)?;
     if !config.locales.iter().any(|l| l == &record.locale) {
         return Err(refuse(
             Code::UnknownLocale,
@@ -330,6 +341,19 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
                 format!("purpose \"{}\" is at version {}", entry.id, version.unwrap_or(0)),
             ));
         }
+        // R7: a checkout or sign-up gives or refuses; withdrawing, and giving again what
+        // changed, go through the preferences form (the account page with its token, or the
+        // collector's own pages), so that no other form can take back anyone's consent.
+        if form.kind != PREFERENCES && matches!(entry.state, ConsentState::Withdrawn | ConsentState::Renewed) {
+            return Err(refuse(
+                Code::StateNotOffered,
+                format!(
+                    "form \"{}\" gives or refuses; a {} goes through the preferences form",
+                    form.kind,
+                    entry.state.as_str()
+                ),
+            ));
+        }
         if entry.text_sha256 != text.sha256 {
             return Err(refuse(
                 Code::TextMismatch,
@@ -341,6 +365,35 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
         }
     }
     Ok(())
+}
+
+/// The record's source is its form's, and its signer the one that form has: the browser for
+/// every config form and the shop's account page (`account`); the collector for its own
+/// preference page and one-click unsubscribe (`preferences`, `unsubscribe`).
+fn source_fits(form: &unticked_core::config::Form, record: &record::ConsentRecord) -> Result<(), Refusal> {
+    use unticked_core::record::Signer;
+    use unticked_core::vocabulary::Source;
+    let fits = match (record.source, record.signer) {
+        (source, Signer::Browser) => source == form.source,
+        (Source::Preferences | Source::Unsubscribe, Signer::Collector) => form.kind == PREFERENCES,
+        (_, Signer::Collector) => false,
+    };
+    if fits {
+        return Ok(());
+    }
+    Err(refuse(
+        Code::SourceMismatch,
+        format!(
+            "form \"{}\" records source \"{}\", signed by the browser{}",
+            form.kind,
+            form.source.as_str(),
+            if form.kind == PREFERENCES {
+                " (or preferences and unsubscribe, signed by the collector)"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// The capture time is within [`MAX_AGE_MS`] before and [`MAX_AHEAD_MS`] after `now_ms`.
@@ -425,9 +478,13 @@ fn matches_disclosures(opened: &OpenedRecord, disclosures: &[Disclosure], config
                 "a disclosure does not hash to its subject commitment",
             ));
         }
-        let granted = record.purposes.iter().any(|p| {
-            p.state == ConsentState::Given && config.purpose(&p.id).map(|c| c.channel) == Some(subject.channel)
-        });
+        // A change of preferences names the subject whose consent it changes, whatever the
+        // channel of the purposes it changes (R7); a checkout names a contact only for a
+        // channel granted in it (R8).
+        let granted = record.form == PREFERENCES
+            || record.purposes.iter().any(|p| {
+                p.state == ConsentState::Given && config.purpose(&p.id).map(|c| c.channel) == Some(subject.channel)
+            });
         if !granted {
             return Err(refuse(
                 Code::SubjectNotGranted,
@@ -477,10 +534,22 @@ pub async fn post_record(
         }
     };
     let checked = open_delivery(&body).and_then(|delivery| {
+        // The collector signs only what it makes itself (crate::lifecycle); a record that
+        // claims its signature comes from nowhere it trusts.
+        if delivery.opened.record.signer == record::Signer::Collector {
+            return Err(refuse(
+                Code::CollectorSigned,
+                "only the collector makes the records it signs",
+            ));
+        }
         let id = delivery.opened.record.id.clone();
-        delivery
+        let accepted = delivery
             .check(&collector.config, &collector.shown, &arrival)
-            .map_err(|refusal| id_taken(&collector, &id, refusal))
+            .map_err(|refusal| id_taken(&collector, &id, refusal))?;
+        if accepted.opened.record.form == PREFERENCES {
+            crate::lifecycle::authorise_account_record(&collector, &accepted, accepted.token.as_deref(), client)?;
+        }
+        Ok(accepted)
     });
     let accepted = match checked {
         Ok(accepted) => accepted,

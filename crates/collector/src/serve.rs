@@ -51,6 +51,11 @@ pub struct Settings {
     /// The collector's own origins as browsers see them (`https://shop.example`): its pages
     /// may write, beside the config's `origins`.
     pub public_origins: Vec<String>,
+    /// SHA-256 of the config text served (what records name in `config_sha256`).
+    pub config_sha256: String,
+    /// The secret the shop's backend signs account tokens with (`UNTICKED_ACCOUNT_SECRET`);
+    /// `None` turns the account form off.
+    pub account_secret: Option<String>,
 }
 
 /// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
@@ -96,10 +101,19 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     // Each address may post `rate_limit` records a second, in bursts of three seconds'
     // worth, and store `daily_quota` a day (crate::limit).
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
-    let collector = crate::state::Collector::new(config, store, settings.admin_token, limits, writers.clone());
+    let account_secret = settings.account_secret.clone().filter(|s| !s.is_empty());
+    let lifecycle = crate::lifecycle::Settings {
+        config_sha256: settings.config_sha256.clone(),
+        public_origin: settings.public_origins.first().cloned().unwrap_or_default(),
+        account_secret: settings.account_secret.clone().filter(|s| !s.is_empty()),
+    };
+    let collector =
+        crate::state::Collector::new(config, store, settings.admin_token, limits, writers.clone(), lifecycle);
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
+        .route("/v1/account/state", post(crate::lifecycle::account_state))
+        .route("/v1/account/draft", post(crate::lifecycle::account_draft))
         .layer(axum::middleware::from_fn_with_state(collector.clone(), rate_limit));
     // Origin, media type and declared length are checked before the body is read, and
     // before a foreign writer can spend an address's rate (issue 12).
@@ -116,6 +130,17 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects/erase", post(admin::erase))
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
+        .route("/v1/admin/links", post(crate::lifecycle::mint_links))
+        .route("/v1/admin/links/revoke", post(crate::lifecycle::revoke_links))
+        // The subject's own pages (HTML): a GET never changes anything (RFC 8058 §3.1).
+        .route(
+            "/preferences/{token}",
+            get(crate::lifecycle::preferences_page).post(crate::lifecycle::save_preferences),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(crate::lifecycle::unsubscribe_page).post(crate::lifecycle::one_click_unsubscribe),
+        )
         .route("/v1/violations", get(violations::list))
         // A method an API route does not take: the API's JSON, not an empty 405. Set before
         // the layers below, so that CORS still answers a preflight (OPTIONS) first.
@@ -144,6 +169,12 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .merge(records)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/shop/{action}", post(shop_form))
+        .route(
+            "/shop/account",
+            get(move |query: axum::extract::Query<BTreeMap<String, String>>| async move {
+                shop_account(account_secret.as_deref(), &query)
+            }),
+        )
         .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -214,6 +245,71 @@ async fn shop_form(UrlPath(action): UrlPath<String>, Form(fields): Form<BTreeMap
     .into_response()
 }
 
+/// The demo shop's account page, `/shop/account?email=…`: what a shop's backend does for
+/// its logged-in customer (here the address in the query stands in for a login), minting the
+/// account token with the secret it shares with the collector (docs/lifecycle.md) and putting
+/// it on the preferences form. The widget renders the choices; unticking one withdraws it.
+fn shop_account(secret: Option<&str>, query: &BTreeMap<String, String>) -> Response {
+    let customer = query
+        .get("email")
+        .and_then(|e| unticked_core::capture::normalise_email(e));
+    let (status, body) = match (secret, customer) {
+        (None, _) => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "<p id=\"account-off\">The account form is off: start the collector with {} set.</p>",
+                crate::lifecycle::ACCOUNT_SECRET_VARIABLE
+            ),
+        ),
+        (Some(_), None) => (
+            StatusCode::BAD_REQUEST,
+            "<p id=\"who\">Log in first: this demo takes the customer's e-mail address as <code>?email=</code>.</p>"
+                .to_string(),
+        ),
+        (Some(secret), Some(customer)) => {
+            let mut nonce = [0u8; 16];
+            if getrandom::fill(&mut nonce).is_err() {
+                return (StatusCode::SERVICE_UNAVAILABLE, "no randomness\n").into_response();
+            }
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + 30 * 60;
+            let token = crate::lifecycle::mint_account_token(
+                secret,
+                &customer,
+                expires,
+                &unticked_core::record::hex(&nonce),
+            );
+            (
+                StatusCode::OK,
+                format!(
+                    "<p>Logged in as <strong id=\"customer\">{}</strong>.</p>\
+                     <form class=\"shop-form\" id=\"account\" data-unticked=\"preferences\" data-unticked-token=\"{}\"></form>",
+                    escape(&customer),
+                    escape(&token)
+                ),
+            )
+        }
+    };
+    let lang = query
+        .get("lang")
+        .filter(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()))
+        .map_or("en", String::as_str);
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(format!(
+            "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>Your account · Baltic Boots</title>\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/shop.css\"><link rel=\"stylesheet\" href=\"/pkg/unticked.css\">\
+             <script type=\"module\" src=\"/pkg/unticked.js\" data-config=\"/consent.json\"></script></head>\
+             <body><main class=\"shop\"><h1>Your account</h1>{body}<p><a href=\"/\">Back to the shop</a></p></main></body></html>"
+        )),
+    )
+        .into_response()
+}
+
 pub fn main(options: Options) -> ExitCode {
     // Logs on stderr: stdout carries the "serving … on URL" line that scripts read.
     tracing_subscriber::fmt()
@@ -221,6 +317,12 @@ pub fn main(options: Options) -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if let Err(why) = std::env::var(admin::TOKEN_VARIABLE).map_or(Ok(()), |token| admin::check_token(&token)) {
+        eprintln!("unticked serve: {why}");
+        return ExitCode::from(2);
+    }
+    if let Err(why) = std::env::var(crate::lifecycle::ACCOUNT_SECRET_VARIABLE)
+        .map_or(Ok(()), |secret| crate::lifecycle::check_account_secret(&secret))
+    {
         eprintln!("unticked serve: {why}");
         return ExitCode::from(2);
     }
@@ -303,11 +405,22 @@ pub fn main(options: Options) -> ExitCode {
                 "unticked: only the config's origins may write; give the collector's own with --public-origin https://…"
             );
         }
+        let account_secret = std::env::var(crate::lifecycle::ACCOUNT_SECRET_VARIABLE)
+            .ok()
+            .filter(|t| !t.is_empty());
+        if account_secret.is_none() {
+            println!(
+                "unticked: account form off (set {} to the secret the shop's backend signs account tokens with)",
+                crate::lifecycle::ACCOUNT_SECRET_VARIABLE
+            );
+        }
         let settings = Settings {
             admin_token,
             rate_limit: options.rate_limit,
             daily_quota: options.daily_quota,
             public_origins,
+            config_sha256: compiled.site.config_sha256.clone(),
+            account_secret,
         };
         let closing = store.clone();
         let app = app(options.www, config, store, settings);

@@ -6,6 +6,7 @@ use crate::limit::Limits;
 use crate::store::Store;
 use crate::texts::Shown;
 use std::sync::Arc;
+use unticked_core::compiled::Compiled;
 use unticked_core::config::Config;
 use unticked_core::record;
 
@@ -20,6 +21,11 @@ pub struct Collector {
     pub limits: Limits,
     /// The origins whose pages may write.
     pub writers: crate::http::Writers,
+    /// What consent over time needs: the config's hash, its compiled sheets, where the
+    /// collector's links point, and the secret of the shop's account tokens.
+    pub lifecycle: crate::lifecycle::Settings,
+    /// The config compiled (its sheets: the account form's and the preference page's rows).
+    pub compiled: Compiled,
 }
 
 impl Collector {
@@ -29,9 +35,13 @@ impl Collector {
         admin_token: Option<String>,
         limits: Limits,
         writers: crate::http::Writers,
+        lifecycle: crate::lifecycle::Settings,
     ) -> Arc<Collector> {
+        let compiled = unticked_core::compiled::compile(&config, &lifecycle.config_sha256);
         Arc::new(Collector {
-            shown: Shown::of(&config),
+            shown: Shown::compiled(&compiled),
+            compiled,
+            lifecycle,
             config,
             store,
             admin_token: admin_token.filter(|t| !t.is_empty()),

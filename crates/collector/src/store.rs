@@ -59,6 +59,17 @@ CREATE TABLE IF NOT EXISTS subjects (
   PRIMARY KEY (idx, position)
 );
 CREATE INDEX IF NOT EXISTS subjects_by_lookup ON subjects (lookup);
+CREATE TABLE IF NOT EXISTS links (
+  id BLOB PRIMARY KEY,
+  kind TEXT NOT NULL,
+  lookup BLOB NOT NULL,
+  identifier TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS links_by_lookup ON links (lookup);
 CREATE TABLE IF NOT EXISTS violations (
   kind TEXT NOT NULL,
   rule TEXT NOT NULL,
@@ -635,6 +646,8 @@ impl Store {
             [&lookup[..]],
         )?;
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
+        // Their preference and unsubscribe links name nobody any more either.
+        conn.execute("DELETE FROM links WHERE lookup = ?1", [&lookup[..]])?;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
         for _ in 0..50 {
@@ -645,6 +658,70 @@ impl Store {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         Err(StoreError::WalBusy)
+    }
+
+    /// Signs `message` with the collector's key, the one that signs its checkpoints: for
+    /// the records of steps a subject took without JavaScript (`"signer":"collector"`).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.shared.keys.signing.sign(message).to_bytes()
+    }
+
+    /// HMAC-SHA-256 of `data` under the collector's link secret (derived from its subject
+    /// index secret, so the key file holds no new line): what makes a link token unforgeable.
+    pub fn link_mac(&self, data: &[u8]) -> [u8; 32] {
+        let mut derive = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.shared.keys.lookup_secret)
+            .expect("HMAC takes any key length");
+        derive.update(b"unticked link tokens v1");
+        let secret = derive.finalize().into_bytes();
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret).expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Keeps a new link of `kind` (`preferences`, `unsubscribe`) to the subject known by
+    /// `identifier`, for `channel`, valid until `expires_at` (ms), under the random `id`.
+    /// The identifier is kept beside it, in the erasable part of the store: a link may be
+    /// minted for a customer who has no record yet, and erasure deletes it (Art. 17).
+    pub fn add_link(&self, id: &[u8], kind: &str, identifier: &str, channel: &str, expires_at: u64) -> Result<(), StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute(
+            "INSERT INTO links (id, kind, lookup, identifier, channel, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, kind, &self.shared.keys.lookup(identifier)[..], identifier, channel, now_ms(), expires_at],
+        )?;
+        Ok(())
+    }
+
+    /// The link under `id`, if kept.
+    pub fn link(&self, id: &[u8]) -> Result<Option<LinkRow>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let row = read
+            .query_row(
+                "SELECT kind, identifier, channel, expires_at, revoked_at IS NOT NULL FROM links WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok(LinkRow {
+                        kind: row.get(0)?,
+                        identifier: row.get(1)?,
+                        channel: row.get(2)?,
+                        expires_at: row.get(3)?,
+                        revoked: row.get(4)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row)
+    }
+
+    /// Revokes every link of the subject known by `identifier` (on `channel` only, when
+    /// given); returns how many were live.
+    pub fn revoke_links(&self, identifier: &str, channel: Option<&str>) -> Result<usize, StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(conn.execute(
+            "UPDATE links SET revoked_at = ?1 WHERE lookup = ?2 AND revoked_at IS NULL AND (?3 IS NULL OR channel = ?3)",
+            params![now_ms(), &self.shared.keys.lookup(identifier)[..], channel],
+        )?)
     }
 
     /// The latest checkpoint, if anything was stored.
@@ -718,6 +795,19 @@ pub struct ViolationRow {
     pub count: u64,
     pub first_seen: u64,
     pub last_seen: u64,
+}
+
+/// A preference or unsubscribe link, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRow {
+    /// `preferences` or `unsubscribe`.
+    pub kind: String,
+    /// The subject's normalised identifier.
+    pub identifier: String,
+    pub channel: String,
+    /// ms since the epoch.
+    pub expires_at: u64,
+    pub revoked: bool,
 }
 
 /// A disclosure as stored: log index, channel, identifier and salt (hex).

@@ -26,6 +26,7 @@ pub struct ShownText {
 impl Shown {
     /// The texts of a config, compiled as `unticked build` compiles it (the hash a sheet
     /// names does not change its texts).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn of(config: &Config) -> Shown {
         Shown::compiled(&compiled::compile(config, ""))
     }

@@ -1,0 +1,1036 @@
+//! Consent over its whole life (issue 14): where a subject's consent stands
+//! ([`unticked_core::consent::standing`], the one function that decides it), and the ways to
+//! change it, each a consent record in the same log with the same receipt and proofs as a
+//! checkout's (R7, GDPR Art. 7(3): "as easy to withdraw as to give"):
+//!
+//! - the collector's **preference page**, `/preferences/{token}`: plain HTML, one native
+//!   checkbox per purpose ticked where consent stands, works with JavaScript off
+//!   (crate::pages); what it records the collector signs (`"signer":"collector"`);
+//! - **one-click unsubscribe**, `/unsubscribe/{token}` (RFC 8058): a `POST` with the body
+//!   `List-Unsubscribe=One-Click` withdraws every purpose on the link's channel; a `GET`
+//!   never changes anything, since mail scanners fetch links;
+//! - the shop's **account form**, `form[data-unticked="preferences"]`, which carries a token
+//!   the shop's backend mints ([`AccountToken`]); the collector drafts the change, the
+//!   browser signs it with its own key and delivers it through its outbox like a checkout.
+//!
+//! Links are minted by `POST /v1/admin/links` (admin token): a random id, kept with the
+//! subject in the erasable part of the store, and a MAC under the collector's secret, so a
+//! guess costs nothing to refuse. They expire ([`LINK_LIFETIME`]), can be revoked, and go
+//! with the subject's erasure. Tokens never appear in logs; wrong, expired or revoked ones
+//! are answered 4xx and each counts against the address ([`crate::limit::Limits::tokens`]).
+
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
+use unticked_core::capture::{normalise_email, normalise_phone, Capture, Disclosure, SALT_LEN};
+use unticked_core::config::{Channel, Named, PREFERENCES};
+use unticked_core::consent::{self, Event, Now, Standing, Terms};
+use unticked_core::record::{self, ConsentRecord, PurposeEntry, Signature, Signer, State as ConsentState};
+use unticked_core::vocabulary::Source;
+
+use crate::error::{refuse, too_many, unavailable, Code, Refusal};
+use crate::limit::{Client, ClientKey};
+use crate::records::{open_delivery, Accepted, Arrival};
+use crate::state::Collector;
+use crate::store::{Appended, SubjectRow};
+
+/// The environment variable holding the secret the shop's backend signs account tokens
+/// with; without it the account form is off.
+pub const ACCOUNT_SECRET_VARIABLE: &str = "UNTICKED_ACCOUNT_SECRET";
+
+/// How long a preference or unsubscribe link works: a year. A marketing e-mail stays in an
+/// inbox, and its unsubscribe link must still work when the subscriber finally wants out
+/// (RFC 8058 §3.2 asks that it keep working); a new mail brings a new link.
+pub const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// The longest an account token may live: an hour. The shop mints one per page view of its
+/// logged-in customer; within it, the token is that customer's session with the collector.
+pub const ACCOUNT_TOKEN_LIFETIME_S: u64 = 3600;
+
+/// How far a shop's clock may run ahead of the collector's when it mints an account token.
+const CLOCK_SKEW_S: u64 = 300;
+
+/// What the lifecycle needs beyond the config and the store.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// SHA-256 of the config text served: what a record made now names.
+    pub config_sha256: String,
+    /// The collector's public origin (`https://consent.shop.example`): where links point,
+    /// and the page of the records it signs.
+    pub public_origin: String,
+    /// The account tokens' secret; `None` turns the account form off.
+    pub account_secret: Option<String>,
+}
+
+/// Whether `secret` may sign account tokens (empty: the account form stays off).
+///
+/// # Errors
+/// What to do, for a secret too short to resist guessing.
+pub fn check_account_secret(secret: &str) -> Result<(), String> {
+    crate::admin::check_token(secret).map_err(|_| {
+        format!(
+            "{ACCOUNT_SECRET_VARIABLE} is {} characters long; it needs at least {} (for example `openssl rand -base64 32`)",
+            secret.chars().count(),
+            crate::admin::MIN_TOKEN_LEN
+        )
+    })
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The channel an identifier reaches: an e-mail address, or a phone number.
+pub fn identifier_channel(identifier: &str) -> Channel {
+    if identifier.contains('@') {
+        Channel::Email
+    } else {
+        Channel::Phone
+    }
+}
+
+/// A normalised identifier: an e-mail address, or a phone number in international form.
+pub fn normalise_identifier(raw: &str) -> Option<String> {
+    if raw.contains('@') {
+        normalise_email(raw)
+    } else {
+        normalise_phone(raw, "")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Where consent stands
+
+/// A subject's records, opened, in log order, with the locale of the latest.
+pub struct History {
+    pub records: Vec<(u64, ConsentRecord, Vec<SubjectRow>)>,
+}
+
+impl History {
+    pub fn events(&self) -> Vec<Event> {
+        self.records.iter().map(|(_, r, _)| Event::of(r)).collect()
+    }
+
+    /// The language of the subject's latest record, if any.
+    pub fn latest_locale(&self) -> Option<&str> {
+        self.records.last().map(|(_, r, _)| r.locale.as_str())
+    }
+}
+
+/// Every record the subject known by `identifier` appears in, opened, in log order.
+///
+/// # Errors
+/// 503 when the store cannot be read.
+pub fn history(collector: &Collector, identifier: &str) -> Result<History, Refusal> {
+    let rows = collector.store.subject(identifier).map_err(unavailable)?;
+    let mut by_index: std::collections::BTreeMap<u64, Vec<SubjectRow>> = std::collections::BTreeMap::new();
+    for row in rows {
+        by_index.entry(row.index).or_default().push(row);
+    }
+    let mut records = Vec::new();
+    for (index, rows) in by_index {
+        let Some(bytes) = collector.store.record_at(index).map_err(unavailable)? else {
+            continue;
+        };
+        // Stored records opened when they were stored; one that no longer does is damage
+        // `unticked verify` reports, and decides nothing here.
+        match record::open(bytes.as_bytes()) {
+            Ok(opened) => records.push((index, opened.record, rows)),
+            Err(_) => tracing::error!(index, "a stored record no longer opens; run `unticked verify`"),
+        }
+    }
+    Ok(History { records })
+}
+
+/// Where the subject's consent to each purpose of the config stands now.
+pub fn standing(collector: &Collector, history: &History) -> Vec<Standing> {
+    consent::standing(&Terms::of(&collector.config), &history.events(), now_ms())
+}
+
+/// One standing as the API answers it.
+pub fn standing_json(s: &Standing) -> serde_json::Value {
+    let mut out = serde_json::json!({ "state": s.now.name(), "channel": s.channel.as_str() });
+    match &s.now {
+        Now::Unasked => {}
+        Now::Given { record, version, at } => {
+            out["record"] = record.clone().into();
+            out["version"] = (*version).into();
+            out["captured_at"] = (*at).into();
+        }
+        Now::Refused { record, at } => {
+            out["record"] = record.clone().into();
+            out["captured_at"] = (*at).into();
+        }
+        Now::Withdrawn {
+            record,
+            at,
+            path,
+            signer,
+        } => {
+            out["record"] = record.clone().into();
+            out["captured_at"] = (*at).into();
+            out["path"] = path.as_str().into();
+            out["signer"] = signer.as_str().into();
+        }
+        Now::Outdated {
+            record,
+            version,
+            current,
+            at,
+        } => {
+            out["record"] = record.clone().into();
+            out["version"] = (*version).into();
+            out["current_version"] = (*current).into();
+            out["captured_at"] = (*at).into();
+        }
+        Now::Expired {
+            record,
+            version,
+            at,
+            ended,
+        } => {
+            out["record"] = record.clone().into();
+            out["version"] = (*version).into();
+            out["captured_at"] = (*at).into();
+            out["ended_at"] = (*ended).into();
+        }
+    }
+    out
+}
+
+/// The changes a subject's choice makes: a box ticked where consent does not stand gives it
+/// (or renews it, R11), a box unticked where it stands withdraws it (Art. 7(3)). A box left
+/// as it stood changes nothing, and a purpose asked again and left unticked stays as it is.
+pub fn changes(standing: &[Standing], ticked: &dyn Fn(&str) -> Option<bool>) -> Vec<(String, ConsentState)> {
+    standing
+        .iter()
+        .filter_map(|s| match (ticked(&s.purpose)?, s.now.may_contact()) {
+            (true, false) => Some((s.purpose.clone(), s.now.tick_records())),
+            (false, true) => Some((s.purpose.clone(), ConsentState::Withdrawn)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Withdrawals of every purpose that `filter` picks and where consent stood once (given,
+/// outdated or expired): "withdraw from everything", or every purpose of a channel.
+pub fn withdraw_all(standing: &[Standing], filter: impl Fn(&Standing) -> bool) -> Vec<(String, ConsentState)> {
+    standing
+        .iter()
+        .filter(|s| filter(s) && (s.now.may_contact() || s.now.asks_again()))
+        .map(|s| (s.purpose.clone(), ConsentState::Withdrawn))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Records of changes
+
+/// A record of `changes` for the subject known by `identifier`, made from the preferences
+/// form's texts in `locale`, as a capture: its digests filled, its signature left to make.
+pub struct Change<'a> {
+    pub identifier: &'a str,
+    pub locale: &'a str,
+    pub source: Source,
+    pub signer: Signer,
+    pub page_origin: &'a str,
+    pub page_path: &'a str,
+    pub widget: &'a str,
+    pub changes: &'a [(String, ConsentState)],
+}
+
+fn random<const N: usize>() -> Result<[u8; N], Refusal> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| unavailable(format!("no randomness: {e}")))?;
+    Ok(bytes)
+}
+
+impl Change<'_> {
+    /// The capture of this change. The subject is named by a commitment to their identifier
+    /// with a fresh salt, disclosed beside the record as at checkout, so the change is theirs
+    /// in the index and goes with their erasure (R10).
+    ///
+    /// # Errors
+    /// 422 for a purpose or locale the preferences form does not show.
+    pub fn capture(&self, collector: &Collector) -> Result<Capture, Refusal> {
+        let shown = collector.shown.get(PREFERENCES, self.locale).ok_or_else(|| {
+            refuse(
+                Code::UnknownLocale,
+                format!("\"{}\" is not a declared locale", self.locale),
+            )
+        })?;
+        let mut purposes = Vec::new();
+        let mut texts = Vec::new();
+        for (purpose, state) in self.changes {
+            let text = shown.iter().find(|t| &t.purpose == purpose).ok_or_else(|| {
+                refuse(
+                    Code::UnknownPurpose,
+                    format!("the config has no purpose \"{purpose}\""),
+                )
+            })?;
+            purposes.push(PurposeEntry {
+                id: purpose.clone(),
+                version: text.version,
+                state: *state,
+                text_sha256: String::new(),
+            });
+            texts.push(text.text.clone());
+        }
+        let now = now_ms();
+        let notice = &collector.config.privacy_notice;
+        let record = ConsentRecord {
+            beside: Vec::new(),
+            id: record::record_id(now, random()?),
+            captured_at: now,
+            form: PREFERENCES.to_string(),
+            source: self.source,
+            locale: self.locale.to_string(),
+            page_origin: self.page_origin.to_string(),
+            page_path: self.page_path.to_string(),
+            notice_url: notice.url.clone(),
+            notice_version: notice.version.clone(),
+            config_sha256: collector.lifecycle.config_sha256.clone(),
+            widget: self.widget.to_string(),
+            purposes,
+            subjects: Vec::new(),
+            signer: self.signer,
+        };
+        let disclosure = Disclosure {
+            channel: identifier_channel(self.identifier),
+            identifier: self.identifier.to_string(),
+            salt: random::<SALT_LEN>()?,
+        };
+        Ok(Capture::new(record, texts, vec![disclosure], None))
+    }
+}
+
+/// The collector's own build, as records it signs name it.
+pub const COLLECTOR_WIDGET: &str = concat!("unticked-collector/", env!("CARGO_PKG_VERSION"));
+
+/// Signs `capture` with the collector's key, checks the record as any delivery is checked,
+/// and appends it to the log. Returns the record id.
+///
+/// # Errors
+/// The refusal of a record that fails a check (a bug here, reported as such), or 503.
+pub async fn store_signed_by_collector(collector: &Collector, capture: &Capture) -> Result<String, Refusal> {
+    use sha2::Digest;
+    let digests: Vec<String> = capture
+        .digest_inputs()
+        .iter()
+        .map(|input| record::hex(&Sha256::digest(input)))
+        .collect();
+    let parts = capture.record.parts();
+    let message = record::fill(&parts, &digests, None);
+    let signature = Signature {
+        alg: record::Algorithm::Ed25519,
+        public_key: collector.store.public_key().as_bytes().to_vec(),
+        value: collector.store.sign(message.as_bytes()).to_vec(),
+    };
+    let (key, value) = (record::base64url(&signature.public_key), record::base64url(&signature.value));
+    let bytes = record::fill(&parts, &digests, Some(["Ed25519", &key, &value]));
+    let body = serde_json::json!({
+        "record": bytes,
+        "disclosures": serde_json::from_str::<serde_json::Value>(&unticked_core::capture::disclosures_json(&capture.disclosures))
+            .map_err(|e| unavailable(format!("disclosures: {e}")))?,
+    })
+    .to_string();
+    let arrival = Arrival {
+        now_ms: now_ms(),
+        writers: &collector.writers,
+        origin: None,
+    };
+    let accepted = open_delivery(body.as_bytes())
+        .and_then(|delivery| delivery.check_as_served(collector, &arrival))
+        .inspect_err(|refusal| {
+            tracing::error!(code = refusal.code.as_str(), "a record the collector made failed its own checks")
+        })?;
+    append(collector, accepted).await
+}
+
+async fn append(collector: &Collector, accepted: Accepted) -> Result<String, Refusal> {
+    let id = accepted.opened.record.id.clone();
+    match collector
+        .store
+        .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
+        .await
+    {
+        Ok(Appended::New(_) | Appended::Existing(_)) => Ok(id),
+        Ok(Appended::Conflict) => Err(refuse(Code::IdConflict, "another record holds this id")),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Link tokens
+
+/// The two kinds of link a shop puts in its mails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Preferences,
+    Unsubscribe,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Preferences => "preferences",
+            LinkKind::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+/// A link token: `<id>.<mac>`, base64url, the MAC (16 bytes of HMAC-SHA-256 under the
+/// collector's link secret) over the link's kind and its 16 random id bytes.
+fn link_mac(collector: &Collector, kind: LinkKind, id: &[u8]) -> [u8; 16] {
+    let mac = collector.store.link_mac(&[kind.as_str().as_bytes(), b"\0", id].concat());
+    mac[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// Mints a link of `kind` for the subject and channel.
+///
+/// # Errors
+/// 503 when it cannot be kept.
+pub fn mint_link(collector: &Collector, kind: LinkKind, identifier: &str, channel: Channel) -> Result<String, Refusal> {
+    let id: [u8; 16] = random()?;
+    let expires = now_ms() + LINK_LIFETIME.as_millis() as u64;
+    collector
+        .store
+        .add_link(&id, kind.as_str(), identifier, channel.as_str(), expires)
+        .map_err(unavailable)?;
+    Ok(format!(
+        "{}.{}",
+        Base64UrlUnpadded::encode_string(&id),
+        Base64UrlUnpadded::encode_string(&link_mac(collector, kind, &id))
+    ))
+}
+
+/// A live link: who it is for, and the channel.
+pub struct Link {
+    pub identifier: String,
+    pub channel: Channel,
+}
+
+/// Why a token was refused. Deliberately one answer outside (`bad-token`): which check
+/// failed helps a guesser only.
+#[derive(Debug)]
+pub struct BadToken;
+
+/// Opens a link token of `kind`: its MAC, then the link kept, live and unexpired.
+fn open_link(collector: &Collector, kind: LinkKind, token: &str) -> Result<Result<Link, BadToken>, Refusal> {
+    let Some((id, mac)) = token.split_once('.') else {
+        return Ok(Err(BadToken));
+    };
+    let (Ok(id), Ok(mac)) = (Base64UrlUnpadded::decode_vec(id), Base64UrlUnpadded::decode_vec(mac)) else {
+        return Ok(Err(BadToken));
+    };
+    if id.len() != 16 || !constant_time_eq(&mac, &link_mac(collector, kind, &id)) {
+        return Ok(Err(BadToken));
+    }
+    let Some(row) = collector.store.link(&id).map_err(unavailable)? else {
+        return Ok(Err(BadToken));
+    };
+    let channel = <Channel as Named>::from_name(&row.channel);
+    match channel {
+        Some(channel) if row.kind == kind.as_str() && !row.revoked && row.expires_at > now_ms() => Ok(Ok(Link {
+            identifier: row.identifier,
+            channel,
+        })),
+        _ => Ok(Err(BadToken)),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Counts a refused token against the address; past [`crate::limit::ADMIN_FAILURES`] of
+/// them the address waits, and every try while it waits makes the wait longer.
+fn charge_bad_token(collector: &Collector, client: ClientKey) -> Option<std::time::Duration> {
+    let now = std::time::Instant::now();
+    let held_back = collector.limits.tokens.check(client, now).is_err();
+    let wait = collector.limits.tokens.charge(client, now);
+    // The address, never the token.
+    tracing::warn!(client = %client.address(), "a wrong, expired or revoked token");
+    held_back.then_some(wait)
+}
+
+/// Whether the address is held back for wrong tokens now.
+fn held_back(collector: &Collector, client: ClientKey) -> Option<std::time::Duration> {
+    collector.limits.tokens.check(client, std::time::Instant::now()).err()
+}
+
+// ---------------------------------------------------------------------------------------
+// Account tokens
+
+/// A token the shop's backend mints for its logged-in customer:
+/// `base64url(payload) "." base64url(HMAC-SHA-256(secret, base64url(payload)))`, where the
+/// payload is the JSON `{"sub": e-mail or phone, "exp": unix seconds, "nonce": 16–64
+/// characters}`. At most [`ACCOUNT_TOKEN_LIFETIME_S`] long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountToken {
+    /// The customer's normalised identifier.
+    pub subject: String,
+    /// Unix seconds.
+    pub expires: u64,
+}
+
+/// Opens an account token under `secret`, at `now_s` (unix seconds).
+///
+/// # Errors
+/// [`BadToken`] for anything but a token this secret signed, unexpired, of a lifetime
+/// within [`ACCOUNT_TOKEN_LIFETIME_S`], naming a valid identifier.
+pub fn open_account_token(secret: &str, token: &str, now_s: u64) -> Result<AccountToken, BadToken> {
+    let (payload, mac) = token.split_once('.').ok_or(BadToken)?;
+    let mac = Base64UrlUnpadded::decode_vec(mac).map_err(|_| BadToken)?;
+    let mut expected = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).map_err(|_| BadToken)?;
+    expected.update(payload.as_bytes());
+    expected.verify_slice(&mac).map_err(|_| BadToken)?;
+    let payload = Base64UrlUnpadded::decode_vec(payload).map_err(|_| BadToken)?;
+    let payload: serde_json::Value = serde_json::from_slice(&payload).map_err(|_| BadToken)?;
+    let subject = payload["sub"].as_str().and_then(normalise_identifier).ok_or(BadToken)?;
+    let expires = payload["exp"].as_u64().ok_or(BadToken)?;
+    let nonce = payload["nonce"].as_str().ok_or(BadToken)?;
+    let fresh = expires > now_s && expires <= now_s + ACCOUNT_TOKEN_LIFETIME_S + CLOCK_SKEW_S;
+    if !fresh || !(16..=64).contains(&nonce.len()) {
+        return Err(BadToken);
+    }
+    Ok(AccountToken { subject, expires })
+}
+
+/// Mints an account token as a shop's backend does (docs/lifecycle.md has the same in a few
+/// lines of Python and Node): for tests and `unticked` itself.
+pub fn mint_account_token(secret: &str, subject: &str, expires: u64, nonce: &str) -> String {
+    let payload = Base64UrlUnpadded::encode_string(
+        serde_json::json!({ "sub": subject, "exp": expires, "nonce": nonce })
+            .to_string()
+            .as_bytes(),
+    );
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(payload.as_bytes());
+    format!(
+        "{payload}.{}",
+        Base64UrlUnpadded::encode_string(&mac.finalize().into_bytes())
+    )
+}
+
+/// The account token in a JSON body `{"token": …}`, opened, or the refusal to answer.
+fn account_subject(collector: &Collector, client: ClientKey, token: Option<&str>) -> Result<AccountToken, Refusal> {
+    let Some(secret) = &collector.lifecycle.account_secret else {
+        return Err(refuse(
+            Code::AccountDisabled,
+            format!("set {ACCOUNT_SECRET_VARIABLE} to enable the account form"),
+        ));
+    };
+    if let Some(wait) = held_back(collector, client) {
+        return Err(too_many(Code::RateLimited, "too many wrong tokens from this address", wait));
+    }
+    let now_s = now_ms() / 1000;
+    open_account_token(secret, token.unwrap_or(""), now_s).map_err(|BadToken| {
+        match charge_bad_token(collector, client) {
+            Some(wait) => too_many(Code::RateLimited, "too many wrong tokens from this address", wait),
+            None => refuse(Code::BadToken, "the token is not valid, or has expired"),
+        }
+    })
+}
+
+/// A browser's record from the preferences form changes the consent of the subject its
+/// account token names, and no one else's: the token must be one the shop minted, for the
+/// very identifier the record commits to, and still valid when the record was captured (so a
+/// withdrawal that waited in the outbox past the token's hour is still taken).
+///
+/// # Errors
+/// 403 `token-required` without a token, `token-subject` for another subject's, 401
+/// `bad-token` for a token that is not one.
+pub fn authorise_account_record(collector: &Collector, accepted: &Accepted, token: Option<&str>, client: ClientKey) -> Result<(), Refusal> {
+    let Some(token) = token else {
+        return Err(refuse(
+            Code::TokenRequired,
+            "a record of the preferences form comes with the account token of its subject",
+        ));
+    };
+    let Some(secret) = &collector.lifecycle.account_secret else {
+        return Err(refuse(
+            Code::AccountDisabled,
+            format!("set {ACCOUNT_SECRET_VARIABLE} to enable the account form"),
+        ));
+    };
+    let captured_s = accepted.opened.record.captured_at / 1000;
+    let opened = open_account_token(secret, token, captured_s).map_err(|BadToken| {
+        charge_bad_token(collector, client);
+        refuse(Code::BadToken, "the token is not valid, or had expired when the record was made")
+    })?;
+    match accepted.disclosures.as_slice() {
+        [only] if only.identifier == opened.subject => Ok(()),
+        _ => Err(refuse(
+            Code::TokenSubject,
+            "the record names another subject than its token",
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+
+/// `POST /v1/admin/links` `{"identifier", "channel"}` (admin token):
+/// `{"preferences": URL, "unsubscribe": URL, "expires_at": ms}`, both for this subject and
+/// channel. Put the unsubscribe URL in the mail's `List-Unsubscribe` header with
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058), and both in its footer.
+pub async fn mint_links(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = (|| {
+        crate::admin::authorised(&collector, &headers, client)?;
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let identifier = value["identifier"].as_str().and_then(normalise_identifier).ok_or_else(|| {
+            refuse(
+                Code::BadIdentifier,
+                "identifier is an e-mail address or an international phone number (+371…)",
+            )
+        })?;
+        let channel = value["channel"]
+            .as_str()
+            .and_then(<Channel as Named>::from_name)
+            .ok_or_else(|| {
+                refuse(
+                    Code::BadBody,
+                    format!("channel is one of {}", <Channel as Named>::NAMES.join(", ")),
+                )
+            })?;
+        let base = &collector.lifecycle.public_origin;
+        let preferences = mint_link(&collector, LinkKind::Preferences, &identifier, channel)?;
+        let unsubscribe = mint_link(&collector, LinkKind::Unsubscribe, &identifier, channel)?;
+        // Neither the subject nor the tokens go to the logs.
+        tracing::info!(channel = channel.as_str(), "admin: links minted");
+        Ok::<_, Refusal>(axum::Json(serde_json::json!({
+            "preferences": format!("{base}/preferences/{preferences}"),
+            "unsubscribe": format!("{base}/unsubscribe/{unsubscribe}"),
+            "expires_at": now_ms() + LINK_LIFETIME.as_millis() as u64,
+        })))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// `POST /v1/admin/links/revoke` `{"identifier", "channel"?}` (admin token): every link of
+/// the subject (on that channel only, when given) stops working. `{"revoked": n}`.
+pub async fn revoke_links(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = (|| {
+        crate::admin::authorised(&collector, &headers, client)?;
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let identifier = value["identifier"]
+            .as_str()
+            .and_then(normalise_identifier)
+            .ok_or_else(|| refuse(Code::BadIdentifier, "identifier is an e-mail address or a phone number"))?;
+        let channel = value["channel"].as_str();
+        let revoked = collector.store.revoke_links(&identifier, channel).map_err(unavailable)?;
+        tracing::info!(revoked, "admin: links revoked");
+        Ok::<_, Refusal>(axum::Json(serde_json::json!({ "revoked": revoked })))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// The languages a request asks for, best first (RFC 9110 §12.5.4; weights are read as
+/// the order they are written in, which is what browsers send).
+fn accepted_languages(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(',')
+        .map(|part| part.split(';').next().unwrap_or("").trim().to_string())
+        .filter(|tag| !tag.is_empty())
+        .collect()
+}
+
+/// The locale a page for this subject is in: the language of their latest record, else the
+/// first the browser asks for that the config declares, else the default.
+fn page_locale<'c>(collector: &'c Collector, history: Option<&History>, headers: &HeaderMap) -> &'c str {
+    let config = &collector.config;
+    let latest = history.and_then(History::latest_locale);
+    let asked = accepted_languages(headers);
+    let requested = latest.into_iter().chain(asked.iter().map(String::as_str));
+    unticked_core::locale::negotiate(requested, &config.locales, &config.default_locale)
+}
+
+fn page_response(status: StatusCode, html: String) -> Response {
+    // Pages of one subject: never kept by a shared cache, and never sent on as a referrer.
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store"), (header::REFERRER_POLICY, "no-referrer")],
+        Html(html),
+    )
+        .into_response()
+}
+
+/// The page for a link that does not work (any reason), or for an address held back.
+fn invalid_link_page(collector: &Collector, headers: &HeaderMap, wait: Option<std::time::Duration>) -> Response {
+    let locale = page_locale(collector, None, headers);
+    let html = crate::pages::message(&collector.config, locale, crate::pages::Message::LinkInvalid);
+    match wait {
+        Some(wait) => {
+            let mut response = page_response(StatusCode::TOO_MANY_REQUESTS, html);
+            if let Ok(value) = crate::limit::retry_after_secs(wait).to_string().parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        None => page_response(StatusCode::NOT_FOUND, html),
+    }
+}
+
+/// A link of `kind`, opened, or the page to answer instead.
+fn link_or_page(collector: &Collector, client: ClientKey, headers: &HeaderMap, kind: LinkKind, token: &str) -> Result<Link, Box<Response>> {
+    if let Some(wait) = held_back(collector, client) {
+        return Err(Box::new(invalid_link_page(collector, headers, Some(wait))));
+    }
+    match open_link(collector, kind, token) {
+        Ok(Ok(link)) => Ok(link),
+        Ok(Err(BadToken)) => {
+            let wait = charge_bad_token(collector, client);
+            Err(Box::new(invalid_link_page(collector, headers, wait)))
+        }
+        Err(refusal) => Err(Box::new(refusal.into_response())),
+    }
+}
+
+/// `GET /preferences/{token}`: the subject's choices, each box ticked where consent stands
+/// now, the purposes asked again (R11) unticked with the new wording. Changes nothing.
+pub async fn preferences_page(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    UrlPath(token): UrlPath<String>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let link = match link_or_page(&collector, client, &headers, LinkKind::Preferences, &token) {
+        Ok(link) => link,
+        Err(page) => return *page,
+    };
+    let history = match history(&collector, &link.identifier) {
+        Ok(history) => history,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let locale = page_locale(&collector, Some(&history), &headers);
+    let standing = standing(&collector, &history);
+    let saved = query.get("saved").map(String::as_str);
+    page_response(
+        StatusCode::OK,
+        crate::pages::preferences(&collector, locale, &standing, saved),
+    )
+}
+
+/// `POST /preferences/{token}` (the page's own form, urlencoded): `action=save` records
+/// what the boxes changed, `action=withdraw-all` withdraws every consent that stood; then
+/// 303 back to the page (a reload never posts twice). One record for the whole change.
+pub async fn save_preferences(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    UrlPath(token): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let link = match link_or_page(&collector, client, &headers, LinkKind::Preferences, &token) {
+        Ok(link) => link,
+        Err(page) => return *page,
+    };
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let history = match history(&collector, &link.identifier) {
+        Ok(history) => history,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let standing = standing(&collector, &history);
+    let action = fields.iter().find(|(k, _)| k == "action").map(|(_, v)| v.as_str());
+    let changes = match action {
+        Some("withdraw-all") => withdraw_all(&standing, |_| true),
+        Some("save") => {
+            let ticked = |purpose: &str| {
+                let name = format!("consent.{purpose}");
+                // Only the purposes the page showed are decided: the page lists them all.
+                Some(fields.iter().any(|(k, v)| k == &name && v == "yes"))
+            };
+            changes(&standing, &ticked)
+        }
+        _ => {
+            return refuse(Code::BadBody, "action is save or withdraw-all").into_response();
+        }
+    };
+    let saved = if changes.is_empty() {
+        "unchanged"
+    } else {
+        let locale = page_locale(&collector, Some(&history), &headers);
+        let change = Change {
+            identifier: &link.identifier,
+            locale,
+            source: Source::Preferences,
+            signer: Signer::Collector,
+            page_origin: &collector.lifecycle.public_origin,
+            page_path: "/preferences",
+            widget: COLLECTOR_WIDGET,
+            changes: &changes,
+        };
+        let stored = match change.capture(&collector) {
+            Ok(capture) => store_signed_by_collector(&collector, &capture).await,
+            Err(refusal) => Err(refusal),
+        };
+        if let Err(refusal) = stored {
+            return refusal.into_response();
+        }
+        tracing::info!(changes = changes.len(), "preference page: consent changed");
+        "yes"
+    };
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, format!("/preferences/{token}?saved={saved}")),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// `GET /unsubscribe/{token}`: a page with one button that posts what RFC 8058 one-click
+/// unsubscribe posts. Changes nothing: mail scanners fetch every link.
+pub async fn unsubscribe_page(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    UrlPath(token): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let link = match link_or_page(&collector, client, &headers, LinkKind::Unsubscribe, &token) {
+        Ok(link) => link,
+        Err(page) => return *page,
+    };
+    let history = match history(&collector, &link.identifier) {
+        Ok(history) => history,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let locale = page_locale(&collector, Some(&history), &headers);
+    page_response(
+        StatusCode::OK,
+        crate::pages::unsubscribe(&collector.config, locale, link.channel, false),
+    )
+}
+
+/// Whether a body is RFC 8058's `List-Unsubscribe=One-Click`: urlencoded (§3.1), or the
+/// same field in `multipart/form-data`, which the RFC allows too.
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("multipart/form-data") {
+        let text = String::from_utf8_lossy(body);
+        return text.contains("name=\"List-Unsubscribe\"") && text.contains("One-Click");
+    }
+    form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+}
+
+/// `POST /unsubscribe/{token}` with `List-Unsubscribe=One-Click` (RFC 8058 §3.1): withdraws
+/// every purpose on the link's channel, in one record the collector signs, and answers 200.
+/// Idempotent: where nothing stands any more, nothing is recorded and the answer is the same.
+/// No cookie and no header token is needed or read: the link is the authority (§3.1, §4).
+pub async fn one_click_unsubscribe(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    UrlPath(token): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let link = match link_or_page(&collector, client, &headers, LinkKind::Unsubscribe, &token) {
+        Ok(link) => link,
+        Err(page) => return *page,
+    };
+    if !is_one_click(&headers, &body) {
+        return refuse(
+            Code::BadBody,
+            "a one-click unsubscribe posts List-Unsubscribe=One-Click (RFC 8058)",
+        )
+        .into_response();
+    }
+    let history = match history(&collector, &link.identifier) {
+        Ok(history) => history,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let standing = standing(&collector, &history);
+    let changes = withdraw_all(&standing, |s| s.channel == link.channel);
+    let locale = page_locale(&collector, Some(&history), &headers);
+    if !changes.is_empty() {
+        let change = Change {
+            identifier: &link.identifier,
+            locale,
+            source: Source::Unsubscribe,
+            signer: Signer::Collector,
+            page_origin: &collector.lifecycle.public_origin,
+            page_path: "/unsubscribe",
+            widget: COLLECTOR_WIDGET,
+            changes: &changes,
+        };
+        let stored = match change.capture(&collector) {
+            Ok(capture) => store_signed_by_collector(&collector, &capture).await,
+            Err(refusal) => Err(refusal),
+        };
+        if let Err(refusal) = stored {
+            return refusal.into_response();
+        }
+        tracing::info!(channel = link.channel.as_str(), withdrawn = changes.len(), "one-click unsubscribe");
+    }
+    page_response(
+        StatusCode::OK,
+        crate::pages::unsubscribe(&collector.config, locale, link.channel, true),
+    )
+}
+
+/// The JSON body of the account API.
+fn account_body(body: &[u8]) -> Result<serde_json::Value, Refusal> {
+    serde_json::from_slice(body).map_err(|_| refuse(Code::BadBody, "the body is a JSON object with a token"))
+}
+
+/// `POST /v1/account/state` `{"token", "locale"?}`: where the token's subject stands, and
+/// the preferences form's sheet in their language (the rows the account form shows, as at
+/// checkout): `{"locale", "sheet", "purposes": {id: standing}}`.
+pub async fn account_state(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = (|| {
+        let value = account_body(&body)?;
+        let subject = account_subject(&collector, client, value["token"].as_str())?;
+        let history = history(&collector, &subject.subject)?;
+        let standing = standing(&collector, &history);
+        let asked = value["locale"].as_str().unwrap_or("");
+        let config = &collector.config;
+        let requested = [asked].into_iter().chain(history.latest_locale());
+        let locale = unticked_core::locale::negotiate(requested, &config.locales, &config.default_locale);
+        let _ = &headers;
+        let sheet = collector
+            .compiled
+            .sheet(PREFERENCES, locale)
+            .ok_or_else(|| unavailable("the preferences form was not compiled"))?;
+        let purposes: serde_json::Map<String, serde_json::Value> = standing
+            .iter()
+            .map(|s| (s.purpose.clone(), standing_json(s)))
+            .collect();
+        Ok::<_, Refusal>(axum::Json(serde_json::json!({
+            "locale": locale,
+            "sheet": serde_json::to_value(sheet).map_err(|e| unavailable(e.to_string()))?,
+            "purposes": purposes,
+        })))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// `POST /v1/account/draft` `{"token", "locale", "ticked": {purpose: bool}, "page": {"origin",
+/// "path"}, "widget"}`: the record of what the account form's boxes changed, drafted from
+/// the standing now, for the browser to sign with its own key and deliver through its
+/// outbox (`capture` as src/courier.js seals it, with the token to travel beside it), or
+/// `{"capture": null}` when nothing changes.
+pub async fn account_draft(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    body: Bytes,
+) -> Response {
+    let answer = (|| {
+        let value = account_body(&body)?;
+        let token = value["token"].as_str();
+        let subject = account_subject(&collector, client, token)?;
+        let history = history(&collector, &subject.subject)?;
+        let standing = standing(&collector, &history);
+        let ticked = value["ticked"].as_object().cloned().unwrap_or_default();
+        let changes = changes(&standing, &|purpose| ticked.get(purpose).and_then(serde_json::Value::as_bool));
+        if changes.is_empty() {
+            return Ok(axum::Json(serde_json::json!({ "capture": null })));
+        }
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let (origin, path, widget, locale) = (
+            text(&value["page"]["origin"]),
+            text(&value["page"]["path"]),
+            text(&value["widget"]),
+            text(&value["locale"]),
+        );
+        let change = Change {
+            identifier: &subject.subject,
+            locale: &locale,
+            source: Source::Account,
+            signer: Signer::Browser,
+            page_origin: &origin,
+            page_path: &path,
+            widget: &widget,
+            changes: &changes,
+        };
+        let capture = change.capture(&collector)?;
+        let mut sealable: serde_json::Value =
+            serde_json::from_str(&capture.sealable()).map_err(|e| unavailable(e.to_string()))?;
+        sealable["token"] = token.unwrap_or("").into();
+        sealable["id"] = capture.record.id.clone().into();
+        Ok::<_, Refusal>(axum::Json(serde_json::json!({ "capture": sealable })))
+    })();
+    answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "account-secret-0123456789abcdef-0123";
+
+    #[test]
+    fn an_account_token_opens_only_as_minted_unexpired_and_short_lived() {
+        let now = 1_800_000_000;
+        let good = mint_account_token(SECRET, "Anna@Example.LV", now + 600, "n0nce-0123456789");
+        assert_eq!(
+            open_account_token(SECRET, &good, now).unwrap(),
+            AccountToken {
+                subject: "anna@example.lv".into(),
+                expires: now + 600
+            }
+        );
+        // Expired, or at its expiry.
+        assert!(open_account_token(SECRET, &good, now + 600).is_err());
+        // Another secret.
+        assert!(open_account_token("another-secret-0123456789abcdef-0123", &good, now).is_err());
+        // Longer-lived than an hour (and the clock skew).
+        let long = mint_account_token(SECRET, "anna@example.lv", now + 2 * 3600, "n0nce-0123456789");
+        assert!(open_account_token(SECRET, &long, now).is_err());
+        // Another subject under the same signature.
+        let (_, mac) = good.split_once('.').unwrap();
+        let other = Base64UrlUnpadded::encode_string(
+            br#"{"exp":1800000600,"nonce":"n0nce-0123456789","sub":"mara@example.lv"}"#,
+        );
+        assert!(open_account_token(SECRET, &format!("{other}.{mac}"), now).is_err());
+        // A nonce too short, and no identifier.
+        let short = mint_account_token(SECRET, "anna@example.lv", now + 600, "n");
+        assert!(open_account_token(SECRET, &short, now).is_err());
+        let nobody = mint_account_token(SECRET, "not an address", now + 600, "n0nce-0123456789");
+        assert!(open_account_token(SECRET, &nobody, now).is_err());
+        assert!(open_account_token(SECRET, "garbage", now).is_err());
+    }
+
+    #[test]
+    fn one_click_is_the_rfc_8058_body_urlencoded_or_multipart() {
+        let form = HeaderMap::new();
+        assert!(is_one_click(&form, b"List-Unsubscribe=One-Click"));
+        assert!(!is_one_click(&form, b""));
+        assert!(!is_one_click(&form, b"List-Unsubscribe=Maybe"));
+        let mut multipart = HeaderMap::new();
+        multipart.insert(header::CONTENT_TYPE, "multipart/form-data; boundary=x".parse().unwrap());
+        assert!(is_one_click(
+            &multipart,
+            b"--x\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--x--\r\n"
+        ));
+    }
+}
