@@ -900,11 +900,11 @@ fn account_body(body: &[u8]) -> Result<serde_json::Value, Refusal> {
 
 /// `POST /v1/account/state` `{"token", "locale"?}`: where the token's subject stands, and
 /// the preferences form's sheet in their language (the rows the account form shows, as at
-/// checkout): `{"locale", "sheet", "purposes": {id: standing}}`.
+/// checkout): `{"locale", "sheet", "purposes": {id: standing}, "words": {"saved", "outdated",
+/// "expired"}}`.
 pub async fn account_state(
     State(collector): State<Arc<Collector>>,
     Client(client): Client,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let answer = (|| {
@@ -916,7 +916,6 @@ pub async fn account_state(
         let config = &collector.config;
         let requested = [asked].into_iter().chain(history.latest_locale());
         let locale = unticked_core::locale::negotiate(requested, &config.locales, &config.default_locale);
-        let _ = &headers;
         let sheet = collector
             .compiled
             .sheet(PREFERENCES, locale)
@@ -925,10 +924,19 @@ pub async fn account_state(
             .iter()
             .map(|s| (s.purpose.clone(), standing_json(s)))
             .collect();
+        let words = unticked_core::locale::builtin(unticked_core::locale::primary(locale))
+            .or_else(|| unticked_core::locale::builtin("en"))
+            .ok_or_else(|| unavailable("no words"))?;
         Ok::<_, Refusal>(axum::Json(serde_json::json!({
             "locale": locale,
             "sheet": serde_json::to_value(sheet).map_err(|e| unavailable(e.to_string()))?,
             "purposes": purposes,
+            // What the form says beside the rows, in their language.
+            "words": {
+                "saved": words.get("prefs:saved"),
+                "outdated": words.get("prefs:outdated"),
+                "expired": words.get("prefs:expired"),
+            },
         })))
     })();
     answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
