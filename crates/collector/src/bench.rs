@@ -42,17 +42,22 @@ pub struct Options {
 /// Seals a capture as `src/courier.js` does in the browser: SHA-256 into the digest holes,
 /// Ed25519 over the unsigned text, the signature into its holes. Returns the delivery body.
 pub fn seal(capture: &Capture, key: &SigningKey) -> String {
+    seal_with(capture, key.verifying_key().as_bytes(), |message| {
+        key.sign(message).to_bytes()
+    })
+}
+
+/// [`seal`] with an Ed25519 signature made by `sign` for `public_key`: the collector seals
+/// the records it signs itself so (crate::lifecycle), with the key of its checkpoints.
+pub fn seal_with(capture: &Capture, public_key: &[u8], sign: impl FnOnce(&[u8]) -> [u8; 64]) -> String {
     let digests: Vec<String> = capture
         .digest_inputs()
         .iter()
         .map(|input| record::hex(&Sha256::digest(input)))
         .collect();
     let parts = capture.record.parts();
-    let signature = key.sign(fill(&parts, &digests, None).as_bytes());
-    let (public_key, value) = (
-        base64url(key.verifying_key().as_bytes()),
-        base64url(&signature.to_bytes()),
-    );
+    let signature = sign(fill(&parts, &digests, None).as_bytes());
+    let (public_key, value) = (base64url(public_key), base64url(&signature));
     let record = fill(&parts, &digests, Some(["Ed25519", &public_key, &value]));
     let disclosures = capture::disclosures_json(&capture.disclosures);
     let birthday = match &capture.birthday {

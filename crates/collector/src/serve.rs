@@ -171,9 +171,11 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/shop/{action}", post(shop_form))
         .route(
             "/shop/account",
-            get(move |query: axum::extract::Query<BTreeMap<String, String>>| async move {
-                shop_account(account_secret.as_deref(), &query)
-            }),
+            get(
+                move |query: axum::extract::Query<BTreeMap<String, String>>| async move {
+                    shop_account(account_secret.as_deref(), &query)
+                },
+            ),
         )
         .fallback(move |request: axum::extract::Request| async move { statics.serve(request).await })
         .layer(SetResponseHeaderLayer::overriding(
@@ -275,12 +277,8 @@ fn shop_account(secret: Option<&str>, query: &BTreeMap<String, String>) -> Respo
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
                 + 30 * 60;
-            let token = crate::lifecycle::mint_account_token(
-                secret,
-                &customer,
-                expires,
-                &unticked_core::record::hex(&nonce),
-            );
+            let token =
+                crate::lifecycle::mint_account_token(secret, &customer, expires, &unticked_core::record::hex(&nonce));
             (
                 StatusCode::OK,
                 format!(

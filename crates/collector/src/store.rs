@@ -682,7 +682,14 @@ impl Store {
     /// `identifier`, for `channel`, valid until `expires_at` (ms), under the random `id`.
     /// The identifier is kept beside it, in the erasable part of the store: a link may be
     /// minted for a customer who has no record yet, and erasure deletes it (Art. 17).
-    pub fn add_link(&self, id: &[u8], kind: &str, identifier: &str, channel: &str, expires_at: u64) -> Result<(), StoreError> {
+    pub fn add_link(
+        &self,
+        id: &[u8],
+        kind: &str,
+        identifier: &str,
+        channel: &str,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
         let conn = open_connection(&self.shared.path, OpenFlags::default())?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute(

@@ -64,6 +64,8 @@ pub fn seal(capture: &Capture, key_seed: u8) -> String {
 pub fn settings() -> crate::serve::Settings {
     crate::serve::Settings {
         public_origins: vec!["http://127.0.0.1:8080".into()],
+        // The hash the test captures name (`capture_from`).
+        config_sha256: sha256_hex(b"config"),
         ..Default::default()
     }
 }
