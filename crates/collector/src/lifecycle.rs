@@ -1198,6 +1198,10 @@ mod tests {
             assert_eq!(opened.record.form, PREFERENCES);
             assert_eq!(line["disclosures"][0]["identifier"], "jan@example.pl");
         }
+        // And `unticked verify` finds the log clean, withdrawals and all.
+        let db = dir.path().join("log.db");
+        let clean = crate::verify::verify(&db, &key.verifying(), Some(&key), &[]);
+        assert!(clean.is_ok(), "{:?}", clean.err());
     }
 
     #[tokio::test]

@@ -52,6 +52,15 @@ pub enum Broken {
     Text { sha256: String, problem: String },
 }
 
+/// A record that says the collector signed it (a step taken on its preference page or by
+/// one-click unsubscribe) is signed with this log's own key: the one its checkpoints are.
+fn collector_signed_by_log(opened: &record::OpenedRecord, log_key: &VerifyingKey) -> Result<(), String> {
+    if opened.record.signer == record::Signer::Collector && opened.signature.public_key != log_key.as_bytes() {
+        return Err("the record says the collector signed it, but not with this log's key".into());
+    }
+    Ok(())
+}
+
 fn at(index: u64, problem: impl Into<String>) -> Broken {
     Broken::At {
         index,
@@ -302,7 +311,10 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
                     format!("stored under id {id} but it is record {}", opened.record.id),
                 ))
             }
-            Ok(opened) => opened.record,
+            Ok(opened) => {
+                collector_signed_by_log(&opened, public).map_err(|problem| at(idx, problem))?;
+                opened.record
+            }
         };
         for purpose in &opened.purposes {
             let Some((labelled, locale)) = texts.get(&purpose.text_sha256) else {
@@ -612,8 +624,9 @@ pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchors: &[Ancho
                     return Err(at(index, "the record is missing"));
                 }
                 let bytes = entry["record"].as_str().unwrap_or("");
-                if let Err(e) = record::open(bytes.as_bytes()) {
-                    return Err(at(index, format!("the record does not open: {e}")));
+                match record::open(bytes.as_bytes()) {
+                    Err(e) => return Err(at(index, format!("the record does not open: {e}"))),
+                    Ok(opened) => collector_signed_by_log(&opened, &key).map_err(|problem| at(index, problem))?,
                 }
                 tree.push(merkle::leaf_hash(bytes.as_bytes()));
             }
