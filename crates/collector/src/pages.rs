@@ -12,6 +12,19 @@ use unticked_core::view::{Element, Node};
 
 use crate::state::Collector;
 
+/// The pages' own stylesheet, `GET /v1/pages.css`.
+pub const STYLESHEET: &str = include_str!("pages.css");
+
+pub async fn stylesheet() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+}
+
 fn words(locale: &str) -> Words {
     locale::builtin(locale::primary(locale))
         .or_else(|| locale::builtin("en"))
@@ -71,7 +84,7 @@ fn document(locale: &str, title: &str, body: &str) -> String {
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\"><link rel=\"icon\" href=\"data:,\">\
-         <link rel=\"stylesheet\" href=\"/unticked.css\"><link rel=\"stylesheet\" href=\"/preferences.css\">\
+         <link rel=\"stylesheet\" href=\"/pkg/unticked.css\"><link rel=\"stylesheet\" href=\"/v1/pages.css\">\
          <title>{title}</title></head><body><main class=\"unticked-page\">{body}</main></body></html>",
         lang = escape(locale),
         title = escape(title),

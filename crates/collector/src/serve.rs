@@ -130,6 +130,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects/erase", post(admin::erase))
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
+        .route("/v1/pages.css", get(crate::pages::stylesheet))
         .route("/v1/admin/links", post(crate::lifecycle::mint_links))
         .route("/v1/admin/links/revoke", post(crate::lifecycle::revoke_links))
         // The subject's own pages (HTML): a GET never changes anything (RFC 8058 §3.1).
