@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { ROOT, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
+import { ROOT, BINARY, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
 
 const shop = useShop();
 const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
@@ -211,7 +211,7 @@ test("the birthday field appears only while its choice is ticked, clears when un
   assert.deepEqual(record.beside, [{ commitment: createHash("sha256").update(salted).digest("hex"), field: "birthday" }]);
   assert.equal((await subject("shopper@example.lv")).birthday, "--11-07");
   // The browser's record opens (record::open) and the birthday kept checks out against it.
-  const verified = execFileSync(path.join(ROOT, "target/debug/unticked"), ["verify", "--db", shop.server.db], { encoding: "utf8" });
+  const verified = execFileSync(BINARY, ["verify", "--db", shop.server.db], { encoding: "utf8" });
   assert.match(verified, /: clean$/m);
   assert.doesNotMatch(verified, /birthdays kept before/);
   await context.close();
