@@ -3,7 +3,9 @@
 //! Purpose labels, descriptions and profiling logic come from the site owner's config; the
 //! words the widget itself shows around them (the legend, "optional", the headings of each
 //! purpose's details, the names of data categories, roles and safeguards, the notice line)
-//! ship with the widget in seven languages, so a shop only translates what is its own.
+//! ship with the widget in seven languages, so a shop only translates what is its own. So do
+//! the words of the pages where a shopper changes their choices later (`prefs:*`), which no
+//! checkout's sheet carries.
 
 use alloc::{string::String, vec::Vec};
 
@@ -46,9 +48,27 @@ const FIXED: &[&str] = &[
     "hint:post",
 ];
 
+/// The words of the pages where a shopper reviews and changes their choices later (the
+/// collector's preference page, an account form). The checkout's rendering uses none of
+/// them, so no sheet carries them.
+const PREFS: &[&str] = &[
+    "prefs:title",
+    "prefs:intro",
+    "prefs:save",
+    "prefs:withdraw_all",
+    "prefs:saved",
+    "prefs:unsubscribe",
+    "prefs:unsubscribed",
+    "prefs:outdated",
+    "prefs:expired",
+    "prefs:link_invalid",
+    "prefs:nothing",
+];
+
 /// Every key a language's words must have: [`FIXED`], then one per value of each config enum
 /// the details name (`channel:sms`, `data:birthday`, `role:processor`,
-/// `safeguard:eu-us-dpf`), so a value added to the config model needs its words.
+/// `safeguard:eu-us-dpf`), so a value added to the config model needs its words, then
+/// [`PREFS`].
 pub fn keys() -> Vec<String> {
     let mut keys: Vec<String> = FIXED.iter().map(|k| String::from(*k)).collect();
     let prefixed: [(&str, &[&str]); 4] = [
@@ -60,6 +80,7 @@ pub fn keys() -> Vec<String> {
     for (prefix, names) in prefixed {
         keys.extend(names.iter().map(|name| concat(&[prefix, name])));
     }
+    keys.extend(PREFS.iter().map(|k| String::from(*k)));
     keys
 }
 
@@ -290,7 +311,15 @@ mod tests {
             for key in keys() {
                 assert!(!words.get(&key).trim().is_empty(), "{lang}: {key} is empty");
             }
-            for key in ["withdraw_how", "month_one", "month_few", "month_many"] {
+            let with_value = [
+                "withdraw_how",
+                "month_one",
+                "month_few",
+                "month_many",
+                "prefs:unsubscribe",
+                "prefs:link_invalid",
+            ];
+            for key in with_value {
                 assert!(
                     words.get(key).contains("{}"),
                     "{lang}: {key} has no place for its value"
@@ -339,5 +368,27 @@ mod tests {
         assert_eq!(months("lv", 11), "11 mēneši");
         assert_eq!(months("et", 1), "1 kuu");
         assert_eq!(months("de", 36), "36 Monate");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn no_sheet_carries_the_preference_pages_words() {
+        // The checkout downloads its sheet; the words of pages it never shows stay out of it.
+        let text = include_str!("../../../www/consent.json");
+        let config = crate::config::Config::from_json(text).expect("the demo config lints");
+        let compiled = crate::compiled::compile(&config, "");
+        let files = compiled.files();
+        assert!(files.len() > 1);
+        for (name, json) in files {
+            // <form>.<locale>.json; site.json names no language.
+            let Some((_, locale)) = name.trim_end_matches(".json").split_once('.') else {
+                continue;
+            };
+            let words = builtin(primary(locale)).unwrap();
+            for key in PREFS {
+                let (before, _) = words.around(key);
+                assert!(!json.contains(before.trim()), "{name} carries {key}");
+            }
+        }
     }
 }
