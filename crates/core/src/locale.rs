@@ -30,11 +30,11 @@ const FIXED: &[&str] = &[
     "retention",
     "profiling",
     "withdrawal",
-    "withdraw_how",
     "until_withdrawn",
     "month_one",
     "month_few",
     "month_many",
+    "retention_from_consent",
     "controller",
     "dpo",
     "privacy_notice",
@@ -66,13 +66,15 @@ const PREFS: &[&str] = &[
 ];
 
 /// Every key a language's words must have: [`FIXED`], then one per value of each config enum
-/// the details name (`channel:sms`, `data:birthday`, `role:processor`,
+/// the details name (`channel:sms`, `withdraw_how:sms`, `data:birthday`, `role:processor`,
 /// `safeguard:eu-us-dpf`), so a value added to the config model needs its words, then
 /// [`PREFS`].
 pub fn keys() -> Vec<String> {
     let mut keys: Vec<String> = FIXED.iter().map(|k| String::from(*k)).collect();
-    let prefixed: [(&str, &[&str]); 4] = [
+    let prefixed: [(&str, &[&str]); 5] = [
         ("channel:", Channel::NAMES),
+        // Art. 7(3): each channel's own way out, as easy as the box was to tick.
+        ("withdraw_how:", Channel::NAMES),
         ("data:", DataCategory::NAMES),
         ("role:", RecipientRole::NAMES),
         ("safeguard:", Safeguard::NAMES),
@@ -150,7 +152,8 @@ impl Words {
         concat(&[before, value, after])
     }
 
-    /// "24 months" in this language, with the plural form its grammar asks for.
+    /// "24 months" in this language, with the plural form its grammar asks for (see
+    /// [`Words::retention`] for how long a consent's data is kept).
     pub fn months(&self, n: u32) -> String {
         let key = match plural(&self.language, n) {
             Plural::One => "month_one",
@@ -158,6 +161,12 @@ impl Words {
             Plural::Many => "month_many",
         };
         self.fill(key, &decimal(n as u64))
+    }
+
+    /// How long data is kept for `n` months, counted from the consent: "24 months from your
+    /// consent" (Art. 13(2)(a) asks for the period; without its start it says nothing).
+    pub fn retention(&self, n: u32) -> String {
+        self.fill("retention_from_consent", &self.months(n))
     }
 }
 
@@ -311,17 +320,14 @@ mod tests {
             for key in keys() {
                 assert!(!words.get(&key).trim().is_empty(), "{lang}: {key} is empty");
             }
-            let with_value = [
-                "withdraw_how",
-                "month_one",
-                "month_few",
-                "month_many",
-                "prefs:unsubscribe",
-                "prefs:link_invalid",
-            ];
+            let with_value = keys().into_iter().filter(|k| {
+                k.starts_with("withdraw_how:")
+                    || k.starts_with("month_")
+                    || ["retention_from_consent", "prefs:unsubscribe", "prefs:link_invalid"].contains(&k.as_str())
+            });
             for key in with_value {
                 assert!(
-                    words.get(key).contains("{}"),
+                    words.get(&key).contains("{}"),
                     "{lang}: {key} has no place for its value"
                 );
             }
@@ -368,6 +374,28 @@ mod tests {
         assert_eq!(months("lv", 11), "11 mēneši");
         assert_eq!(months("et", 1), "1 kuu");
         assert_eq!(months("de", 36), "36 Monate");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn retention_counts_the_months_from_the_consent() {
+        let retention = |lang: &str, n| builtin(lang).unwrap().retention(n);
+        assert_eq!(retention("en", 24), "24 months from your consent");
+        assert_eq!(retention("pl", 24), "24 miesiące od wyrażenia zgody");
+        assert_eq!(retention("de", 36), "36 Monate ab Ihrer Einwilligung");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn every_channel_has_its_own_way_out_and_the_old_single_one_is_gone() {
+        for lang in SUPPORTED {
+            let words = builtin(lang).unwrap();
+            let ways: Vec<&str> = Channel::NAMES.iter().map(|c| words.named("withdraw_how:", c)).collect();
+            for (i, way) in ways.iter().enumerate() {
+                assert!(!ways[..i].contains(way), "{lang}: two channels share {way:?}");
+            }
+        }
+        assert!(!keys().iter().any(|k| k == "withdraw_how"));
     }
 
     #[test]
