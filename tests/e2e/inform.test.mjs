@@ -125,7 +125,7 @@ test("every purpose tells the shopper what Art. 13 asks before they tick, in the
   // The controller's address in the shopper's language (per locale in the config).
   assert.match(notice, /^Administrator: Baltic Boots SIA, Brīvības iela 100, Ryga, LV-1012, Łotwa, privacy@baltic-boots\.example/);
   // Art. 7(3), 13(2)(c): withdrawing does not affect the lawfulness of processing before it.
-  assert.match(notice, /Inspektor ochrony danych: dpo@baltic-boots\.example\. Informacja o prywatności \(wersja 2026-09\)\. Zgodę możesz wycofać w dowolnym momencie\. Wycofanie zgody nie wpływa na zgodność z prawem przetwarzania, którego dokonano na podstawie zgody przed jej wycofaniem\.$/);
+  assert.match(notice, /Inspektor ochrony danych: dpo@baltic-boots\.example\. Polityka prywatności \(wersja 2026-09\)\. Zgodę możesz wycofać w dowolnym momencie\. Wycofanie zgody nie wpływa na zgodność z prawem przetwarzania, którego dokonano na podstawie zgody przed jej wycofaniem\.$/);
   assert.equal(await page.getAttribute(`${CHOICES} .unticked__notice a[href="/privacy.html"]`, "target"), "_blank");
   await context.close();
 });
