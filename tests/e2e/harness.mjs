@@ -10,7 +10,12 @@ import os from "node:os";
 import { chromium } from "playwright-core";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const BINARY = path.join(ROOT, "target/debug/unticked");
+/**
+ * The debug `unticked` that `./build.sh` builds: in $CARGO_TARGET_DIR when it is set (a
+ * worktree may keep its own; a relative one is taken from the project root, where build.sh
+ * runs cargo), else in target/.
+ */
+export const BINARY = path.join(path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target"), "debug/unticked");
 
 /** The admin token of the collectors the tests start. */
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";

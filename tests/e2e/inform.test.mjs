@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { ROOT, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
+import { ROOT, BINARY, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
 
 const shop = useShop();
 const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
@@ -97,18 +97,35 @@ test("every purpose tells the shopper what Art. 13 asks before they tick, in the
     "Kto je otrzymuje": "Twilio Ireland Ltd, podmiot przetwarzający, Irlandia; Twilio Inc., podmiot przetwarzający, USA",
     "Przekazywanie poza UE/EOG": "USA: Ramy ochrony danych UE–USA",
     "Jak długo je przechowujemy": "Do czasu wycofania zgody",
-    "Wycofanie zgody": "Napisz na adres privacy@baltic-boots.example w dowolnym momencie, bezpłatnie.",
+    // Art. 7(3): the channel's own way out, beside the controller's address.
+    "Wycofanie zgody": "Odpowiedz STOP na dowolny nasz SMS lub napisz na adres privacy@baltic-boots.example w dowolnym momencie.",
   });
   const personalised = await facts("personalised-offers");
-  assert.equal(personalised["Jak długo je przechowujemy"], "36 miesięcy");
+  // Art. 13(2)(a): the period and when it starts.
+  assert.equal(personalised["Jak długo je przechowujemy"], "36 miesięcy od wyrażenia zgody");
   assert.match(personalised["Profilowanie"], /^Zautomatyzowany system porządkuje produkty/);
-  assert.equal((await facts("phone-calls"))["Jak długo je przechowujemy"], "24 miesiące");
+  assert.equal((await facts("phone-calls"))["Jak długo je przechowujemy"], "24 miesiące od wyrażenia zgody");
+  // Every channel names its own way out (the unsubscribe link, STOP, the call, the
+  // preferences page), each with the controller's address as a mailto link.
+  const words = JSON.parse(readFileSync(path.join(ROOT, "crates/core/locales/pl.json"), "utf8"));
+  const channels = { "email-offers": "email", "sms-offers": "sms", "phone-calls": "phone", "catalogue-post": "post", "birthday-greetings": "email", "personalised-offers": "web" };
+  for (const [purpose, channel] of Object.entries(channels)) {
+    const withdrawal = await page.$eval(`${CHOICES} [data-unticked-purpose=${purpose}] dl`, (dl) => {
+      const dd = [...dl.querySelectorAll("dt")].at(-1).nextElementSibling;
+      return { text: dd.textContent, link: dd.querySelector("a")?.getAttribute("href") };
+    });
+    assert.deepEqual(withdrawal, {
+      text: words[`withdraw_how:${channel}`].replace("{}", "privacy@baltic-boots.example"),
+      link: "mailto:privacy@baltic-boots.example",
+    }, purpose);
+  }
   const label = await page.textContent(`${CHOICES} label[for$="-sms-offers"]`);
   assert.equal(label, "Wyrażam zgodę na otrzymywanie ofert SMS-em (opcjonalnie)");
   const notice = await page.textContent(`${CHOICES} .unticked__notice`);
   // The controller's address in the shopper's language (per locale in the config).
   assert.match(notice, /^Administrator: Baltic Boots SIA, Brīvības iela 100, Ryga, LV-1012, Łotwa, privacy@baltic-boots\.example/);
-  assert.match(notice, /Inspektor ochrony danych: dpo@baltic-boots\.example\. Informacja o prywatności \(wersja 2026-09\)\. Zgodę możesz wycofać w dowolnym momencie\.$/);
+  // Art. 7(3), 13(2)(c): withdrawing does not affect the lawfulness of processing before it.
+  assert.match(notice, /Inspektor ochrony danych: dpo@baltic-boots\.example\. Polityka prywatności \(wersja 2026-09\)\. Zgodę możesz wycofać w dowolnym momencie\. Wycofanie zgody nie wpływa na zgodność z prawem przetwarzania, którego dokonano na podstawie zgody przed jej wycofaniem\.$/);
   assert.equal(await page.getAttribute(`${CHOICES} .unticked__notice a[href="/privacy.html"]`, "target"), "_blank");
   await context.close();
 });
@@ -211,7 +228,7 @@ test("the birthday field appears only while its choice is ticked, clears when un
   assert.deepEqual(record.beside, [{ commitment: createHash("sha256").update(salted).digest("hex"), field: "birthday" }]);
   assert.equal((await subject("shopper@example.lv")).birthday, "--11-07");
   // The browser's record opens (record::open) and the birthday kept checks out against it.
-  const verified = execFileSync(path.join(ROOT, "target/debug/unticked"), ["verify", "--db", shop.server.db], { encoding: "utf8" });
+  const verified = execFileSync(BINARY, ["verify", "--db", shop.server.db], { encoding: "utf8" });
   assert.match(verified, /: clean$/m);
   assert.doesNotMatch(verified, /birthdays kept before/);
   await context.close();

@@ -3,8 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import path from "node:path";
-import { ROOT, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, flakyProxy, UUID_V7 } from "./harness.mjs";
+import { BINARY, useShop, openPage, CHOICES, CHECKOUT, fillCheckout, fixture, storedRecord, deliveredRecord, flakyProxy, UUID_V7 } from "./harness.mjs";
 
 const shop = useShop();
 
@@ -42,7 +41,7 @@ test("two of six ticked on the checkout: the endpoint verifies a signed record w
   assert.equal(entry.receipt.id, id, "with its receipt: log index, inclusion proof, signed checkpoint");
   assert.match(entry.receipt.leaf_hash, /^[0-9a-f]{64}$/);
   assert.ok(entry.receipt.checkpoint.size > entry.receipt.index);
-  const verified = execFileSync(path.join(ROOT, "target/debug/unticked"), ["verify", "--db", shop.server.db], { encoding: "utf8" });
+  const verified = execFileSync(BINARY, ["verify", "--db", shop.server.db], { encoding: "utf8" });
   assert.match(verified, /: clean$/m, "and the whole log verifies");
   assert.deepEqual(given(record), ["email-offers", "phone-calls"]);
   assert.deepEqual(

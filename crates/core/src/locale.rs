@@ -3,7 +3,9 @@
 //! Purpose labels, descriptions and profiling logic come from the site owner's config; the
 //! words the widget itself shows around them (the legend, "optional", the headings of each
 //! purpose's details, the names of data categories, roles and safeguards, the notice line)
-//! ship with the widget in seven languages, so a shop only translates what is its own.
+//! ship with the widget in seven languages, so a shop only translates what is its own. So do
+//! the words of the pages where a shopper changes their choices later (`prefs:*`), which no
+//! checkout's sheet carries.
 
 use alloc::{string::String, vec::Vec};
 
@@ -28,11 +30,11 @@ const FIXED: &[&str] = &[
     "retention",
     "profiling",
     "withdrawal",
-    "withdraw_how",
     "until_withdrawn",
     "month_one",
     "month_few",
     "month_many",
+    "retention_from_consent",
     "controller",
     "dpo",
     "privacy_notice",
@@ -46,13 +48,33 @@ const FIXED: &[&str] = &[
     "hint:post",
 ];
 
+/// The words of the pages where a shopper reviews and changes their choices later (the
+/// collector's preference page, an account form). The checkout's rendering uses none of
+/// them, so no sheet carries them.
+const PREFS: &[&str] = &[
+    "prefs:title",
+    "prefs:intro",
+    "prefs:save",
+    "prefs:withdraw_all",
+    "prefs:saved",
+    "prefs:unsubscribe",
+    "prefs:unsubscribed",
+    "prefs:outdated",
+    "prefs:expired",
+    "prefs:link_invalid",
+    "prefs:nothing",
+];
+
 /// Every key a language's words must have: [`FIXED`], then one per value of each config enum
-/// the details name (`channel:sms`, `data:birthday`, `role:processor`,
-/// `safeguard:eu-us-dpf`), so a value added to the config model needs its words.
+/// the details name (`channel:sms`, `withdraw_how:sms`, `data:birthday`, `role:processor`,
+/// `safeguard:eu-us-dpf`), so a value added to the config model needs its words, then
+/// [`PREFS`].
 pub fn keys() -> Vec<String> {
     let mut keys: Vec<String> = FIXED.iter().map(|k| String::from(*k)).collect();
-    let prefixed: [(&str, &[&str]); 4] = [
+    let prefixed: [(&str, &[&str]); 5] = [
         ("channel:", Channel::NAMES),
+        // Art. 7(3): each channel's own way out, as easy as the box was to tick.
+        ("withdraw_how:", Channel::NAMES),
         ("data:", DataCategory::NAMES),
         ("role:", RecipientRole::NAMES),
         ("safeguard:", Safeguard::NAMES),
@@ -60,6 +82,7 @@ pub fn keys() -> Vec<String> {
     for (prefix, names) in prefixed {
         keys.extend(names.iter().map(|name| concat(&[prefix, name])));
     }
+    keys.extend(PREFS.iter().map(|k| String::from(*k)));
     keys
 }
 
@@ -129,7 +152,8 @@ impl Words {
         concat(&[before, value, after])
     }
 
-    /// "24 months" in this language, with the plural form its grammar asks for.
+    /// "24 months" in this language, with the plural form its grammar asks for (see
+    /// [`Words::retention`] for how long a consent's data is kept).
     pub fn months(&self, n: u32) -> String {
         let key = match plural(&self.language, n) {
             Plural::One => "month_one",
@@ -137,6 +161,12 @@ impl Words {
             Plural::Many => "month_many",
         };
         self.fill(key, &decimal(n as u64))
+    }
+
+    /// How long data is kept for `n` months, counted from the consent: "24 months from your
+    /// consent" (Art. 13(2)(a) asks for the period; without its start it says nothing).
+    pub fn retention(&self, n: u32) -> String {
+        self.fill("retention_from_consent", &self.months(n))
     }
 }
 
@@ -290,9 +320,14 @@ mod tests {
             for key in keys() {
                 assert!(!words.get(&key).trim().is_empty(), "{lang}: {key} is empty");
             }
-            for key in ["withdraw_how", "month_one", "month_few", "month_many"] {
+            let with_value = keys().into_iter().filter(|k| {
+                k.starts_with("withdraw_how:")
+                    || k.starts_with("month_")
+                    || ["retention_from_consent", "prefs:unsubscribe", "prefs:link_invalid"].contains(&k.as_str())
+            });
+            for key in with_value {
                 assert!(
-                    words.get(key).contains("{}"),
+                    words.get(&key).contains("{}"),
                     "{lang}: {key} has no place for its value"
                 );
             }
@@ -339,5 +374,49 @@ mod tests {
         assert_eq!(months("lv", 11), "11 mēneši");
         assert_eq!(months("et", 1), "1 kuu");
         assert_eq!(months("de", 36), "36 Monate");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn retention_counts_the_months_from_the_consent() {
+        let retention = |lang: &str, n| builtin(lang).unwrap().retention(n);
+        assert_eq!(retention("en", 24), "24 months from your consent");
+        assert_eq!(retention("pl", 24), "24 miesiące od wyrażenia zgody");
+        assert_eq!(retention("de", 36), "36 Monate ab Ihrer Einwilligung");
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn every_channel_has_its_own_way_out_and_the_old_single_one_is_gone() {
+        for lang in SUPPORTED {
+            let words = builtin(lang).unwrap();
+            let ways: Vec<&str> = Channel::NAMES.iter().map(|c| words.named("withdraw_how:", c)).collect();
+            for (i, way) in ways.iter().enumerate() {
+                assert!(!ways[..i].contains(way), "{lang}: two channels share {way:?}");
+            }
+        }
+        assert!(!keys().iter().any(|k| k == "withdraw_how"));
+    }
+
+    #[test]
+    #[cfg(feature = "words")]
+    fn no_sheet_carries_the_preference_pages_words() {
+        // The checkout downloads its sheet; the words of pages it never shows stay out of it.
+        let text = include_str!("../../../www/consent.json");
+        let config = crate::config::Config::from_json(text).expect("the demo config lints");
+        let compiled = crate::compiled::compile(&config, "");
+        let files = compiled.files();
+        assert!(files.len() > 1);
+        for (name, json) in files {
+            // <form>.<locale>.json; site.json names no language.
+            let Some((_, locale)) = name.trim_end_matches(".json").split_once('.') else {
+                continue;
+            };
+            let words = builtin(primary(locale)).unwrap();
+            for key in PREFS {
+                let (before, _) = words.around(key);
+                assert!(!json.contains(before.trim()), "{name} carries {key}");
+            }
+        }
     }
 }

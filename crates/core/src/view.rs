@@ -221,9 +221,11 @@ pub fn choices(config: &Config, form: &Form, locale: &str, page_lang: Option<&st
 /// Art. 13): the performative label marked optional, the description, and a native
 /// `<details>` (keyboard and screen-reader friendly, nothing on hover) with the channel,
 /// the data, the recipients with role and country, transfers outside the EU/EEA with their
-/// safeguard, retention, profiling and its logic, and how to withdraw. The row's text is
-/// what the record's hash covers. Under the choices: the controller's identity and
-/// contact, the privacy notice with its version, and the right to withdraw.
+/// safeguard, retention counted from the consent, profiling and its logic, and how to
+/// withdraw on that channel. The row's text is what the record's hash covers. Under the
+/// choices: the controller's identity and contact, the privacy notice with its version, and
+/// the right to withdraw at any time without affecting the lawfulness of processing before
+/// it (Art. 7(3), 13(2)(c): the `withdraw` word).
 #[cfg(feature = "words")]
 pub fn render(
     config: &Config,
@@ -332,14 +334,16 @@ pub fn render(
         }
         let retention = match purpose.retention {
             Retention::UntilWithdrawn => String::from(words.get("until_withdrawn")),
-            Retention::Months(n) => words.months(n),
+            Retention::Months(n) => words.retention(n),
         };
         fact("retention", dd(&retention));
         if let Some(logic) = purpose.profiling_in(text_locale) {
             fact("profiling", dd(logic));
         }
-        // Art. 7(3): withdrawing is as easy as giving; the controller's address is one.
-        let (before, after) = words.around("withdraw_how");
+        // Art. 7(3): withdrawing is as easy as giving, so each channel names its own way out
+        // (the unsubscribe link, a STOP reply, the preferences page…) beside the
+        // controller's address, which works for every channel.
+        let (before, after) = words.around(&concat(&["withdraw_how:", purpose.channel.as_str()]));
         fact("withdrawal", dd(before).child(mailto(&controller.email)).text(after));
         // Every summary reads alike; each is described by its choice's label (WCAG 2.4.6).
         let summary = Element::new("summary")
