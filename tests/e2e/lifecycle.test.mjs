@@ -10,10 +10,9 @@ import { promisify } from "node:util";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, ADMIN_TOKEN, startServer, launchBrowser, openPage, fillCheckout, BOXES } from "./harness.mjs";
+import { ROOT, BINARY, ADMIN_TOKEN, startServer, launchBrowser, openPage, fillCheckout, BOXES } from "./harness.mjs";
 
 const run = promisify(execFile);
-const BINARY = path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, "target"), "debug/unticked");
 
 const browser = await launchBrowser();
 const servers = [];
@@ -119,8 +118,8 @@ test("checkout give, then one-click unsubscribe: withdrawn by a record in the lo
   assert.equal(await logSize(shop.url), sizeAfter, "nothing stands on the channel: nothing more to record");
 
   assert.match(await verifyClean(shop.db), /clean|ok/i);
-  console.log(`R7 one-click unsubscribe: give ${given.clicks} click(s) per purpose ticked at checkout, withdraw ${withdrawClicks} click for the whole channel`);
-  assert.ok(withdrawClicks <= given.clicks);
+  console.log(`R7 one-click unsubscribe: giving took ${given.clicks} clicks at checkout (one tick per purpose), withdrawing the channel took ${withdrawClicks}`);
+  assert.ok(withdrawClicks <= given.clicks / 2, "withdrawing a purpose never takes more than giving it");
 });
 
 test("the preference page with JavaScript off: the same details as at checkout, withdraw one purpose, give it again, withdraw everything", async () => {
