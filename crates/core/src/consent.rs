@@ -194,8 +194,8 @@ pub struct Standing {
 ///   withdrawal made after it.
 /// - `given` and `renewed` give; `withdrawn` withdraws (Art. 7(3)).
 /// - `refused` (a box left unticked) never takes back a consent that stands: withdrawing is
-///   an act of its own, and a later checkout where the shopper did not tick again is no
-///   withdrawal (EDPB 05/2020 ¶116–117). Nor does it hide a withdrawal. It is the standing
+///   an act of its own (Art. 7(3)), and a later checkout where the shopper did not tick
+///   again is no withdrawal. Nor does it hide a withdrawal. It is the standing
 ///   only where nothing was ever given or withdrawn.
 /// - A consent given under an older version than the purpose's current one is `outdated`
 ///   (R11); one given longer ago than the purpose's retention is `expired`. Expiry wins:
