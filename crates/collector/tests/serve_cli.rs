@@ -240,3 +240,94 @@ fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
     assert!(log.contains("wrong bearer token") && log.contains("127.0.0.1"), "{log}");
     assert!(!log.contains("wrong-guess") && !log.contains(token), "{log}");
 }
+
+/// Over real TCP: a subject's links are minted, opened and used (one-click unsubscribe), a
+/// wrong one is refused, and the collector's log holds none of the tokens nor the address.
+#[test]
+fn links_and_tokens_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = "serve-cli-admin-token-0123456789abcdef";
+    let mut child = serve_command(&dir.path().join("log.db"))
+        .env("UNTICKED_ADMIN_TOKEN", admin)
+        .env("UNTICKED_ACCOUNT_SECRET", "serve-cli-account-secret-0123456789ab")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start unticked serve");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut server = Server(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let log = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let addr = loop {
+        let line = lines.recv_timeout(LIMIT).expect("serve printed its URL");
+        if let Some(url) = line.split(" on http://").nth(1) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    let request = |method: &str, path: &str, headers: &str, body: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(LIMIT)).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.get(9..12).unwrap_or_default().to_string();
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        (status, body)
+    };
+    let (status, links) = request(
+        "POST",
+        "/v1/admin/links",
+        &format!("Authorization: Bearer {admin}\r\nContent-Type: application/json\r\n"),
+        r#"{"identifier":"secret.person@example.lv","channel":"email"}"#,
+    );
+    assert_eq!(status, "200", "{links}");
+    let links: serde_json::Value = serde_json::from_str(&links).unwrap();
+    let path = |url: &serde_json::Value| format!("/{}", url.as_str().unwrap().splitn(4, '/').nth(3).unwrap());
+    let (preferences, unsubscribe) = (path(&links["preferences"]), path(&links["unsubscribe"]));
+    assert_eq!(request("GET", &preferences, "", "").0, "200");
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    assert_eq!(
+        request("POST", &unsubscribe, form, "List-Unsubscribe=One-Click").0,
+        "200"
+    );
+    assert_eq!(request("GET", "/preferences/AAAA.BBBB", "", "").0, "404");
+
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    wait_with_timeout(&mut server.0, LIMIT).expect("serve stops on SIGTERM");
+    let log = log.join().unwrap();
+    assert!(
+        log.contains("links minted") && log.contains("wrong, expired or revoked token"),
+        "{log}"
+    );
+    for secret in [
+        &preferences[13..],
+        &unsubscribe[13..],
+        "AAAA.BBBB",
+        "secret.person",
+        admin,
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
