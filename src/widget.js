@@ -1,5 +1,6 @@
 // The widget's DOM edge (bundled with the wasm's glue to www/pkg/forms.js), which the
-// entry (./entry.js, www/pkg/unticked.js) loads once the page has a `form[data-unticked]`:
+// entry (./entry.js, www/pkg/unticked.js) loads once the page has a `form[data-unticked]`
+// (other than the shop's account form, `data-unticked="preferences"`: ./account.js's):
 //
 //   <script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
 //
@@ -19,7 +20,7 @@ import { Failure, build, fromSheet } from "./tree.js";
 import { configText } from "./config.js";
 import { sha256Hex, random, hex } from "./bytes.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
-import { Attr, Class } from "./names.ts";
+import { Attr, Class, Kind } from "./names.ts";
 
 // The public contract (DESIGN.md), named once in crates/core (view::attr, view::class) and
 // generated into ./names.ts.
@@ -115,12 +116,13 @@ function uniquePrefix() {
 }
 
 function mountForm(form) {
-  if (mounted.has(form) || mounting.has(form)) return;
+  const kind = form.getAttribute(Attr.FORM_KIND);
+  // The account form (`data-unticked="preferences"`) is ./account.js's, never this module's.
+  if (mounted.has(form) || mounting.has(form) || kind == Kind.PREFERENCES) return;
   // Choices this widget does not own: a copy made by cloneNode (page snapshots, SPA
   // templates) or left in a form that was taken out and put back. Their ids belong to
   // another form and their boxes to nobody; they make way for a fresh rendering.
   for (const stale of form.querySelectorAll(ROOT)) stale.remove();
-  const kind = form.getAttribute(Attr.FORM_KIND);
   // The form's language is what the shop chose to show; then the browser's own.
   const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
   let choice;
