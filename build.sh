@@ -77,13 +77,19 @@ build_widget() {
     "$TARGET_DIR/$WASM_TARGET/wasm/unticked.wasm"
   node_modules/.bin/wasm-opt -Oz --converge --strip-debug --strip-producers \
     "$TARGET_DIR/glue/unticked_bg.wasm" -o www/pkg/unticked_bg.wasm
-  # Two modules: the entry every page loads (src/entry.js with the courier: the outbox is
-  # delivered on every page, at most 3 KB), and what it loads once a page has a form
-  # (src/widget.js, guards.js and the wasm's glue, as pkg/forms.js).
+  # Three modules: the entry every page loads (src/entry.js with the courier: the outbox is
+  # delivered on every page, at most 3 KB), what it loads once a page has a checkout or
+  # newsletter form (src/widget.js, guards.js and the wasm's glue, as pkg/forms.js), and what
+  # it loads for the shop's account form (src/account.js, no wasm, as pkg/account.js). The
+  # account module names the widget's version in its records, as the wasm does: Cargo's.
   node_modules/.bin/esbuild src/entry.js --bundle --minify --format=esm --target=es2020 \
-    --external:./forms.js --log-level=warning --outfile=www/pkg/unticked.js
+    --external:./forms.js --external:./account.js --log-level=warning --outfile=www/pkg/unticked.js
   node_modules/.bin/esbuild src/widget.js --bundle --minify --format=esm --target=es2020 \
     "--alias:unticked-wasm=$(realpath -m "$TARGET_DIR/glue/unticked.js")" --log-level=warning --outfile=www/pkg/forms.js
+  local version
+  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+  node_modules/.bin/esbuild src/account.js --bundle --minify --format=esm --target=es2020 \
+    "--define:UNTICKED_VERSION=\"$version\"" --log-level=warning --outfile=www/pkg/account.js
   # The minified stylesheet is what shoppers download; www/unticked.css stays the readable
   # source and www/pkg/unticked.css is the shipped copy.
   node_modules/.bin/esbuild www/unticked.css --minify --log-level=warning --outfile=www/pkg/unticked.css

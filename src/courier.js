@@ -84,8 +84,9 @@ async function seal(capture) {
   holes[-1] = key.alg ? "ES256" : "Ed25519";
   holes[-2] = base64url(key.publicKey);
   holes[-3] = base64url(new Uint8Array(await crypto.subtle.sign(params, key.privateKey, message)));
-  // The birthday (R8), like each contact, travels beside the record, never in it.
-  return JSON.stringify({ birthday: capture.birthday, disclosures: capture.disclosures, record: fill(capture.parts, holes, true) });
+  // The birthday (R8), like each contact, travels beside the record, never in it; so does the
+  // account form's token (./account.js), which the collector asks of a preferences record.
+  return JSON.stringify({ birthday: capture.birthday, disclosures: capture.disclosures, record: fill(capture.parts, holes, true), token: capture.token });
 }
 
 // Posts `body` without cookies; resolves to the HTTP status, or 0 when there was no answer.

@@ -5,26 +5,38 @@
 // It is small on purpose (at most 3 KB gzip, `./build.sh size` checks): a product page
 // without a form downloads only this. It delivers what waits in the outbox (a checkout whose
 // record could not be sent yet is sent from the confirmation page, or the next), and only
-// when the page has a `form[data-unticked]`, now or later (a single-page shop), loads the
-// rest: the DOM edge, the wasm and the stylesheet (./widget.js, bundled to pkg/forms.js).
+// when the page has a form for it, now or later (a single-page shop), loads the rest:
+// - a `form[data-unticked]` of a kind the config names (checkout, newsletter): the DOM edge
+//   and the wasm (./widget.js, bundled to pkg/forms.js);
+// - the shop's account form, `form[data-unticked="preferences"]`: ./account.js
+//   (pkg/account.js), which needs no wasm. A checkout page never downloads it.
 import { drain, post, keepRaw, rebuild, prepare } from "./courier.js";
-import { Attr } from "./names.ts";
+import { Attr, Kind } from "./names.ts";
 
-const FORM = `form[${Attr.FORM_KIND}]`;
+const ACCOUNT = `[${Attr.FORM_KIND}="${Kind.PREFERENCES}"]`;
+// Each module, with the forms it is for; left here until it is loaded.
+let modules = [
+  [`form[${Attr.FORM_KIND}]:not(${ACCOUNT})`, () => import("./forms.js")],
+  ["form" + ACCOUNT, () => import("./account.js")],
+];
 // Set on window by the first copy of the widget, so that a second copy (a theme that adds
 // the script again, another URL) does nothing and nothing renders twice.
 const STARTED = "__untickedStarted";
 
-function loadForms() {
-  observer?.disconnect();
-  import("./forms.js").then(
-    (forms) => forms.start({ post, keepRaw, rebuild, prepare }),
-    (e) => {
-      const message = "could not load the widget; the forms work without it: " + e;
-      console.error("unticked: " + message);
-      document.dispatchEvent(new CustomEvent("unticked:error", { bubbles: true, detail: { code: "start", message } }));
-    },
-  );
+// Loads each module whose forms the page has now.
+function load() {
+  modules = modules.filter(([selector, module]) => {
+    if (!document.querySelector(selector)) return true;
+    module().then(
+      (loaded) => loaded.start({ post, keepRaw, rebuild, prepare }),
+      (e) => {
+        const message = "could not load the widget; the forms work without it: " + e;
+        console.error("unticked: " + message);
+        document.dispatchEvent(new CustomEvent("unticked:error", { bubbles: true, detail: { code: "start", message } }));
+      },
+    );
+  });
+  if (!modules.length) observer?.disconnect();
 }
 
 let observer;
@@ -36,10 +48,8 @@ if (window[STARTED]) {
 } else {
   window[STARTED] = true;
   drain();
-  if (document.querySelector(FORM)) loadForms();
-  else {
-    // Forms a single-page shop adds later, or a form that gets its attribute later.
-    observer = new MutationObserver(() => document.querySelector(FORM) && loadForms());
-    observer.observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: [Attr.FORM_KIND] });
-  }
+  // Forms a single-page shop adds later, or a form that gets its attribute later.
+  observer = new MutationObserver(load);
+  observer.observe(document.documentElement, { childList: true, subtree: true, attributes: true, attributeFilter: [Attr.FORM_KIND] });
+  load();
 }

@@ -1,7 +1,8 @@
 // The widget's attribute and class names and the languages it has words for, generated
-// from crates/core/src/view.rs (`attr`, `class`), crates/core/src/vocabulary.rs
-// (`SUPPORTED`) and crates/core/src/compiled (what a sheet's tree may hold) by
-// crates/core/tests/names.rs, which fails when this file differs.
+// from crates/core/src/view.rs (`attr`, `class`), crates/core/src/config (`PREFERENCES`),
+// crates/core/src/vocabulary.rs (`SUPPORTED`) and crates/core/src/compiled (what a
+// sheet's tree may hold) by crates/core/tests/names.rs, which fails when this file
+// differs.
 // Do not edit: `UPDATE_NAMES=1 cargo test -p unticked-core --test names` rewrites it.
 export const enum Attr {
   FORM_KIND = "data-unticked",
@@ -13,6 +14,7 @@ export const enum Attr {
   HINT_FOR = "data-unticked-hint",
   CONTACT = "data-unticked-contact",
   HINT_TEXT = "data-unticked-text",
+  TOKEN = "data-unticked-token",
 }
 export const enum Class {
   ROOT = "unticked",
@@ -29,6 +31,9 @@ export const enum Class {
   FACTS = "unticked__facts",
   HINT = "unticked__hint",
   FIELD = "unticked__field",
+}
+export const enum Kind {
+  PREFERENCES = "preferences",
 }
 export const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
 export const TAGS = ["fieldset", "legend", "p", "div", "input", "label", "span", "details", "summary", "dl", "dt", "dd", "a"];

@@ -3,8 +3,16 @@
 // a page listens:
 //
 //   document.addEventListener("unticked:recorded", (e) => console.log(e.detail.id));
+//
+// The attributes it reads: `data-unticked="KIND"` on a form (a form kind of the config, or
+// `preferences` for the shop's account form), `data-unticked-token="TOKEN"` on the account
+// form (the token its backend minted, docs/account-form.md), `data-unticked-slot` inside a
+// form (where the choices go), `data-config` on the script tag.
 
-/** Why the widget shows no choices, or could not capture a submit (`document`). */
+/**
+ * Why the widget shows no choices, or could not capture a submit (`document`), or why the
+ * account form shows none or could not record a change (on that form).
+ */
 export interface UntickedErrorDetail {
   /**
    * `config-missing`, `config-unreachable`: no config, or it could not be fetched.
@@ -14,6 +22,9 @@ export interface UntickedErrorDetail {
    * `no-webcrypto`: the page is not a secure context. `start`: the widget could not load.
    * `capture-randomness`, `capture-unknown-purpose`, `bad-argument`: a submit could not be
    * captured (what the form held waits in the outbox). `internal`: a bug.
+   * The account form: `token-missing` (no `data-unticked-token`), `account-refused` (the
+   * collector refused the token or the change, e.g. 401 `bad-token`), `account-unreachable`
+   * (no answer, 5xx or 429).
    */
   code: string;
   /** Names the problem and what to do. */
@@ -28,7 +39,10 @@ export interface UntickedRecordedDetail {
   status: number;
 }
 
-/** A box the shopper (or a script) changed (on the form). */
+/**
+ * A box the shopper (or a script) changed (on the form). On the account form, only the
+ * customer's own changes are announced: a script's are put back.
+ */
 export interface UntickedChangeDetail {
   /** The purpose id. */
   purpose: string;
@@ -59,6 +73,7 @@ declare global {
     "unticked:violation": CustomEvent<UntickedViolationDetail>;
   }
   interface HTMLElementEventMap {
+    "unticked:error": CustomEvent<UntickedErrorDetail>;
     "unticked:recorded": CustomEvent<UntickedRecordedDetail>;
     "unticked:change": CustomEvent<UntickedChangeDetail>;
     "unticked:violation": CustomEvent<UntickedViolationDetail>;

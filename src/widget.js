@@ -1,5 +1,6 @@
 // The widget's DOM edge (bundled with the wasm's glue to www/pkg/forms.js), which the
-// entry (./entry.js, www/pkg/unticked.js) loads once the page has a `form[data-unticked]`:
+// entry (./entry.js, www/pkg/unticked.js) loads once the page has a `form[data-unticked]`
+// (other than the shop's account form, `data-unticked="preferences"`: ./account.js's):
 //
 //   <script type="module" src="/pkg/unticked.js" data-config="/consent.json"></script>
 //
@@ -15,9 +16,11 @@
 // console error that names the problem, dispatches `unticked:error` on the document, and
 // never throws into the page, never cancels or delays a submit (R3).
 import init, { Site, Form } from "unticked-wasm";
+import { Failure, build, fromSheet } from "./tree.js";
+import { configText } from "./config.js";
 import { sha256Hex, random, hex } from "./bytes.js";
 import { violation, reportTo, hidden, watchFieldset, watchGating, watchCancel } from "./guards.js";
-import { Attr, Class, TAGS, ATTRIBUTES, ID_ATTRIBUTES, SAFE_LINKS } from "./names.ts";
+import { Attr, Class, Kind } from "./names.ts";
 
 // The public contract (DESIGN.md), named once in crates/core (view::attr, view::class) and
 // generated into ./names.ts.
@@ -25,7 +28,6 @@ const FORM = `form[${Attr.FORM_KIND}]`;
 const ROOT = `fieldset.${Class.ROOT}`;
 const SLOT = `[${Attr.SLOT}]`;
 const SUBMIT = "button[type=submit], input[type=submit], button:not([type])";
-const INLINE_CONFIG = "unticked-config";
 
 // form → { form (the wasm's), view (locale, contact selectors, birthday words), kind, prefix
 //          (of its ids), fieldset, record (the hidden input), birthday (the field, built
@@ -51,13 +53,6 @@ let configSha256;
 let endpoint;
 let courier;
 
-class Failure extends Error {
-  constructor(code, message) {
-    super(message);
-    this.code = code;
-  }
-}
-
 const dispatch = (target, name, detail) => target.dispatchEvent(new CustomEvent(name, { bubbles: true, detail }));
 
 function fail({ code, message }) {
@@ -75,63 +70,6 @@ const guarded =
       console.error("unticked: internal error; the form works without the widget:", e);
     }
   };
-
-// The config's text: the inline <script type="application/json" id="unticked-config">, else
-// the URL in `data-config` on the widget's own script tag (module scripts have no
-// `document.currentScript`; the widget's own first should another library use the attribute).
-async function configText() {
-  const inline = document.getElementById(INLINE_CONFIG);
-  if (inline) return inline.textContent;
-  const script = document.querySelector("script[data-config][src*=unticked]") || document.querySelector("script[data-config]");
-  const url = script?.getAttribute("data-config").trim();
-  if (!url) {
-    throw new Failure(
-      "config-missing",
-      `no config: add data-config="/consent.json" to the widget's script tag, or an inline <script type="application/json" id="${INLINE_CONFIG}">`,
-    );
-  }
-  const unreachable = (reason) => new Failure("config-unreachable", `could not load the config from ${url}: ${reason}`);
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw unreachable(e);
-  }
-  if (!response.ok) throw unreachable("HTTP " + response.status);
-  return response.text();
-}
-
-// DOM from a tree: an element is ["tag", [name, value, …], child, …], a text node a string.
-// createElement, setAttribute and text nodes only: no config or translated text is ever
-// parsed as markup, and nothing needs inline script or style (a strict CSP holds).
-function build([tag, attributes, ...children]) {
-  const element = document.createElement(tag);
-  for (let i = 0; i < attributes.length; i += 2) element.setAttribute(attributes[i], attributes[i + 1]);
-  element.append(...children.map((child) => (typeof child == "string" ? child : build(child))));
-  return element;
-}
-
-// A sheet's tree as DOM, built only if it keeps the rules of crates/core's
-// compiled::check_tree (tags, attributes and links of the lists in ./names.ts, every input a
-// checkbox; no `checked`, `required`, `disabled`, `style` or handler can even be written),
-// each id prefixed with `prefix`. Anything else is refused, never repaired.
-function fromSheet(node, prefix, where) {
-  const invalid = (what) => new Failure("compiled-invalid", `${where}: ${what}; run \`unticked build\` again`);
-  if (!Array.isArray(node) || !Array.isArray(node[1])) throw invalid("an element is not [tag, [attributes], …children]");
-  const [tag, attributes, ...children] = node;
-  if (!TAGS.includes(tag)) throw invalid(`unknown tag "${tag}"`);
-  const element = document.createElement(tag);
-  if (attributes.length % 2) throw invalid(`an attribute of <${tag}> has no value`);
-  for (let i = 0; i < attributes.length; i += 2) {
-    const [name, value] = [attributes[i], attributes[i + 1]];
-    if (!ATTRIBUTES.includes(name) || typeof value != "string") throw invalid(`unknown attribute "${name}" on <${tag}>`);
-    if (name == "href" && (!SAFE_LINKS.some((p) => value.startsWith(p)) || value.startsWith("//"))) throw invalid(`a link to "${value}"`);
-    element.setAttribute(name, ID_ATTRIBUTES.includes(name) ? prefix + value : value);
-  }
-  if (tag == "input" && element.getAttribute("type") != "checkbox") throw invalid("an input that is not a checkbox");
-  for (const child of children) element.append(typeof child == "string" ? child : fromSheet(child, prefix, where));
-  return element;
-}
 
 // A record id: a UUIDv7 (RFC 9562 §5.7), 48 bits of Unix milliseconds then random bits, so
 // ids sort by time. The collector checks its form (record::open).
@@ -178,12 +116,13 @@ function uniquePrefix() {
 }
 
 function mountForm(form) {
-  if (mounted.has(form) || mounting.has(form)) return;
+  const kind = form.getAttribute(Attr.FORM_KIND);
+  // The account form (`data-unticked="preferences"`) is ./account.js's, never this module's.
+  if (mounted.has(form) || mounting.has(form) || kind == Kind.PREFERENCES) return;
   // Choices this widget does not own: a copy made by cloneNode (page snapshots, SPA
   // templates) or left in a form that was taken out and put back. Their ids belong to
   // another form and their boxes to nobody; they make way for a fresh rendering.
   for (const stale of form.querySelectorAll(ROOT)) stale.remove();
-  const kind = form.getAttribute(Attr.FORM_KIND);
   // The form's language is what the shop chose to show; then the browser's own.
   const lang = form.closest("[lang]")?.getAttribute("lang").trim() || "";
   let choice;

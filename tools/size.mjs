@@ -2,7 +2,10 @@
 // page, and fails above the budgets (issue 13):
 //   - a page without a form downloads the entry only: at most 3 KB gzip;
 //   - a page with a form downloads the entry, the form code, the wasm, the stylesheet, the
-//     compiled site and one sheet (the largest is counted): goal 30 KB, never above 35 KB.
+//     compiled site and one sheet (the largest is counted): goal 30 KB, never above 35 KB;
+//   - the shop's account page (`form[data-unticked="preferences"]`) downloads the entry, the
+//     account code (no wasm, no form code), the stylesheet, the compiled site and the state
+//     answer, whose bulk is the preferences sheet (the largest is counted): the same budget.
 // The config itself (consent.json, the site owner's file, which the widget fetches only to
 // find its compiled form by hash) is listed beside them and not counted.
 //
@@ -41,7 +44,12 @@ const sizes = (file) => {
     brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length,
   };
 };
-const largestSheet = sheets.map((name) => sizes(path.join(compiled, name))).reduce((a, b) => (b.gzip > a.gzip ? b : a));
+const largest = (names) => names.map((name) => sizes(path.join(compiled, name))).reduce((a, b) => (b.gzip > a.gzip ? b : a));
+// A checkout or newsletter page loads its own form's sheet; the account page gets the
+// preferences sheet inside the collector's state answer.
+const isPreferences = (name) => name.startsWith("preferences.");
+const largestSheet = largest(sheets.filter((name) => !isPreferences(name)));
+const largestPreferences = largest(sheets.filter(isPreferences));
 
 const pad = (v, n) => String(v).padStart(n);
 const kb = (n) => (n / 1000).toFixed(2);
@@ -73,6 +81,18 @@ table(
     sizes(path.join(pkg, "unticked.css")),
     sizes(path.join(compiled, "site.json")),
     largestSheet,
+  ],
+  WITH_FORM_BUDGET,
+  WITH_FORM_GOAL,
+);
+table(
+  "Account page",
+  [
+    sizes(path.join(pkg, "unticked.js")),
+    sizes(path.join(pkg, "account.js")),
+    sizes(path.join(pkg, "unticked.css")),
+    sizes(path.join(compiled, "site.json")),
+    largestPreferences,
   ],
   WITH_FORM_BUDGET,
   WITH_FORM_GOAL,

@@ -73,6 +73,9 @@ pub mod attr {
         CONTACT = "data-unticked-contact";
         /// On a contact hint: the words it shows while that field is empty.
         HINT_TEXT = "data-unticked-text";
+        /// On the shop's account form (`data-unticked="preferences"`): the account token its
+        /// backend minted for the logged-in customer (docs/account-form.md).
+        TOKEN = "data-unticked-token";
     }
 }
 

@@ -30,9 +30,10 @@ fn js_string(text: &str) -> String {
 fn names_ts() -> String {
     let mut out = String::from(
         "// The widget's attribute and class names and the languages it has words for, generated\n\
-         // from crates/core/src/view.rs (`attr`, `class`), crates/core/src/vocabulary.rs\n\
-         // (`SUPPORTED`) and crates/core/src/compiled (what a sheet's tree may hold) by\n\
-         // crates/core/tests/names.rs, which fails when this file differs.\n\
+         // from crates/core/src/view.rs (`attr`, `class`), crates/core/src/config (`PREFERENCES`),\n\
+         // crates/core/src/vocabulary.rs (`SUPPORTED`) and crates/core/src/compiled (what a\n\
+         // sheet's tree may hold) by crates/core/tests/names.rs, which fails when this file\n\
+         // differs.\n\
          // Do not edit: `UPDATE_NAMES=1 cargo test -p unticked-core --test names` rewrites it.\n",
     );
     for (name, names) in [("Attr", view::attr::ALL), ("Class", view::class::ALL)] {
@@ -42,6 +43,11 @@ fn names_ts() -> String {
         }
         out.push_str("}\n");
     }
+    // The form kinds the widget itself knows: the account form goes to its own module.
+    out.push_str(&format!(
+        "export const enum Kind {{\n  PREFERENCES = {},\n}}\n",
+        js_string(unticked_core::config::PREFERENCES)
+    ));
     let list = |names: &[&str]| names.iter().map(|l| js_string(l)).collect::<Vec<_>>().join(", ");
     out.push_str(&format!(
         "export const LANGUAGES = [{}];\n",
@@ -109,6 +115,9 @@ fn no_widget_script_spells_a_name_of_its_own() {
         "src/courier.js",
         "src/entry.js",
         "src/bytes.js",
+        "src/tree.js",
+        "src/config.js",
+        "src/account.js",
     ] {
         let code = code_of(&read(file));
         for (number, line) in code.lines().enumerate() {
