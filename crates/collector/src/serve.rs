@@ -275,6 +275,8 @@ pub fn main(options: Options) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Before the URL is printed: whoever reads it may send SIGTERM at once.
+        let shutdown = shutdown_signal();
         let addr = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -312,7 +314,7 @@ pub fn main(options: Options) -> ExitCode {
         let closing = store.clone();
         let app = app(options.www, config, store, settings);
         // Returns once every connection is closed, so the app and its store clones are gone.
-        crate::http::serve(listener, app, options.connections, shutdown_signal()).await;
+        crate::http::serve(listener, app, options.connections, shutdown).await;
         // Fold the WAL into the database and close every connection, so that only the
         // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).
         if let Err(e) = tokio::task::spawn_blocking(move || closing.close())
@@ -346,25 +348,39 @@ fn public_origins(given: &[String], local: std::net::SocketAddr) -> Vec<String> 
     own
 }
 
-/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight, exit 0.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight, exit 0. The handlers are
+/// installed when this is called, not when the future is first polled: polled first in the
+/// accept loop, they could still be missing when a client that had its answer sent SIGTERM
+/// (on a loaded machine, 3 runs in 40), and the signal's default action killed the server
+/// mid-way, its WAL left behind. Call it before announcing the URL.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = received(interrupt) => {},
+            _ = received(terminate) => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves when `signal` arrives; never, when its handler could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 
