@@ -159,12 +159,16 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
         .stderr(Stdio::null())
         .spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| BenchError("no stdout".into()))?;
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line?;
         if let Some(url) = line
             .strip_prefix("unticked: serving ")
             .and_then(|l| l.split(" on ").nth(1))
         {
+            // Read on: `serve` prints more after its URL, and a closed pipe makes that print
+            // fail and the collector exit (the bench then met "connection refused").
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok((child, url.trim_end_matches('/').to_string()));
         }
     }
