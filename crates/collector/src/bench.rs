@@ -72,9 +72,15 @@ pub fn seal(capture: &Capture, key: &SigningKey) -> String {
 /// `n` checkout submissions as shoppers of 64 browsers would send them from the collector's
 /// own page at `origin` (the collector takes records from its own origin or the config's):
 /// every other one gives e-mail offers (and so discloses an address), the rest refuse
-/// everything.
-fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, String)>, BenchError> {
-    let compiled = unticked_core::compiled::compile(config, &"0".repeat(64));
+/// everything. Each names the config by `config_sha256`, the hash of its text, as the
+/// widget's records do: the collector takes records of the configs it has served.
+fn deliveries(
+    config: &Config,
+    config_sha256: &str,
+    origin: &str,
+    n: usize,
+) -> Result<Vec<(String, String)>, BenchError> {
+    let compiled = unticked_core::compiled::compile(config, config_sha256);
     let sheet = &compiled
         .sheet("checkout", &config.default_locale)
         .ok_or_else(|| BenchError("the config has no checkout form".into()))?
@@ -273,7 +279,8 @@ fn run(options: &Options) -> Result<(), BenchError> {
     };
     // The records come from the collector's own page, as the demo shop's do.
     eprintln!("unticked bench: signing {} records…", options.records);
-    let bodies = match deliveries(&config, &url, options.records) {
+    let config_sha256 = crate::compile::config_sha256(&text);
+    let bodies = match deliveries(&config, &config_sha256, &url, options.records) {
         Ok(bodies) => Arc::new(bodies),
         Err(e) => {
             if let Some(mut child) = child {

@@ -10,6 +10,7 @@ mod admin;
 mod bench;
 mod compile;
 mod error;
+mod history;
 mod http;
 mod limit;
 mod lint;

@@ -2,8 +2,9 @@
 //!
 //! A delivery is `{"disclosures":[{"channel","identifier","salt"}…],"record":"<bytes>"}`
 //! (see `unticked_core::capture`). The record must open (`record::open`: canonical bytes,
-//! every field, the browser's signature), must match the config the collector serves (the
-//! form, each purpose's version and the hash of the exact text it shows in that locale),
+//! every field, the browser's signature), must match the config version it names in
+//! `config_sha256`, one the collector has served (crate::history; the form, each purpose's
+//! version and the hash of the exact text it shows in that locale, the privacy notice),
 //! and every subject commitment must be backed by a disclosure that hashes to it, for a
 //! channel the shopper granted in this very record (R8, R10). An optional `"birthday":
 //! {"value":"--MM-DD","salt"}` comes only with a given purpose that asks for it and a
@@ -31,6 +32,7 @@ use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 
 use crate::error::{refuse, too_many, unavailable, Code, Refusal};
+use crate::history::{History, Version};
 use crate::limit::Client;
 use crate::state::Collector;
 use crate::store::{Appended, Birthday};
@@ -96,21 +98,32 @@ pub struct Delivery {
     birthday: Option<Birthday>,
 }
 
-/// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
-/// test captures' page). Pure: no storage, and the clock passed in.
+/// Checks a delivery body against `config`, served under the demo config's hash (which
+/// the test captures name), as it arrives now at 127.0.0.1:8080 (the test captures' page).
+/// Pure: no storage, and the clock passed in.
 ///
 /// # Errors
 /// A [`Refusal`] with a 4xx status and a stable code.
 #[cfg(test)]
 pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
+    check_against(
+        body,
+        &History::only(&crate::testing::demo_sha256(), config.clone()),
+        config,
+    )
+}
+
+/// [`check`] against every version of `history`, with the origins of `served`.
+#[cfg(test)]
+pub fn check_against(body: &[u8], history: &History, served: &Config) -> Result<Accepted, Refusal> {
     let arrival = Arrival {
         now_ms: crate::testing::now_ms(),
         writers: &crate::http::Writers::new(
-            &[config.origins.as_slice(), &["http://127.0.0.1:8080".to_string()]].concat(),
+            &[served.origins.as_slice(), &["http://127.0.0.1:8080".to_string()]].concat(),
         ),
         origin: None,
     };
-    open_delivery(body)?.check(config, &Shown::of(config), &arrival)
+    open_delivery(body)?.check(history, &arrival)
 }
 
 /// Reads a delivery body and opens its record (`record::open`).
@@ -180,19 +193,22 @@ pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
 }
 
 impl Delivery {
-    /// Checks the opened record against `config`, the clock and the request, and what
-    /// travels beside it against the record's commitments.
+    /// Checks the opened record against the config version it was made under (of
+    /// `history`), the clock and the request, and what travels beside it against the
+    /// record's commitments.
     ///
     /// # Errors
-    /// A [`Refusal`] with a 4xx status and a stable code; a value beside the record that
-    /// its commitments do not bind is `disclosure-mismatch` or `birthday-mismatch`.
-    pub fn check(self, config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
+    /// A [`Refusal`] with a 4xx status and a stable code: `unknown-config` for a version
+    /// `history` lacks; a value beside the record that its commitments do not bind is
+    /// `disclosure-mismatch` or `birthday-mismatch`.
+    pub fn check(self, history: &History, arrival: &Arrival) -> Result<Accepted, Refusal> {
         let Delivery {
             bytes,
             opened,
             disclosures,
             birthday,
         } = self;
+        let Version { config, shown } = made_under(&opened, history)?;
         matches_config(&opened, config, shown)?;
         captured_in_window(&opened, arrival.now_ms)?;
         matches_page(&opened, config, arrival)?;
@@ -210,6 +226,20 @@ impl Delivery {
             birthday,
         })
     }
+}
+
+/// The config version a record was made under: the one its `config_sha256` names, among
+/// those the collector has served (crate::history). A version it never served is no
+/// config of this shop's; one it can no longer read is refused too, rather than checked
+/// against another wording.
+fn made_under<'h>(opened: &OpenedRecord, history: &'h History) -> Result<&'h Version, Refusal> {
+    let sha256 = &opened.record.config_sha256;
+    history.version(sha256).ok_or_else(|| {
+        refuse(
+            Code::UnknownConfig,
+            format!("the collector knows no config {sha256}: it has not served it, or can no longer read it"),
+        )
+    })
 }
 
 /// `{"value":"--MM-DD","salt":"<32 hex digits>"}`, and nothing else.
@@ -479,7 +509,7 @@ pub async fn post_record(
     let checked = open_delivery(&body).and_then(|delivery| {
         let id = delivery.opened.record.id.clone();
         delivery
-            .check(&collector.config, &collector.shown, &arrival)
+            .check(&collector.history, &arrival)
             .map_err(|refusal| id_taken(&collector, &id, refusal))
     });
     let accepted = match checked {

@@ -3,7 +3,7 @@
 //! Content-Security-Policy and its own order endpoint, and a health check.
 
 use crate::store::Store;
-use crate::{admin, records, violations};
+use crate::{admin, history, records, violations};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -51,6 +51,9 @@ pub struct Settings {
     /// The collector's own origins as browsers see them (`https://shop.example`): its pages
     /// may write, beside the config's `origins`.
     pub public_origins: Vec<String>,
+    /// The SHA-256 of the served config's text (`compile::config_sha256`): its name in the
+    /// history of configs, beside every version the store holds (crate::history).
+    pub config_sha256: String,
 }
 
 /// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
@@ -96,7 +99,14 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     // Each address may post `rate_limit` records a second, in bursts of three seconds'
     // worth, and store `daily_quota` a day (crate::limit).
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
-    let collector = crate::state::Collector::new(config, store, settings.admin_token, limits, writers.clone());
+    let collector = crate::state::Collector::new(
+        config,
+        &settings.config_sha256,
+        store,
+        settings.admin_token,
+        limits,
+        writers.clone(),
+    );
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -226,8 +236,8 @@ pub fn main(options: Options) -> ExitCode {
     }
     // The config is linted and compiled into what the widget loads, as `unticked build`
     // does: the widget and the record checks read the same sheets.
-    let (config, compiled) = match crate::compile::compile_file(&options.config) {
-        Ok(both) => both,
+    let crate::compile::Source { text, config, compiled } = match crate::compile::read_source(&options.config) {
+        Ok(source) => source,
         Err(e) => {
             eprintln!("{e}");
             eprintln!("unticked serve: refusing to serve an invalid config");
@@ -251,6 +261,19 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before any record is taken: unrecorded, this config would be unknown after a restart
+    // with another, and the records made under it refused (crate::history).
+    let config_sha256 = compiled.site.config_sha256.clone();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Err(e) = store.config_served(&config_sha256, &text, started) {
+        eprintln!(
+            "unticked serve: cannot record the config served in {}: {e}",
+            options.db.display()
+        );
+        return ExitCode::FAILURE;
+    }
     if let Some(target) = &options.witness {
         match crate::witness::Witness::open(target) {
             Ok(witness) => store.witness_to(witness),
@@ -310,11 +333,14 @@ pub fn main(options: Options) -> ExitCode {
             rate_limit: options.rate_limit,
             daily_quota: options.daily_quota,
             public_origins,
+            config_sha256: config_sha256.clone(),
         };
         let closing = store.clone();
+        let recorder = history::Recorder::start(store.clone(), config_sha256, text, history::REFRESH);
         let app = app(options.www, config, store, settings);
         // Returns once every connection is closed, so the app and its store clones are gone.
         crate::http::serve(listener, app, options.connections, shutdown).await;
+        recorder.stop().await;
         // Fold the WAL into the database and close every connection, so that only the
         // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).
         if let Err(e) = tokio::task::spawn_blocking(move || closing.close())

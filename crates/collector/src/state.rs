@@ -1,18 +1,21 @@
-//! The state the HTTP handlers share: the config served, what it shows, the store, the
-//! admin token and the per-address limits.
+//! The state the HTTP handlers share: the config served, every config version known and
+//! what each shows, the store, the admin token and the per-address limits.
 
 use crate::error::{unavailable, Refusal};
+use crate::history::History;
 use crate::limit::Limits;
 use crate::store::Store;
-use crate::texts::Shown;
 use std::sync::Arc;
 use unticked_core::config::Config;
 use unticked_core::record;
 
 /// Shared by the handlers.
 pub struct Collector {
+    /// The config served now.
     pub config: Config,
-    pub shown: Shown,
+    /// Every config version served, the current one included: what a record is checked
+    /// against is the version it names (crate::history).
+    pub history: History,
     pub store: Store,
     /// The bearer token of the admin endpoints; `None` turns them off.
     pub admin_token: Option<String>,
@@ -23,15 +26,18 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// The state over `store`, serving `config`, whose text hashes to `config_sha256`; every
+    /// version `store` holds is loaded beside it ([`History::load`]).
     pub fn new(
         config: Config,
+        config_sha256: &str,
         store: Store,
         admin_token: Option<String>,
         limits: Limits,
         writers: crate::http::Writers,
     ) -> Arc<Collector> {
         Arc::new(Collector {
-            shown: Shown::of(&config),
+            history: History::load(&store, config_sha256, config.clone()),
             config,
             store,
             admin_token: admin_token.filter(|t| !t.is_empty()),
