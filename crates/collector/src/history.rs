@@ -320,6 +320,48 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "the log is still empty");
     }
 
+    /// A log written before the collector kept its configs holds records under a config it
+    /// never recorded. Restarted with a corrected one, the collector no longer knows that
+    /// config, but the outbox's retry of bytes it stored gets their receipt (200), not a 422
+    /// the outbox would keep retrying; other values beside the same bytes are still 409.
+    #[tokio::test]
+    async fn a_retry_of_stored_bytes_gets_its_receipt_whatever_config_is_served_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let old = demo_config();
+        let stored = seal(&capture(&old, &["email-offers"]), 1);
+        let receipt = {
+            // As the collector did before issue 14: the config served, never recorded.
+            let store = Store::open(&db, &Shown::of(&old)).unwrap();
+            let app = crate::serve::app(WWW.into(), old.clone(), store, crate::testing::settings());
+            let (status, receipt) = post(&app, &stored).await;
+            assert_eq!(status, StatusCode::CREATED, "{receipt}");
+            receipt
+        };
+
+        let (app, store) = serve(&db, &corrected_text());
+        assert_eq!(store.configs().unwrap().len(), 1, "the old config is not known");
+        let (status, answer) = post(&app, &seal(&capture(&old, &["email-offers"]), 2)).await;
+        assert_eq!(
+            answer["code"], "unknown-config",
+            "a new record under it is refused: {status}"
+        );
+
+        let (status, again) = post(&app, &stored).await;
+        assert_eq!((status, &again), (StatusCode::OK, &receipt));
+        let (status, answer) = post(&app, &stored.replace("jan@example.pl", "eve@example.pl")).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::CONFLICT, Some("id-conflict")),
+            "{answer}"
+        );
+        assert_eq!(
+            store.subject("eve@example.pl").unwrap().len(),
+            0,
+            "nothing of it was kept"
+        );
+    }
+
     /// A stored config that no longer parses, or whose text no longer hashes to its name, is
     /// left out (with a warning naming it): records under it are refused, the others taken.
     #[tokio::test]
