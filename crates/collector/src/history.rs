@@ -14,11 +14,18 @@
 //! ([`History::load`]); the history never changes while it serves.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use unticked_core::config::Config;
 
 use crate::compile::config_sha256;
+use crate::error::{refuse, unavailable, Code};
+use crate::state::Collector;
 use crate::store::Store;
 use crate::texts::Shown;
 
@@ -92,6 +99,11 @@ impl History {
     pub fn version(&self, sha256: &str) -> Option<&Version> {
         self.versions.get(sha256)
     }
+
+    /// The SHA-256 of the config served now.
+    pub fn current(&self) -> &str {
+        &self.current
+    }
 }
 
 /// The stored config `sha256`, read back and checked against its name.
@@ -156,6 +168,45 @@ impl Recorder {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+    }
+}
+
+/// `GET /v1/configs`: every config served, the first served first, each with its SHA-256,
+/// when it was first and last served (ms since the epoch) and whether it is served now.
+/// Public, as consent.json is.
+pub async fn list(State(collector): State<Arc<Collector>>) -> Response {
+    let rows = match collector.store.configs() {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(e).into_response(),
+    };
+    let configs: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "sha256": row.sha256,
+                "first_served": row.first_served,
+                "last_served": row.last_served,
+                "current": row.sha256 == collector.history.current(),
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "configs": configs })).into_response()
+}
+
+/// `GET /v1/configs/{sha256}`: the exact text of a config served, as `application/json`.
+pub async fn text(State(collector): State<Arc<Collector>>, sha256: Result<UrlPath<String>, PathRejection>) -> Response {
+    let Ok(UrlPath(sha256)) = sha256 else {
+        return refuse(Code::NotFound, "no config with this hash").into_response();
+    };
+    match collector.store.config_text(&sha256) {
+        // Never serve a config other than the one the hash names: that is storage corruption.
+        Ok(Some(text)) if config_sha256(&text) != sha256 => {
+            tracing::error!(sha256 = %sha256, "a stored config does not hash to its name; run `unticked verify`");
+            refuse(Code::Unavailable, "the stored config does not match its hash").into_response()
+        }
+        Ok(Some(text)) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Ok(None) => refuse(Code::NotFound, "no config with this hash").into_response(),
+        Err(e) => unavailable(e).into_response(),
     }
 }
 
@@ -411,6 +462,51 @@ mod tests {
         let (purpose, version, locale, text) = store.text(&old_text).unwrap().expect("stored");
         assert_eq!((purpose.as_str(), version, locale.as_str()), ("email-offers", 1, "pl"));
         assert!(text.contains("ofert i nowości e-mailem"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn the_configs_served_are_listed_and_each_given_as_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        drop(serve(&db, &demo_text()));
+        let (app, _store) = serve(&db, &corrected_text());
+        let (old, corrected) = (demo_sha256(), config_sha256(&corrected_text()));
+
+        let (status, content_type, list) = send(&app, "GET", "/v1/configs", String::new()).await;
+        assert_eq!((status, content_type.as_str()), (StatusCode::OK, "application/json"));
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        let configs = list["configs"].as_array().unwrap();
+        let names: Vec<_> = configs
+            .iter()
+            .map(|c| (c["sha256"].as_str().unwrap(), c["current"].clone()))
+            .collect();
+        assert_eq!(names, [(old.as_str(), false.into()), (corrected.as_str(), true.into())]);
+        for config in configs {
+            let (first, last) = (
+                config["first_served"].as_u64().unwrap(),
+                config["last_served"].as_u64().unwrap(),
+            );
+            assert!(first > 1_700_000_000_000 && first <= last, "{config}");
+        }
+
+        for (sha256, text) in [(&old, demo_text()), (&corrected, corrected_text())] {
+            let (status, content_type, body) = send(&app, "GET", &format!("/v1/configs/{sha256}"), String::new()).await;
+            assert_eq!((status, content_type.as_str()), (StatusCode::OK, "application/json"));
+            assert!(body == text, "the exact text stored");
+        }
+        for path in ["/v1/configs/0000", "/v1/configs/%ff", "/v1/configs/%00"] {
+            let (status, _, body) = send(&app, "GET", path, String::new()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+            assert!(body.contains(r#""code":"not-found""#), "{path}: {body}");
+        }
+
+        // Never served as what it is not: a config edited in the database.
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE configs SET text = text || ' ' WHERE sha256 = ?1", [&old])
+            .unwrap();
+        let (status, _, body) = send(&app, "GET", &format!("/v1/configs/{old}"), String::new()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     }
 
     /// `last_served` moves on while the config is served and at shutdown, never back; the

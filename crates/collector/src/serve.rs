@@ -121,6 +121,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/checkpoint", get(records::get_checkpoint))
         .route("/v1/proofs/consistency", get(records::get_consistency))
         .route("/v1/texts/{sha256}", get(records::get_text))
+        .route("/v1/configs", get(history::list))
+        .route("/v1/configs/{sha256}", get(history::text))
         .route("/v1/admin/subjects", post(admin::subject))
         .route("/v1/admin/subjects/export", post(admin::export_subject))
         .route("/v1/admin/subjects/erase", post(admin::erase))
