@@ -252,6 +252,10 @@ fn main() -> ExitCode {
                     println!("unticked verify: {what}: text {sha256}: {problem}");
                     ExitCode::from(1)
                 }
+                Err(verify::Broken::Config { sha256, problem }) => {
+                    println!("unticked verify: {what}: config {sha256}: {problem}");
+                    ExitCode::from(1)
+                }
                 Err(verify::Broken::Unreadable(why)) => {
                     eprintln!("unticked verify: {why}");
                     ExitCode::from(2)
