@@ -34,17 +34,18 @@ function freePort() {
 }
 
 /**
- * Starts the collector serving www/ with a fresh log (the demo's config unless `config` names
- * another, and `extra` arguments to `serve`), and
- * resolves with { url, db, stop, proxyPort }. The shop pages a test serves through
- * `flakyProxy` have the proxy's origin, so the collector is told it as one of its own
- * (`--public-origin`), as a site owner tells a collector behind a reverse proxy; it never
- * takes its own origin from a request's Host.
+/**
+ * Starts the collector serving `www` (www/ by default) and its consent.json (or the config
+ * `config` names) with a fresh log (and `extra` arguments to `serve`), and resolves with
+ * { url, db, stop, proxyPort }. The shop pages a test serves through `flakyProxy` have the
+ * proxy's origin, so the collector is told it as one of its own (`--public-origin`), as a
+ * site owner tells a collector behind a reverse proxy; it never takes its own origin from a
+ * request's Host.
  */
-export async function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db"), config = "www/consent.json", extra = [] } = {}) {
+export async function startServer({ db = path.join(mkdtempSync(path.join(os.tmpdir(), "unticked-")), "log.db"), extra = [], www = "www", config = path.join(www, "consent.json") } = {}) {
   const proxyPort = await freePort();
   return new Promise((resolve, reject) => {
-    const args = ["serve", "--www", "www", "--config", config, "--db", db, "--addr", "127.0.0.1:0", ...extra];
+    const args = ["serve", "--www", www, "--config", config, "--db", db, "--addr", "127.0.0.1:0", ...extra];
     args.push("--public-origin", `http://127.0.0.1:${proxyPort}`);
     const child = spawn(BINARY, args, {
       cwd: ROOT,

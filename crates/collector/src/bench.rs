@@ -77,9 +77,15 @@ pub fn seal_with(capture: &Capture, public_key: &[u8], sign: impl FnOnce(&[u8]) 
 /// `n` checkout submissions as shoppers of 64 browsers would send them from the collector's
 /// own page at `origin` (the collector takes records from its own origin or the config's):
 /// every other one gives e-mail offers (and so discloses an address), the rest refuse
-/// everything.
-fn deliveries(config: &Config, origin: &str, n: usize) -> Result<Vec<(String, String)>, BenchError> {
-    let compiled = unticked_core::compiled::compile(config, &"0".repeat(64));
+/// everything. Each names the config by `config_sha256`, the hash of its text, as the
+/// widget's records do: the collector takes records of the configs it has served.
+fn deliveries(
+    config: &Config,
+    config_sha256: &str,
+    origin: &str,
+    n: usize,
+) -> Result<Vec<(String, String)>, BenchError> {
+    let compiled = unticked_core::compiled::compile(config, config_sha256);
     let sheet = &compiled
         .sheet("checkout", &config.default_locale)
         .ok_or_else(|| BenchError("the config has no checkout form".into()))?
@@ -164,12 +170,16 @@ fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, S
         .stderr(Stdio::null())
         .spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| BenchError("no stdout".into()))?;
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    while let Some(line) = lines.next() {
         let line = line?;
         if let Some(url) = line
             .strip_prefix("unticked: serving ")
             .and_then(|l| l.split(" on ").nth(1))
         {
+            // Read on: `serve` prints more after its URL, and a closed pipe makes that print
+            // fail and the collector exit (the bench then met "connection refused").
+            std::thread::spawn(move || lines.for_each(drop));
             return Ok((child, url.trim_end_matches('/').to_string()));
         }
     }
@@ -274,7 +284,8 @@ fn run(options: &Options) -> Result<(), BenchError> {
     };
     // The records come from the collector's own page, as the demo shop's do.
     eprintln!("unticked bench: signing {} records…", options.records);
-    let bodies = match deliveries(&config, &url, options.records) {
+    let config_sha256 = crate::compile::config_sha256(&text);
+    let bodies = match deliveries(&config, &config_sha256, &url, options.records) {
         Ok(bodies) => Arc::new(bodies),
         Err(e) => {
             if let Some(mut child) = child {

@@ -41,6 +41,21 @@ pub fn config_sha256(text: &str) -> String {
 /// The config at `path`, linted and compiled; nothing when it fails the linter. Read and
 /// parsed once: lint's report is made only for a config that fails.
 pub fn compile_file(path: &Path) -> Result<(Config, Compiled), CompileError> {
+    read_source(path).map(|source| (source.config, source.compiled))
+}
+
+/// A linted config with the text it was read from, as `unticked serve` keeps it in its
+/// history of configs (crate::history).
+pub struct Source {
+    /// The file's text without a byte order mark: the text `compiled.site.config_sha256` is
+    /// the SHA-256 of ([`config_sha256`]).
+    pub text: String,
+    pub config: Config,
+    pub compiled: Compiled,
+}
+
+/// [`compile_file`], keeping the text.
+pub fn read_source(path: &Path) -> Result<Source, CompileError> {
     let refused = |report: Report| CompileError::Lint {
         report: report.to_text(),
         exit: report.exit_code(),
@@ -48,7 +63,11 @@ pub fn compile_file(path: &Path) -> Result<(Config, Compiled), CompileError> {
     let text = std::fs::read_to_string(path).map_err(|e| refused(Report::unreadable(path, &e)))?;
     let config = Config::from_json(&text).map_err(|_| refused(lint::lint_text(path.display().to_string(), &text)))?;
     let compiled = compiled::compile(&config, &config_sha256(&text));
-    Ok((config, compiled))
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
+    Ok(Source { text, config, compiled })
 }
 
 /// Writes `compiled` to `<out>/c/<sha256>/` and returns that directory. The files go to a

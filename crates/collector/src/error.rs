@@ -94,6 +94,9 @@ codes! {
     UnknownAlgorithm = "unknown-algorithm", BAD_REQUEST;
     BadSignature = "bad-signature", BAD_REQUEST;
     // The record against the config, the clock and the request.
+    /// The record names a config (`config_sha256`) the collector has never served, or one
+    /// it can no longer read (crate::history).
+    UnknownConfig = "unknown-config", UNPROCESSABLE_ENTITY;
     UnknownForm = "unknown-form", UNPROCESSABLE_ENTITY;
     SourceMismatch = "source-mismatch", UNPROCESSABLE_ENTITY;
     UnknownLocale = "unknown-locale", UNPROCESSABLE_ENTITY;

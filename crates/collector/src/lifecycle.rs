@@ -58,8 +58,6 @@ const CLOCK_SKEW_S: u64 = 300;
 /// What the lifecycle needs beyond the config and the store.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
-    /// SHA-256 of the config text served: what a record made now names.
-    pub config_sha256: String,
     /// The collector's public origin (`https://consent.shop.example`): where links point,
     /// and the page of the records it signs.
     pub public_origin: String,
@@ -259,7 +257,7 @@ impl Change<'_> {
     /// # Errors
     /// 422 for a purpose or locale the preferences form does not show.
     pub fn capture(&self, collector: &Collector) -> Result<Capture, Refusal> {
-        let shown = collector.shown.get(PREFERENCES, self.locale).ok_or_else(|| {
+        let shown = collector.shown_now().get(PREFERENCES, self.locale).ok_or_else(|| {
             refuse(
                 Code::UnknownLocale,
                 format!("\"{}\" is not a declared locale", self.locale),
@@ -293,7 +291,7 @@ impl Change<'_> {
             page_path: self.page_path.to_string(),
             notice_url: notice.url.clone(),
             notice_version: notice.version.clone(),
-            config_sha256: collector.lifecycle.config_sha256.clone(),
+            config_sha256: collector.config_sha256().to_string(),
             widget: self.widget.to_string(),
             purposes,
             subjects: Vec::new(),
@@ -1376,6 +1374,7 @@ mod tests {
         // The account form's record, as the draft endpoint makes it and the browser seals it.
         let collector = crate::state::Collector::new(
             config.clone(),
+            &crate::testing::demo_sha256(),
             Store::open(
                 &tempfile::tempdir().unwrap().path().join("draft.db"),
                 &crate::texts::Shown::of(&config),
@@ -1385,7 +1384,6 @@ mod tests {
             crate::limit::Limits::default(),
             crate::http::Writers::new(&["http://127.0.0.1:8080".to_string()]),
             Settings {
-                config_sha256: crate::testing::sha256_hex(b"config"),
                 public_origin: "http://127.0.0.1:8080".into(),
                 account_secret: Some(SECRET.into()),
             },

@@ -10,6 +10,7 @@ mod admin;
 mod bench;
 mod compile;
 mod error;
+mod history;
 mod http;
 mod lifecycle;
 mod limit;
@@ -251,6 +252,10 @@ fn main() -> ExitCode {
                 }
                 Err(verify::Broken::Text { sha256, problem }) => {
                     println!("unticked verify: {what}: text {sha256}: {problem}");
+                    ExitCode::from(1)
+                }
+                Err(verify::Broken::Config { sha256, problem }) => {
+                    println!("unticked verify: {what}: config {sha256}: {problem}");
                     ExitCode::from(1)
                 }
                 Err(verify::Broken::Unreadable(why)) => {

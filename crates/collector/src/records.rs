@@ -2,8 +2,9 @@
 //!
 //! A delivery is `{"disclosures":[{"channel","identifier","salt"}…],"record":"<bytes>"}`
 //! (see `unticked_core::capture`). The record must open (`record::open`: canonical bytes,
-//! every field, the browser's signature), must match the config the collector serves (the
-//! form, each purpose's version and the hash of the exact text it shows in that locale),
+//! every field, the browser's signature), must match the config version it names in
+//! `config_sha256`, one the collector has served (crate::history; the form, each purpose's
+//! version and the hash of the exact text it shows in that locale, the privacy notice),
 //! and every subject commitment must be backed by a disclosure that hashes to it, for a
 //! channel the shopper granted in this very record (R8, R10). An optional `"birthday":
 //! {"value":"--MM-DD","salt"}` comes only with a given purpose that asks for it and a
@@ -13,7 +14,9 @@
 //! says so (`"not_kept":["birthday"]`).
 //!
 //! The same id with other bytes, or the same bytes with other values beside them (contacts
-//! or birthday), is refused 409 `id-conflict`: never silently ignored.
+//! or birthday), is refused 409 `id-conflict`: never silently ignored. The same bytes are
+//! not checked again: their retry is answered with their receipt whatever changed since
+//! (the config served, the clock), or the outbox would keep them for ever.
 //!
 //! An accepted record is appended to the log ([`crate::store`]) and answered with a
 //! receipt: its log index, leaf hash, inclusion proof and the signed checkpoint it was
@@ -31,6 +34,7 @@ use unticked_core::json::{self, Json};
 use unticked_core::record::{self, OpenedRecord, RecordError, State as ConsentState};
 
 use crate::error::{refuse, too_many, unavailable, Code, Refusal};
+use crate::history::{History, Version};
 use crate::limit::Client;
 use crate::state::Collector;
 use crate::store::{Appended, Birthday};
@@ -65,7 +69,8 @@ pub const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
 /// behind is likelier than a delivery so late.
 pub const MAX_AGE_MS: u64 = 400 * 24 * 3600 * 1000;
 
-/// A delivery that passed every check.
+/// A delivery to append: it passed every check, or its record's bytes are stored already
+/// (a retry, [`Delivery::into_retry`]), where the store compares what travels beside them.
 #[derive(Debug)]
 pub struct Accepted {
     pub bytes: String,
@@ -99,21 +104,32 @@ pub struct Delivery {
     token: Option<String>,
 }
 
-/// Checks a delivery body against `config`, as it arrives now at 127.0.0.1:8080 (the
-/// test captures' page). Pure: no storage, and the clock passed in.
+/// Checks a delivery body against `config`, served under the demo config's hash (which
+/// the test captures name), as it arrives now at 127.0.0.1:8080 (the test captures' page).
+/// Pure: no storage, and the clock passed in.
 ///
 /// # Errors
 /// A [`Refusal`] with a 4xx status and a stable code.
 #[cfg(test)]
 pub fn check(body: &[u8], config: &Config) -> Result<Accepted, Refusal> {
+    check_against(
+        body,
+        &History::only(&crate::testing::demo_sha256(), config.clone()),
+        config,
+    )
+}
+
+/// [`check`] against every version of `history`, with the origins of `served`.
+#[cfg(test)]
+pub fn check_against(body: &[u8], history: &History, served: &Config) -> Result<Accepted, Refusal> {
     let arrival = Arrival {
         now_ms: crate::testing::now_ms(),
         writers: &crate::http::Writers::new(
-            &[config.origins.as_slice(), &["http://127.0.0.1:8080".to_string()]].concat(),
+            &[served.origins.as_slice(), &["http://127.0.0.1:8080".to_string()]].concat(),
         ),
         origin: None,
     };
-    open_delivery(body)?.check(config, &Shown::of(config), &arrival)
+    open_delivery(body)?.check(history, &arrival)
 }
 
 /// Reads a delivery body and opens its record (`record::open`).
@@ -186,13 +202,15 @@ pub fn open_delivery(body: &[u8]) -> Result<Delivery, Refusal> {
 }
 
 impl Delivery {
-    /// Checks the opened record against `config`, the clock and the request, and what
-    /// travels beside it against the record's commitments.
+    /// Checks the opened record against the config version it was made under (of
+    /// `history`), the clock and the request, and what travels beside it against the
+    /// record's commitments.
     ///
     /// # Errors
-    /// A [`Refusal`] with a 4xx status and a stable code; a value beside the record that
-    /// its commitments do not bind is `disclosure-mismatch` or `birthday-mismatch`.
-    pub fn check(self, config: &Config, shown: &Shown, arrival: &Arrival) -> Result<Accepted, Refusal> {
+    /// A [`Refusal`] with a 4xx status and a stable code: `unknown-config` for a version
+    /// `history` lacks; a value beside the record that its commitments do not bind is
+    /// `disclosure-mismatch` or `birthday-mismatch`.
+    pub fn check(self, history: &History, arrival: &Arrival) -> Result<Accepted, Refusal> {
         let Delivery {
             bytes,
             opened,
@@ -200,6 +218,7 @@ impl Delivery {
             birthday,
             token,
         } = self;
+        let Version { config, shown } = made_under(&opened, history)?;
         matches_config(&opened, config, shown)?;
         captured_in_window(&opened, arrival.now_ms)?;
         matches_page(&opened, config, arrival)?;
@@ -224,8 +243,35 @@ impl Delivery {
     /// # Errors
     /// As [`Delivery::check`].
     pub fn check_as_served(self, collector: &Collector, arrival: &Arrival) -> Result<Accepted, Refusal> {
-        self.check(&collector.config, &collector.shown, arrival)
+        self.check(&collector.history, arrival)
     }
+
+    /// The delivery of a record whose exact bytes the store holds: appended unchecked, since
+    /// they were checked when first stored, and the store answers `Existing` only when what
+    /// travels beside them is what it holds (`Conflict` otherwise).
+    pub fn into_retry(self) -> Accepted {
+        Accepted {
+            bytes: self.bytes,
+            opened: self.opened,
+            disclosures: self.disclosures,
+            birthday: self.birthday,
+            token: self.token,
+        }
+    }
+}
+
+/// The config version a record was made under: the one its `config_sha256` names, among
+/// those the collector has served (crate::history). A version it never served is no
+/// config of this shop's; one it can no longer read is refused too, rather than checked
+/// against another wording.
+fn made_under<'h>(opened: &OpenedRecord, history: &'h History) -> Result<&'h Version, Refusal> {
+    let sha256 = &opened.record.config_sha256;
+    history.version(sha256).ok_or_else(|| {
+        refuse(
+            Code::UnknownConfig,
+            format!("the collector knows no config {sha256}: it has not served it, or can no longer read it"),
+        )
+    })
 }
 
 /// `{"value":"--MM-DD","salt":"<32 hex digits>"}`, and nothing else.
@@ -542,9 +588,15 @@ pub async fn post_record(
                 "only the collector makes the records it signs",
             ));
         }
+        // The outbox's retry (src/courier.js) of bytes already stored gets their receipt
+        // before any check: the config may have changed since (a label corrected), or the
+        // clock moved past the window, and a 422 would keep the entry in the outbox for ever.
+        if stored_before(&collector, &delivery)? {
+            return Ok(delivery.into_retry());
+        }
         let id = delivery.opened.record.id.clone();
         let accepted = delivery
-            .check(&collector.config, &collector.shown, &arrival)
+            .check(&collector.history, &arrival)
             .map_err(|refusal| id_taken(&collector, &id, refusal))?;
         if accepted.opened.record.form == PREFERENCES {
             crate::lifecycle::authorise_account_record(&collector, &accepted, accepted.token.as_deref(), client)?;
@@ -600,6 +652,15 @@ pub async fn post_record(
         }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// Whether the store holds the delivery's record, byte for byte, under its id.
+fn stored_before(collector: &Collector, delivery: &Delivery) -> Result<bool, Refusal> {
+    let stored = collector
+        .store
+        .record(&delivery.opened.record.id)
+        .map_err(unavailable)?;
+    Ok(stored.is_some_and(|(_, bytes)| bytes == delivery.bytes))
 }
 
 /// A value beside the record that its commitments do not bind, under an id already stored:

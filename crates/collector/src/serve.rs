@@ -3,7 +3,7 @@
 //! Content-Security-Policy and its own order endpoint, and a health check.
 
 use crate::store::Store;
-use crate::{admin, records, violations};
+use crate::{admin, history, records, violations};
 use axum::extract::{DefaultBodyLimit, Path as UrlPath};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -51,7 +51,8 @@ pub struct Settings {
     /// The collector's own origins as browsers see them (`https://shop.example`): its pages
     /// may write, beside the config's `origins`.
     pub public_origins: Vec<String>,
-    /// SHA-256 of the config text served (what records name in `config_sha256`).
+    /// The SHA-256 of the served config's text (`compile::config_sha256`): its name in the
+    /// history of configs, beside every version the store holds (crate::history).
     pub config_sha256: String,
     /// The secret the shop's backend signs account tokens with (`UNTICKED_ACCOUNT_SECRET`);
     /// `None` turns the account form off.
@@ -103,12 +104,18 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
     let account_secret = settings.account_secret.clone().filter(|s| !s.is_empty());
     let lifecycle = crate::lifecycle::Settings {
-        config_sha256: settings.config_sha256.clone(),
         public_origin: settings.public_origins.first().cloned().unwrap_or_default(),
-        account_secret: settings.account_secret.clone().filter(|s| !s.is_empty()),
+        account_secret: account_secret.clone(),
     };
-    let collector =
-        crate::state::Collector::new(config, store, settings.admin_token, limits, writers.clone(), lifecycle);
+    let collector = crate::state::Collector::new(
+        config,
+        &settings.config_sha256,
+        store,
+        settings.admin_token,
+        limits,
+        writers.clone(),
+        lifecycle,
+    );
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -125,6 +132,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/checkpoint", get(records::get_checkpoint))
         .route("/v1/proofs/consistency", get(records::get_consistency))
         .route("/v1/texts/{sha256}", get(records::get_text))
+        .route("/v1/configs", get(history::list))
+        .route("/v1/configs/{sha256}", get(history::text))
         .route("/v1/admin/subjects", post(admin::subject))
         .route("/v1/admin/subjects/export", post(admin::export_subject))
         .route("/v1/admin/subjects/erase", post(admin::erase))
@@ -327,8 +336,8 @@ pub fn main(options: Options) -> ExitCode {
     }
     // The config is linted and compiled into what the widget loads, as `unticked build`
     // does: the widget and the record checks read the same sheets.
-    let (config, compiled) = match crate::compile::compile_file(&options.config) {
-        Ok(both) => both,
+    let crate::compile::Source { text, config, compiled } = match crate::compile::read_source(&options.config) {
+        Ok(source) => source,
         Err(e) => {
             eprintln!("{e}");
             eprintln!("unticked serve: refusing to serve an invalid config");
@@ -352,6 +361,19 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before any record is taken: unrecorded, this config would be unknown after a restart
+    // with another, and the records made under it refused (crate::history).
+    let config_sha256 = compiled.site.config_sha256.clone();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Err(e) = store.config_served(&config_sha256, &text, started) {
+        eprintln!(
+            "unticked serve: cannot record the config served in {}: {e}",
+            options.db.display()
+        );
+        return ExitCode::FAILURE;
+    }
     if let Some(target) = &options.witness {
         match crate::witness::Witness::open(target) {
             Ok(witness) => store.witness_to(witness),
@@ -376,6 +398,8 @@ pub fn main(options: Options) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Before the URL is printed: whoever reads it may send SIGTERM at once.
+        let shutdown = shutdown_signal();
         let addr = listener
             .local_addr()
             .map(|a| a.to_string())
@@ -418,13 +442,15 @@ pub fn main(options: Options) -> ExitCode {
             rate_limit: options.rate_limit,
             daily_quota: options.daily_quota,
             public_origins,
-            config_sha256: compiled.site.config_sha256.clone(),
+            config_sha256: config_sha256.clone(),
             account_secret,
         };
         let closing = store.clone();
+        let recorder = history::Recorder::start(store.clone(), config_sha256, text, history::REFRESH);
         let app = app(options.www, config, store, settings);
         // Returns once every connection is closed, so the app and its store clones are gone.
-        crate::http::serve(listener, app, options.connections, shutdown_signal()).await;
+        crate::http::serve(listener, app, options.connections, shutdown).await;
+        recorder.stop().await;
         // Fold the WAL into the database and close every connection, so that only the
         // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).
         if let Err(e) = tokio::task::spawn_blocking(move || closing.close())
@@ -458,25 +484,39 @@ fn public_origins(given: &[String], local: std::net::SocketAddr) -> Vec<String> 
     own
 }
 
-/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight, exit 0.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight, exit 0. The handlers are
+/// installed when this is called, not when the future is first polled: polled first in the
+/// accept loop, they could still be missing when a client that had its answer sent SIGTERM
+/// (on a loaded machine, 3 runs in 40), and the signal's default action killed the server
+/// mid-way, its WAL left behind. Call it before announcing the URL.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = received(interrupt) => {},
+            _ = received(terminate) => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves when `signal` arrives; never, when its handler could not be installed.
+#[cfg(unix)]
+async fn received(signal: Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(mut signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

@@ -1,10 +1,10 @@
-//! The state the HTTP handlers share: the config served, what it shows, the store, the
-//! admin token and the per-address limits.
+//! The state the HTTP handlers share: the config served, every config version known and
+//! what each shows, the store, the admin token and the per-address limits.
 
 use crate::error::{unavailable, Refusal};
+use crate::history::History;
 use crate::limit::Limits;
 use crate::store::Store;
-use crate::texts::Shown;
 use std::sync::Arc;
 use unticked_core::compiled::Compiled;
 use unticked_core::config::Config;
@@ -12,8 +12,11 @@ use unticked_core::record;
 
 /// Shared by the handlers.
 pub struct Collector {
+    /// The config served now.
     pub config: Config,
-    pub shown: Shown,
+    /// Every config version served, the current one included: what a record is checked
+    /// against is the version it names (crate::history).
+    pub history: History,
     pub store: Store,
     /// The bearer token of the admin endpoints; `None` turns them off.
     pub admin_token: Option<String>,
@@ -21,25 +24,28 @@ pub struct Collector {
     pub limits: Limits,
     /// The origins whose pages may write.
     pub writers: crate::http::Writers,
-    /// What consent over time needs: the config's hash, its compiled sheets, where the
-    /// collector's links point, and the secret of the shop's account tokens.
+    /// What consent over time needs: where the collector's links point, and the secret of
+    /// the shop's account tokens.
     pub lifecycle: crate::lifecycle::Settings,
     /// The config compiled (its sheets: the account form's and the preference page's rows).
     pub compiled: Compiled,
 }
 
 impl Collector {
+    /// The state over `store`, serving `config`, whose text hashes to `config_sha256`; every
+    /// version `store` holds is loaded beside it ([`History::load`]).
     pub fn new(
         config: Config,
+        config_sha256: &str,
         store: Store,
         admin_token: Option<String>,
         limits: Limits,
         writers: crate::http::Writers,
         lifecycle: crate::lifecycle::Settings,
     ) -> Arc<Collector> {
-        let compiled = unticked_core::compiled::compile(&config, &lifecycle.config_sha256);
+        let compiled = unticked_core::compiled::compile(&config, config_sha256);
         Arc::new(Collector {
-            shown: Shown::compiled(&compiled),
+            history: History::load(&store, config_sha256, config.clone()),
             compiled,
             lifecycle,
             config,
@@ -48,6 +54,20 @@ impl Collector {
             limits,
             writers,
         })
+    }
+
+    /// The texts the config served now shows (the preferences form's among them).
+    pub fn shown_now(&self) -> &crate::texts::Shown {
+        &self
+            .history
+            .version(self.history.current())
+            .expect("the history holds the config it serves")
+            .shown
+    }
+
+    /// SHA-256 of the config served now: what a record made now names.
+    pub fn config_sha256(&self) -> &str {
+        self.history.current()
     }
 
     /// The receipt of the record at `index`: the same whenever it is asked for, since it

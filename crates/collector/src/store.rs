@@ -1,6 +1,7 @@
 //! The collector's storage: an append-only log of the exact record bytes in SQLite, an
-//! RFC 9162 Merkle tree over them, signed checkpoints, the purpose texts by hash, and the
-//! disclosures in an erasable table with a keyed index (R10).
+//! RFC 9162 Merkle tree over them, signed checkpoints, the purpose texts by hash, every
+//! config served by hash (crate::history), and the disclosures in an erasable table with a
+//! keyed index (R10).
 //!
 //! One writer thread owns the write connection and commits whatever arrived together in one
 //! transaction with one checkpoint (group commit): a 201 is sent only after SQLite has made
@@ -46,6 +47,12 @@ CREATE TABLE IF NOT EXISTS texts (
   version INTEGER NOT NULL,
   locale TEXT NOT NULL,
   text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS configs (
+  sha256 TEXT PRIMARY KEY,
+  text TEXT NOT NULL,
+  first_served INTEGER NOT NULL,
+  last_served INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS subjects (
   idx INTEGER NOT NULL,
@@ -789,6 +796,64 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )
             .optional()?)
+    }
+}
+
+/// A config the collector has served (crate::history): its SHA-256, and when it was first
+/// and last served, ms since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRow {
+    pub sha256: String,
+    pub first_served: u64,
+    pub last_served: u64,
+}
+
+/// The history of the configs served (crate::history), kept apart from the log: a few rows
+/// written at start, hourly and at shutdown, each on a connection of its own.
+impl Store {
+    /// Records that the config whose exact text is `text` (without a byte order mark) and
+    /// whose SHA-256 is `sha256` (`compile::config_sha256`) is served at `now_ms`: a new row,
+    /// or a later `last_served` (never an earlier one, whatever the clock does).
+    pub fn config_served(&self, sha256: &str, text: &str, now_ms: u64) -> Result<(), StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute(
+            "INSERT INTO configs (sha256, text, first_served, last_served) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (sha256) DO UPDATE SET last_served = max(last_served, excluded.last_served)",
+            params![sha256, text, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Every config served, the first served first.
+    pub fn configs(&self) -> Result<Vec<ConfigRow>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut query =
+            read.prepare_cached("SELECT sha256, first_served, last_served FROM configs ORDER BY first_served, sha256")?;
+        let rows = query.query_map([], |row| {
+            Ok(ConfigRow {
+                sha256: row.get(0)?,
+                first_served: row.get(1)?,
+                last_served: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The exact text of the config stored under `sha256`.
+    pub fn config_text(&self, sha256: &str) -> Result<Option<String>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(read
+            .query_row("SELECT text FROM configs WHERE sha256 = ?1", [sha256], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// Records every purpose text of `texts` (those of an older config, beside the ones
+    /// [`Store::open`] records), so that what a shopper was shown under it can be printed.
+    pub fn keep_texts(&self, texts: &Shown) -> Result<(), StoreError> {
+        let mut conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        store_texts(&mut conn, texts)
     }
 }
 

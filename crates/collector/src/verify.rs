@@ -1,10 +1,10 @@
 //! `unticked verify --db FILE`: recomputes the whole log from the stored bytes and checks
 //! it against every signed checkpoint, and checks what lies beside the log: every purpose
-//! text against its hash, every disclosure and every birthday kept against the commitment
-//! it backs, every time
-//! received against the checkpoint that signed it. Any edit, deletion or reordering of the
-//! stored records, a truncation of the records, an altered or removed checkpoint, an edited
-//! time, text or disclosure, is found and named by the first log index (or text) it touches.
+//! text and every config served against its hash, every disclosure and every birthday kept
+//! against the commitment it backs, every time received against the checkpoint that signed
+//! it. Any edit, deletion or reordering of the stored records, a truncation of the records,
+//! an altered or removed checkpoint, an edited time, text, config or disclosure, is found
+//! and named by the first log index (or text, or config) it touches.
 //!
 //! What the database alone cannot show: cutting off the newest records *together with*
 //! their checkpoints. That needs no key (what is left is a smaller, correctly signed log),
@@ -50,6 +50,8 @@ pub enum Broken {
     At { index: u64, problem: String },
     /// A stored purpose text is not the text its hash names (exit 1).
     Text { sha256: String, problem: String },
+    /// A stored config is not the text its hash names (exit 1).
+    Config { sha256: String, problem: String },
 }
 
 /// A record that says the collector signed it (a step taken on its preference page or by
@@ -248,6 +250,8 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
             texts.insert(sha256, (purpose, locale));
         }
     }
+
+    check_configs(&conn)?;
 
     // The disclosures, walked beside the log in the same order (both by index), so that
     // neither is held in memory whole.
@@ -544,6 +548,38 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
         anchors: anchors.len() as u64,
         unchecked,
     })
+}
+
+/// Every config served (crate::history) is stored under the SHA-256 of its text: the
+/// collector checks records against the version they name, so an edited config would let
+/// it take records against wording no shopper was shown, and `GET /v1/configs/{sha256}`
+/// give it out as the one they were. A log no collector of this version has opened has
+/// no configs.
+fn check_configs(conn: &Connection) -> Result<(), Broken> {
+    let unreadable = |e: &dyn std::fmt::Display| Broken::Unreadable(e.to_string());
+    let has_configs = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'configs'")
+        .and_then(|mut q| q.exists([]))
+        .map_err(|e| unreadable(&e))?;
+    if !has_configs {
+        return Ok(());
+    }
+    let mut rows = conn
+        .prepare("SELECT sha256, text FROM configs ORDER BY first_served, sha256")
+        .map_err(|e| unreadable(&e))?;
+    let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
+    while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
+        let sha256: String = row.get(0).map_err(|e| unreadable(&e))?;
+        let text: String = row.get(1).map_err(|e| unreadable(&e))?;
+        let actual = crate::compile::config_sha256(&text);
+        if actual != sha256 {
+            return Err(Broken::Config {
+                sha256,
+                problem: format!("the stored config hashes to {actual}: it was edited or swapped"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `GET path` on a collector at `http://host:port`, with the admin token; the parsed JSON.
@@ -976,6 +1012,63 @@ mod tests {
         let (index, problem) = problem_at(&db, &key);
         assert_eq!(index, 0);
         assert!(problem.contains(&sha) && problem.contains("not stored"), "{problem}");
+    }
+
+    /// A log holding records made under two versions of the config (a label corrected in
+    /// between, issue 14) is clean: the texts of both are kept, and each record's are found.
+    /// An edited stored config is found and named, and so is a lost text of the older one.
+    #[test]
+    fn a_log_of_records_under_two_config_versions_verifies() {
+        use crate::compile::config_sha256;
+        use crate::testing::{capture_under, corrected_text, demo_sha256, demo_text};
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let corrected_text = corrected_text();
+        let corrected = unticked_core::config::Config::from_json(&corrected_text).unwrap();
+        let corrected_sha256 = config_sha256(&corrected_text);
+        // As `serve` leaves it: the old config served first, then the corrected one.
+        let store = Store::open(&db, &crate::texts::Shown::of(&corrected)).unwrap();
+        store.config_served(&demo_sha256(), &demo_text(), 1).unwrap();
+        store.config_served(&corrected_sha256, &corrected_text, 2).unwrap();
+        let history = crate::history::History::load(&store, &corrected_sha256, corrected.clone());
+        let old = capture(&demo_config(), &["email-offers"]);
+        let new = capture_under(&corrected, &corrected_sha256, &["email-offers"]);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        for (i, made) in [&old, &new].into_iter().enumerate() {
+            let body = seal(made, i as u8 + 1);
+            let accepted = crate::records::check_against(body.as_bytes(), &history, &corrected).unwrap();
+            let id = accepted.opened.record.id.clone();
+            let appended = runtime.block_on(store.append(id, accepted.bytes, accepted.disclosures, accepted.birthday));
+            assert_eq!(appended.unwrap(), Appended::New(i as u64));
+        }
+        drop(store);
+        let key = Keys::path_for(&db);
+        let clean = check(&db, &key).unwrap();
+        assert_eq!(clean.records, 2);
+
+        tamper(
+            &db,
+            &format!("UPDATE configs SET text = replace(text, 'oraz', 'i') WHERE sha256 = '{corrected_sha256}'"),
+        );
+        match check(&db, &key) {
+            Err(Broken::Config { sha256, problem }) => {
+                assert_eq!(sha256, corrected_sha256);
+                assert!(problem.contains("edited"), "{problem}");
+            }
+            other => panic!("expected the edited config to be found, got {other:?}"),
+        }
+        tamper(
+            &db,
+            &format!("UPDATE configs SET text = replace(text, 'ofert i nowości', 'ofert oraz nowości') WHERE sha256 = '{corrected_sha256}'"),
+        );
+        assert!(check(&db, &key).is_ok(), "put back as it was");
+
+        let old_text = sha256_hex(old.texts[0].as_bytes());
+        assert_eq!(old.record.purposes[0].id, "email-offers");
+        tamper(&db, &format!("DELETE FROM texts WHERE sha256 = '{old_text}'"));
+        let (index, problem) = problem_at(&db, &key);
+        assert_eq!(index, 0, "{problem}");
+        assert!(problem.contains("not stored"), "{problem}");
     }
 
     /// The purpose-text endpoint refuses to serve wording whose hash is not the one asked
