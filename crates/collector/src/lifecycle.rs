@@ -44,8 +44,8 @@ use crate::store::{Appended, SubjectRow};
 pub const ACCOUNT_SECRET_VARIABLE: &str = "UNTICKED_ACCOUNT_SECRET";
 
 /// How long a preference or unsubscribe link works: a year. A marketing e-mail stays in an
-/// inbox, and its unsubscribe link must still work when the subscriber finally wants out
-/// (RFC 8058 §3.2 asks that it keep working); a new mail brings a new link.
+/// inbox for months, and its unsubscribe link must still work when the subscriber finally
+/// wants out; each new mail brings a new link.
 pub const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 /// The longest an account token may live: an hour. The shop mints one per page view of its

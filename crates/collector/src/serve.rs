@@ -142,7 +142,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/pages.css", get(crate::pages::stylesheet))
         .route("/v1/admin/links", post(crate::lifecycle::mint_links))
         .route("/v1/admin/links/revoke", post(crate::lifecycle::revoke_links))
-        // The subject's own pages (HTML): a GET never changes anything (RFC 8058 §3.1).
+        // The subject's own pages (HTML): a GET never changes anything, since mail software
+        // fetches links (RFC 8058 §1).
         .route(
             "/preferences/{token}",
             get(crate::lifecycle::preferences_page).post(crate::lifecycle::save_preferences),
