@@ -188,6 +188,12 @@ export function flakyProxy(server) {
         res.writeHead(answer.statusCode, answer.headers);
         answer.pipe(res);
       });
+      // The collector behind may stop while a retry is on its way (a test restarting it):
+      // the browser gets a 502, as from a reverse proxy, never an uncaught socket error.
+      upstream.on("error", () => {
+        if (!res.headersSent) res.writeHead(502, { "content-type": "application/json" });
+        res.end('{"code":"unavailable","message":"the collector behind the proxy is not answering"}');
+      });
       upstream.end(Buffer.concat(chunks));
     });
   });
