@@ -672,6 +672,32 @@ fn page_response(status: StatusCode, html: String) -> Response {
         .into_response()
 }
 
+/// Records `changes` made through a link of `kind`, as a record the collector signs, from
+/// the link's page (`/preferences`, `/unsubscribe`: the path without its token).
+async fn record_by_collector(
+    collector: &Collector,
+    link: &Link,
+    locale: &str,
+    kind: LinkKind,
+    changes: &[(String, ConsentState)],
+) -> Result<String, Refusal> {
+    let (source, page_path) = match kind {
+        LinkKind::Preferences => (Source::Preferences, "/preferences"),
+        LinkKind::Unsubscribe => (Source::Unsubscribe, "/unsubscribe"),
+    };
+    let change = Change {
+        identifier: &link.identifier,
+        locale,
+        source,
+        signer: Signer::Collector,
+        page_origin: &collector.lifecycle.public_origin,
+        page_path,
+        widget: COLLECTOR_WIDGET,
+        changes,
+    };
+    store_signed_by_collector(collector, &change.capture(collector)?).await
+}
+
 /// The page for a link that does not work (any reason), or for an address held back.
 fn invalid_link_page(collector: &Collector, headers: &HeaderMap, wait: Option<std::time::Duration>) -> Response {
     let locale = page_locale(collector, None, headers);
@@ -771,21 +797,7 @@ pub async fn save_preferences(
         "unchanged"
     } else {
         let locale = page_locale(&collector, Some(&history), &headers);
-        let change = Change {
-            identifier: &link.identifier,
-            locale,
-            source: Source::Preferences,
-            signer: Signer::Collector,
-            page_origin: &collector.lifecycle.public_origin,
-            page_path: "/preferences",
-            widget: COLLECTOR_WIDGET,
-            changes: &changes,
-        };
-        let stored = match change.capture(&collector) {
-            Ok(capture) => store_signed_by_collector(&collector, &capture).await,
-            Err(refusal) => Err(refusal),
-        };
-        if let Err(refusal) = stored {
+        if let Err(refusal) = record_by_collector(&collector, &link, locale, LinkKind::Preferences, &changes).await {
             return refusal.into_response();
         }
         tracing::info!(changes = changes.len(), "preference page: consent changed");
@@ -868,21 +880,7 @@ pub async fn one_click_unsubscribe(
     let changes = withdraw_all(&standing, |s| s.channel == link.channel);
     let locale = page_locale(&collector, Some(&history), &headers);
     if !changes.is_empty() {
-        let change = Change {
-            identifier: &link.identifier,
-            locale,
-            source: Source::Unsubscribe,
-            signer: Signer::Collector,
-            page_origin: &collector.lifecycle.public_origin,
-            page_path: "/unsubscribe",
-            widget: COLLECTOR_WIDGET,
-            changes: &changes,
-        };
-        let stored = match change.capture(&collector) {
-            Ok(capture) => store_signed_by_collector(&collector, &capture).await,
-            Err(refusal) => Err(refusal),
-        };
-        if let Err(refusal) = stored {
+        if let Err(refusal) = record_by_collector(&collector, &link, locale, LinkKind::Unsubscribe, &changes).await {
             return refusal.into_response();
         }
         tracing::info!(
