@@ -12,7 +12,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, ADMIN_TOKEN, ACCOUNT_SECRET, startServer, launchBrowser, openPage, fillCheckout, fixture, storedRecord, BOXES } from "./harness.mjs";
+import { ROOT, BINARY, ACCOUNT_SECRET, admin, stateOf, logSize, startServer, launchBrowser, openPage, fillCheckout, fixture, storedRecord, BOXES } from "./harness.mjs";
 
 const run = promisify(execFile);
 const AXE = readFileSync(path.join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
@@ -28,7 +28,6 @@ async function axeViolations(page) {
     return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
   });
 }
-const BINARY = path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, "target"), "debug/unticked");
 
 const browser = await launchBrowser();
 const servers = [];
@@ -52,26 +51,9 @@ function mint(sub, { secret = ACCOUNT_SECRET, exp = Math.floor(Date.now() / 1000
   return `${payload}.${createHmac("sha256", secret).update(payload).digest("base64url")}`;
 }
 
-async function admin(url, route, body) {
-  const response = await fetch(`${url}${route}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, `${route}: ${await response.clone().text()}`);
-  return response.json();
-}
-
-const stateOf = async (url, identifier) => (await admin(url, "/v1/admin/subjects", { identifier })).purposes;
-
 /** The account API as the browser calls it (same origin, JSON, no cookies). */
 const account = (url, route, body) =>
   fetch(`${url}/v1/account/${route}`, { method: "POST", headers: { "content-type": "application/json", origin: url }, body: JSON.stringify(body) });
-
-async function logSize(url) {
-  const response = await fetch(`${url}/v1/checkpoint`);
-  return response.status === 200 ? (await response.json()).size : 0;
-}
 
 /**
  * Gives `purposes` at the demo checkout with the address `email`, as a shopper does, and

@@ -205,5 +205,25 @@ export function flakyProxy(server) {
   );
 }
 
+/** An admin call (`POST`, JSON, the admin token) that must answer 200; its JSON answer. */
+export async function admin(url, route, body) {
+  const response = await fetch(`${url}${route}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (response.status !== 200) throw new Error(`${route}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** Where the subject's consent to each purpose stands, as the admin API tells it. */
+export const stateOf = async (url, identifier) => (await admin(url, "/v1/admin/subjects", { identifier })).purposes;
+
+/** The log's size by its latest checkpoint (0 when empty). */
+export async function logSize(url) {
+  const response = await fetch(`${url}/v1/checkpoint`);
+  return response.status === 200 ? (await response.json()).size : 0;
+}
+
 /** A UUIDv7 (RFC 9562 §5.7), as record ids are. */
 export const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, BINARY, ADMIN_TOKEN, startServer, launchBrowser, openPage, fillCheckout, BOXES } from "./harness.mjs";
+import { ROOT, BINARY, admin, stateOf, logSize, startServer, launchBrowser, openPage, fillCheckout, BOXES } from "./harness.mjs";
 
 const run = promisify(execFile);
 
@@ -25,23 +25,6 @@ async function server(options) {
   const started = await startServer(options);
   servers.push(started);
   return started;
-}
-
-async function admin(url, route, body) {
-  const response = await fetch(`${url}${route}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  assert.equal(response.status, 200, `${route}: ${await response.clone().text()}`);
-  return response.json();
-}
-
-const stateOf = async (url, identifier) => (await admin(url, "/v1/admin/subjects", { identifier })).purposes;
-
-async function logSize(url) {
-  const response = await fetch(`${url}/v1/checkpoint`);
-  return response.status === 200 ? (await response.json()).size : 0;
 }
 
 /** The link's path on this collector (links carry the collector's public origin). */
