@@ -167,22 +167,12 @@ fn serve_refuses_a_short_admin_token() {
     assert!(!dir.path().join("log.db").exists(), "nothing was opened");
 }
 
-/// Over real TCP: wrong admin tokens from one address get 429 after a few, and the log
-/// names the address and never the token.
-#[test]
-fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
-    let dir = tempfile::tempdir().unwrap();
-    let token = "serve-cli-admin-token-0123456789abcdef";
-    let mut child = serve_command(&dir.path().join("log.db"))
-        .env("UNTICKED_ADMIN_TOKEN", token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start unticked serve");
+/// A started `serve` with piped stdout and stderr: the server, the address it printed, and
+/// its log (stderr), read until it exits.
+fn logged(mut child: Child) -> (Server, String, thread::JoinHandle<String>) {
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut server = Server(child);
+    let server = Server(child);
     let (lines_tx, lines) = mpsc::channel::<String>();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -202,6 +192,34 @@ fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
             break url.trim_end_matches('/').to_string();
         }
     };
+    (server, addr, log)
+}
+
+/// Stops a [`logged`] server with SIGTERM and returns its whole log.
+fn stop_logged(server: &mut Server, log: thread::JoinHandle<String>) -> String {
+    let pid = server.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    wait_with_timeout(&mut server.0, LIMIT).expect("serve stops on SIGTERM");
+    log.join().unwrap()
+}
+
+/// Over real TCP: wrong admin tokens from one address get 429 after a few, and the log
+/// names the address and never the token.
+#[test]
+fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "serve-cli-admin-token-0123456789abcdef";
+    let child = serve_command(&dir.path().join("log.db"))
+        .env("UNTICKED_ADMIN_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start unticked serve");
+    let (mut server, addr, log) = logged(child);
     let status_of = |bearer: &str| {
         let mut stream = TcpStream::connect(&addr).unwrap();
         stream.set_read_timeout(Some(LIMIT)).unwrap();
@@ -230,13 +248,7 @@ fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
         "while the guesses are still held back"
     );
 
-    let pid = server.0.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    wait_with_timeout(&mut server.0, LIMIT).expect("serve stops on SIGTERM");
-    let log = log.join().unwrap();
+    let log = stop_logged(&mut server, log);
     assert!(log.contains("wrong bearer token") && log.contains("127.0.0.1"), "{log}");
     assert!(!log.contains("wrong-guess") && !log.contains(token), "{log}");
 }
@@ -247,7 +259,7 @@ fn wrong_admin_tokens_over_tcp_are_held_back_and_logged_without_the_token() {
 fn links_and_tokens_never_reach_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let admin = "serve-cli-admin-token-0123456789abcdef";
-    let mut child = serve_command(&dir.path().join("log.db"))
+    let child = serve_command(&dir.path().join("log.db"))
         .env("UNTICKED_ADMIN_TOKEN", admin)
         .env("UNTICKED_ACCOUNT_SECRET", "serve-cli-account-secret-0123456789ab")
         .stdin(Stdio::null())
@@ -255,28 +267,7 @@ fn links_and_tokens_never_reach_the_log() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start unticked serve");
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut server = Server(child);
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let log = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = BufReader::new(stderr).read_to_string(&mut text);
-        text
-    });
-    let addr = loop {
-        let line = lines.recv_timeout(LIMIT).expect("serve printed its URL");
-        if let Some(url) = line.split(" on http://").nth(1) {
-            break url.trim_end_matches('/').to_string();
-        }
-    };
+    let (mut server, addr, log) = logged(child);
     let request = |method: &str, path: &str, headers: &str, body: &str| {
         let mut stream = TcpStream::connect(&addr).unwrap();
         stream.set_read_timeout(Some(LIMIT)).unwrap();
@@ -310,13 +301,7 @@ fn links_and_tokens_never_reach_the_log() {
     );
     assert_eq!(request("GET", "/preferences/AAAA.BBBB", "", "").0, "404");
 
-    let pid = server.0.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    wait_with_timeout(&mut server.0, LIMIT).expect("serve stops on SIGTERM");
-    let log = log.join().unwrap();
+    let log = stop_logged(&mut server, log);
     assert!(
         log.contains("links minted") && log.contains("wrong, expired or revoked token"),
         "{log}"
