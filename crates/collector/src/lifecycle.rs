@@ -29,7 +29,7 @@ use sha2::Sha256;
 use std::sync::Arc;
 use unticked_core::capture::{normalise_email, normalise_phone, Capture, Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, Named, PREFERENCES};
-use unticked_core::consent::{self, Event, Now, Standing, Terms};
+use unticked_core::consent::{self, Awaiting, Event, Now, Standing, Terms};
 use unticked_core::record::{self, ConsentRecord, PurposeEntry, Signer, State as ConsentState};
 use unticked_core::vocabulary::Source;
 
@@ -154,8 +154,15 @@ pub fn standing(collector: &Collector, history: &History) -> Vec<Standing> {
 
 /// One standing as the API answers it.
 pub fn standing_json(s: &Standing) -> serde_json::Value {
-    let mut out = serde_json::json!({ "state": s.now.name(), "channel": s.channel.as_str() });
-    match &s.now {
+    let mut out = now_json(&s.now);
+    out["channel"] = s.channel.as_str().into();
+    out
+}
+
+/// A state as the API answers it: its name and what it rests on.
+pub fn now_json(now: &Now) -> serde_json::Value {
+    let mut out = serde_json::json!({ "state": now.name() });
+    match now {
         Now::Unasked => {}
         Now::Given { record, version, at } => {
             out["record"] = record.clone().into();
@@ -198,6 +205,30 @@ pub fn standing_json(s: &Standing) -> serde_json::Value {
             out["version"] = (*version).into();
             out["captured_at"] = (*at).into();
             out["ended_at"] = (*ended).into();
+        }
+        Now::Unconfirmed {
+            record,
+            at,
+            until,
+            awaiting,
+        } => {
+            out["record"] = record.clone().into();
+            out["captured_at"] = (*at).into();
+            out["until"] = (*until).into();
+            match awaiting {
+                Awaiting::Confirmation { version } => {
+                    out["awaiting"] = "confirmation".into();
+                    out["version"] = (*version).into();
+                }
+                Awaiting::Answer { provenance } => {
+                    out["awaiting"] = "answer".into();
+                    out["provenance"] = provenance.as_str().into();
+                }
+            }
+        }
+        Now::Restricted { since, under } => {
+            out["restricted_since"] = (*since).into();
+            out["under"] = now_json(under);
         }
     }
     out
@@ -296,6 +327,7 @@ impl Change<'_> {
             purposes,
             subjects: Vec::new(),
             signer: self.signer,
+            act: None,
         };
         let disclosure = Disclosure {
             channel: identifier_channel(self.identifier),
@@ -336,11 +368,7 @@ pub async fn store_signed_by_collector(collector: &Collector, capture: &Capture)
 
 async fn append(collector: &Collector, accepted: Accepted) -> Result<String, Refusal> {
     let id = accepted.opened.record.id.clone();
-    match collector
-        .store
-        .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
-        .await
-    {
+    match collector.append(accepted).await {
         Ok(Appended::New(_) | Appended::Existing(_)) => Ok(id),
         Ok(Appended::Conflict) => Err(refuse(Code::IdConflict, "another record holds this id")),
         Err(e) => Err(unavailable(e)),
@@ -1385,6 +1413,7 @@ mod tests {
                 public_origin: "http://127.0.0.1:8080".into(),
                 account_secret: Some(SECRET.into()),
             },
+            crate::settings::ServerSettings::default(),
         );
         let changes = [("email-offers".to_string(), ConsentState::Withdrawn)];
         let change = |identifier| Change {

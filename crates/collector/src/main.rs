@@ -9,6 +9,7 @@ use std::process::ExitCode;
 mod admin;
 mod bench;
 mod compile;
+mod effects;
 mod error;
 mod history;
 mod http;
@@ -18,6 +19,7 @@ mod lint;
 mod pages;
 mod records;
 mod serve;
+mod settings;
 mod state;
 mod statics;
 mod store;
@@ -100,6 +102,11 @@ enum Command {
         /// loopback, http://<address> and http://localhost:<port> are its own too.
         #[arg(long = "public-origin", value_name = "ORIGIN")]
         public_origins: Vec<String>,
+        /// The collector's server-only settings (TOML: webhooks, the SMTP relay of
+        /// double opt-in), never in the public consent.json; secrets are read from the
+        /// environment variables it names (docs/settings.md).
+        #[arg(long, value_name = "FILE")]
+        settings: Option<PathBuf>,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -170,6 +177,7 @@ fn main() -> ExitCode {
             witness,
             daily_quota,
             public_origins,
+            settings,
         } => serve::main(serve::Options {
             config,
             www,
@@ -183,6 +191,7 @@ fn main() -> ExitCode {
             witness,
             daily_quota,
             public_origins,
+            settings,
         }),
         Command::Bench {
             url,

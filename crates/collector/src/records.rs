@@ -615,10 +615,7 @@ pub async fn post_record(
     let id = accepted.opened.record.id.clone();
     let purposes = accepted.opened.record.purposes.len();
     let subjects = accepted.disclosures.len();
-    let appended = collector
-        .store
-        .append(id.clone(), accepted.bytes, accepted.disclosures, accepted.birthday)
-        .await;
+    let appended = collector.append(accepted).await;
     // Erasure (Art. 17) deletes the rows beside a record, so a retry of an erased subject's
     // delivery differs from what is held and is a conflict: their contact is not brought
     // back, and the outbox, which takes a 409 as done, lets the entry go.

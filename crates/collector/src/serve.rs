@@ -34,6 +34,8 @@ pub struct Options {
     pub daily_quota: u32,
     /// `--public-origin`: the collector's own origins as browsers see them.
     pub public_origins: Vec<String>,
+    /// `--settings`: the server-only settings file (crate::settings).
+    pub settings: Option<PathBuf>,
 }
 
 /// What the app needs beyond the config and the store.
@@ -57,6 +59,9 @@ pub struct Settings {
     /// The secret the shop's backend signs account tokens with (`UNTICKED_ACCOUNT_SECRET`);
     /// `None` turns the account form off.
     pub account_secret: Option<String>,
+    /// The server-only settings (`--settings` and the environment): webhooks, SMTP, the
+    /// staff token.
+    pub server: crate::settings::ServerSettings,
 }
 
 /// The per-second post limit: past it, 429 `rate-limited` with `Retry-After`, which the
@@ -115,6 +120,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         limits,
         writers.clone(),
         lifecycle,
+        settings.server,
     );
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
@@ -335,6 +341,14 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: {why}");
         return ExitCode::from(2);
     }
+    let server =
+        match crate::settings::ServerSettings::load(options.settings.as_deref(), &|name| std::env::var(name).ok()) {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("unticked serve: {e}");
+                return ExitCode::from(2);
+            }
+        };
     // The config is linted and compiled into what the widget loads, as `unticked build`
     // does: the widget and the record checks read the same sheets.
     let crate::compile::Source { text, config, compiled } = match crate::compile::read_source(&options.config) {
@@ -445,6 +459,7 @@ pub fn main(options: Options) -> ExitCode {
             public_origins,
             config_sha256: config_sha256.clone(),
             account_secret,
+            server,
         };
         let closing = store.clone();
         let recorder = history::Recorder::start(store.clone(), config_sha256, text, history::REFRESH);

@@ -4,7 +4,8 @@
 use crate::error::{unavailable, Refusal};
 use crate::history::History;
 use crate::limit::Limits;
-use crate::store::Store;
+use crate::records::Accepted;
+use crate::store::{Appended, Store, StoreError};
 use std::sync::Arc;
 use unticked_core::compiled::Compiled;
 use unticked_core::config::Config;
@@ -29,11 +30,14 @@ pub struct Collector {
     pub lifecycle: crate::lifecycle::Settings,
     /// The config compiled (its sheets: the account form's and the preference page's rows).
     pub compiled: Compiled,
+    /// The server-only settings: webhooks, the SMTP relay, the staff token.
+    pub server: crate::settings::ServerSettings,
 }
 
 impl Collector {
     /// The state over `store`, serving `config`, whose text hashes to `config_sha256`; every
     /// version `store` holds is loaded beside it ([`History::load`]).
+    #[allow(clippy::too_many_arguments)] // each is one part of the state, named at the call
     pub fn new(
         config: Config,
         config_sha256: &str,
@@ -42,6 +46,7 @@ impl Collector {
         limits: Limits,
         writers: crate::http::Writers,
         lifecycle: crate::lifecycle::Settings,
+        server: crate::settings::ServerSettings,
     ) -> Arc<Collector> {
         let compiled = unticked_core::compiled::compile(&config, config_sha256);
         Arc::new(Collector {
@@ -53,7 +58,23 @@ impl Collector {
             admin_token: admin_token.filter(|t| !t.is_empty()),
             limits,
             writers,
+            server,
         })
+    }
+
+    /// Appends an accepted record to the log, with what follows from it written in the
+    /// same transaction ([`crate::effects::of`]): every record goes in through here.
+    pub async fn append(&self, accepted: Accepted) -> Result<Appended, StoreError> {
+        let effects = crate::effects::of(self, &accepted);
+        self.store
+            .append_with(
+                accepted.opened.record.id.clone(),
+                accepted.bytes,
+                accepted.disclosures,
+                accepted.birthday,
+                effects,
+            )
+            .await
     }
 
     /// The texts the config served now shows (the preferences form's among them).

@@ -278,11 +278,18 @@ pub enum Birthday {
     Unbound(String),
 }
 
+/// Rows that follow from a new record (its webhook events, its confirmation e-mail),
+/// written in the same transaction as the record, given its log index: they exist exactly
+/// when the record does, so a crash can neither lose them nor leave one without its record.
+pub type Effect = Box<dyn Fn(&rusqlite::Transaction<'_>, u64) -> rusqlite::Result<()> + Send>;
+
 struct Job {
     id: String,
     bytes: String,
     disclosures: Vec<Disclosure>,
     birthday: Option<Birthday>,
+    /// Run once the record is new in the batch's transaction; never for a retry.
+    effects: Vec<Effect>,
     reply: tokio::sync::oneshot::Sender<Result<Appended, StoreError>>,
 }
 
@@ -365,14 +372,14 @@ pub struct Store {
     writer: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Database {
         path: path.to_path_buf(),
         source,
@@ -499,6 +506,7 @@ impl Store {
     /// until it is durable. A bound birthday (R8) is kept with its salt with each of the
     /// record's disclosures, so that erasing any of the subject's contacts erases it with
     /// them; a bare one is not kept.
+    #[cfg(test)]
     pub async fn append(
         &self,
         id: String,
@@ -506,12 +514,25 @@ impl Store {
         disclosures: Vec<Disclosure>,
         birthday: Option<Birthday>,
     ) -> Result<Appended, StoreError> {
+        self.append_with(id, bytes, disclosures, birthday, Vec::new()).await
+    }
+
+    /// [`Store::append`], with the `effects` of a new record written in its transaction.
+    pub async fn append_with(
+        &self,
+        id: String,
+        bytes: String,
+        disclosures: Vec<Disclosure>,
+        birthday: Option<Birthday>,
+        effects: Vec<Effect>,
+    ) -> Result<Appended, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             id,
             bytes,
             disclosures,
             birthday,
+            effects,
             reply,
         };
         let jobs = self.jobs.clone();
@@ -1049,6 +1070,9 @@ fn try_commit(conn: &mut Connection, shared: &Shared, batch: &[Job]) -> Result<V
                             birthday.map(|b| b.value.as_str()),
                             birthday.map(|b| &b.salt[..]),
                         ])?;
+                    }
+                    for effect in &job.effects {
+                        effect(&tx, idx)?;
                     }
                     added.push((job, idx));
                     outcomes.push(Appended::New(idx));

@@ -329,6 +329,8 @@ pub fn assemble(sheet: &Sheet, page: &Submission, mut salt: impl FnMut() -> [u8;
         purposes,
         subjects: Vec::new(),
         signer: crate::record::Signer::Browser,
+        #[cfg(feature = "verify")]
+        act: None,
     };
     Assembled {
         capture: Capture::new(record, shown, disclosures, birthday),

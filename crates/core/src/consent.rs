@@ -17,8 +17,8 @@
 use alloc::{string::String, vec::Vec};
 
 use crate::config::{Channel, Config, Retention};
-use crate::record::{ConsentRecord, Signer, State};
-use crate::vocabulary::Source;
+use crate::record::{Act, ConsentRecord, Signer, State};
+use crate::vocabulary::{Provenance, Source};
 
 /// What the state function needs of a purpose as the config defines it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +69,16 @@ pub struct Event {
     /// without JavaScript.
     pub signer: Signer,
     pub entries: Vec<Entry>,
+    /// The channels of the contacts the record discloses: an import applies to the
+    /// purposes on them.
+    pub channels: Vec<Channel>,
+    /// The collector's step the record states (a confirmation, an import, an assisted
+    /// consent, a rectification), if any.
+    pub act: Option<Act>,
+    /// Set by the collector when the record is a signup from a form that asks for double
+    /// opt-in (the config it was made under says so): until this time (ms) its consents on
+    /// the e-mail channel wait for the subject to confirm them, and lapse after it.
+    pub awaits: Option<u64>,
 }
 
 impl Event {
@@ -88,6 +98,12 @@ impl Event {
                     state: p.state,
                 })
                 .collect(),
+            channels: record.subjects.iter().map(|s| s.channel).collect(),
+            #[cfg(feature = "verify")]
+            act: record.act.clone(),
+            #[cfg(not(feature = "verify"))]
+            act: None,
+            awaits: None,
         }
     }
 
@@ -106,8 +122,28 @@ impl Event {
                     state: *state,
                 })
                 .collect(),
+            channels: Vec::new(),
+            act: None,
+            awaits: None,
         }
     }
+}
+
+/// What an unconfirmed consent waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Awaiting {
+    /// The subject to use the link e-mailed to them after signing up (double opt-in): the
+    /// signup gave the purpose under `version`.
+    Confirmation { version: u32 },
+    /// An imported contact to answer the re-permission link: nothing was ever given.
+    Answer { provenance: Provenance },
+}
+
+/// A pause of processing for one purpose (Art. 18), since `since` (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restriction {
+    pub purpose: String,
+    pub since: u64,
 }
 
 /// Where a subject's consent to one purpose stands.
@@ -141,6 +177,18 @@ pub enum Now {
         at: u64,
         ended: u64,
     },
+    /// Not in force yet: a double opt-in signup waiting for its confirmation, or an
+    /// imported contact waiting for an answer, since `at` (by `record`) and until `until`,
+    /// when it becomes [`Now::Expired`].
+    Unconfirmed {
+        record: String,
+        at: u64,
+        until: u64,
+        awaiting: Awaiting,
+    },
+    /// Processing for this purpose is paused (Art. 18(1)) since `since`; `under` is where
+    /// the consent stands otherwise, and stands again when the restriction is lifted.
+    Restricted { since: u64, under: alloc::boxed::Box<Now> },
 }
 
 impl Now {
@@ -164,6 +212,8 @@ impl Now {
             Now::Withdrawn { .. } => "withdrawn",
             Now::Outdated { .. } => "outdated",
             Now::Expired { .. } => "expired",
+            Now::Unconfirmed { .. } => "unconfirmed",
+            Now::Restricted { .. } => "restricted",
         }
     }
 
@@ -202,6 +252,12 @@ pub struct Standing {
 ///   after it no consent exists to update.
 /// - Purposes the records name but `terms` no longer has are left out: nobody may be
 ///   contacted for a purpose the site owner no longer has.
+/// - A signup from a double opt-in form ([`Event::awaits`]) gives its e-mail purposes only
+///   once the subject confirms them ([`Act::Confirms`]): until then they are `unconfirmed`,
+///   and `expired` after the deadline. A consent that already stands is not put back to
+///   waiting by a new signup.
+/// - An import ([`Act::Imported`]) makes every purpose on the contact's channels that was
+///   never asked `unconfirmed`, until its answer or its deadline: never `given`.
 pub fn standing(terms: &[Terms], events: &[Event], now_ms: u64) -> Vec<Standing> {
     let mut ordered: Vec<&Event> = events.iter().collect();
     // A stable sort: equal times keep the log's order.
@@ -211,21 +267,62 @@ pub fn standing(terms: &[Terms], events: &[Event], now_ms: u64) -> Vec<Standing>
         .map(|t| Standing {
             purpose: t.id.clone(),
             channel: t.channel,
-            now: settle(t, decided(&t.id, &ordered), now_ms),
+            now: settle(t, decided(t, &ordered), now_ms),
         })
         .collect()
 }
 
-/// The last decision that stands for `purpose`, before versions and retention are applied.
-fn decided(purpose: &str, ordered: &[&Event]) -> Now {
+/// `standing` with the subject's restrictions (Art. 18) applied: a restricted purpose is
+/// [`Now::Restricted`], whatever it was, and nobody may be contacted for it.
+pub fn restricted(standing: Vec<Standing>, restrictions: &[Restriction]) -> Vec<Standing> {
+    standing
+        .into_iter()
+        .map(|s| match restrictions.iter().find(|r| r.purpose == s.purpose) {
+            Some(r) => Standing {
+                now: Now::Restricted {
+                    since: r.since,
+                    under: alloc::boxed::Box::new(s.now),
+                },
+                ..s
+            },
+            None => s,
+        })
+        .collect()
+}
+
+/// The last decision that stands for the purpose of `terms`, before versions and
+/// retention are applied.
+fn decided(terms: &Terms, ordered: &[&Event]) -> Now {
+    let purpose = terms.id.as_str();
     let mut now = Now::Unasked;
     for event in ordered {
+        if let Some(Act::Imported { provenance, until, .. }) = &event.act {
+            if matches!(now, Now::Unasked) && event.channels.contains(&terms.channel) {
+                now = Now::Unconfirmed {
+                    record: event.record.clone(),
+                    at: event.at,
+                    until: *until,
+                    awaiting: Awaiting::Answer {
+                        provenance: *provenance,
+                    },
+                };
+            }
+        }
         for entry in event.entries.iter().filter(|e| e.purpose == purpose) {
             now = match entry.state {
-                State::Given | State::Renewed => Now::Given {
-                    record: event.record.clone(),
-                    version: entry.version,
-                    at: event.at,
+                State::Given | State::Renewed => match event.awaits {
+                    Some(_) if matches!(now, Now::Given { .. }) => continue,
+                    Some(until) if terms.channel == Channel::Email => Now::Unconfirmed {
+                        record: event.record.clone(),
+                        at: event.at,
+                        until,
+                        awaiting: Awaiting::Confirmation { version: entry.version },
+                    },
+                    _ => Now::Given {
+                        record: event.record.clone(),
+                        version: entry.version,
+                        at: event.at,
+                    },
                 },
                 State::Withdrawn => Now::Withdrawn {
                     record: event.record.clone(),
@@ -233,7 +330,19 @@ fn decided(purpose: &str, ordered: &[&Event]) -> Now {
                     path: event.source,
                     signer: event.signer,
                 },
-                State::Refused if !matches!(now, Now::Unasked | Now::Refused { .. }) => continue,
+                State::Refused
+                    if !matches!(
+                        now,
+                        Now::Unasked
+                            | Now::Refused { .. }
+                            | Now::Unconfirmed {
+                                awaiting: Awaiting::Answer { .. },
+                                ..
+                            }
+                    ) =>
+                {
+                    continue
+                }
                 State::Refused => Now::Refused {
                     record: event.record.clone(),
                     at: event.at,
@@ -246,8 +355,27 @@ fn decided(purpose: &str, ordered: &[&Event]) -> Now {
 
 /// A standing consent checked against the purpose's terms now.
 fn settle(terms: &Terms, decided: Now, now_ms: u64) -> Now {
-    let Now::Given { record, version, at } = decided else {
-        return decided;
+    let (record, version, at) = match decided {
+        Now::Given { record, version, at } => (record, version, at),
+        // A confirmation or an answer that never came: the signup or the import lapsed.
+        Now::Unconfirmed {
+            record,
+            at,
+            until,
+            awaiting,
+        } if now_ms >= until => {
+            let version = match awaiting {
+                Awaiting::Confirmation { version } => version,
+                Awaiting::Answer { .. } => terms.version,
+            };
+            return Now::Expired {
+                record,
+                version,
+                at,
+                ended: until,
+            };
+        }
+        other => return other,
     };
     if let Retention::Months(months) = terms.retention {
         let ended = add_months(at, months);
@@ -552,5 +680,169 @@ mod tests {
             }
         );
         assert_eq!(now[2].now, Now::Unasked);
+    }
+}
+
+#[cfg(test)]
+mod opt_in_tests {
+    use super::*;
+
+    fn email_terms() -> Vec<Terms> {
+        alloc::vec![
+            Terms {
+                id: "email-offers".into(),
+                version: 1,
+                channel: Channel::Email,
+                retention: Retention::Months(24)
+            },
+            Terms {
+                id: "sms-offers".into(),
+                version: 1,
+                channel: Channel::Sms,
+                retention: Retention::UntilWithdrawn
+            },
+        ]
+    }
+
+    fn signup(awaits: u64) -> Event {
+        let mut e = Event::test(
+            "signup",
+            10,
+            &[("email-offers", 1, State::Given), ("sms-offers", 1, State::Given)],
+        );
+        e.awaits = Some(awaits);
+        e
+    }
+
+    #[test]
+    fn a_double_opt_in_signup_waits_for_its_confirmation_on_the_email_channel_only() {
+        let now = standing(&email_terms(), &[signup(1_000)], 500);
+        assert_eq!(
+            now[0].now,
+            Now::Unconfirmed {
+                record: "signup".into(),
+                at: 10,
+                until: 1_000,
+                awaiting: Awaiting::Confirmation { version: 1 }
+            }
+        );
+        assert!(!now[0].now.may_contact());
+        assert!(now[1].now.may_contact(), "an SMS consent is not confirmed by e-mail");
+    }
+
+    #[test]
+    fn a_confirmation_gives_and_a_missing_one_lapses() {
+        let mut confirm = Event::test("confirm", 600, &[("email-offers", 1, State::Given)]);
+        confirm.signer = Signer::Collector;
+        confirm.act = Some(Act::Confirms("signup".into()));
+        let now = standing(&email_terms(), &[signup(1_000), confirm], 2_000);
+        assert_eq!(
+            now[0].now,
+            Now::Given {
+                record: "confirm".into(),
+                version: 1,
+                at: 600
+            }
+        );
+        let lapsed = standing(&email_terms(), &[signup(1_000)], 1_000);
+        assert_eq!(
+            lapsed[0].now,
+            Now::Expired {
+                record: "signup".into(),
+                version: 1,
+                at: 10,
+                ended: 1_000
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_signup_does_not_put_a_standing_consent_back_to_waiting() {
+        let given = Event::test("given", 5, &[("email-offers", 1, State::Given)]);
+        let now = standing(&email_terms(), &[given, signup(1_000)], 500);
+        assert_eq!(
+            now[0].now,
+            Now::Given {
+                record: "given".into(),
+                version: 1,
+                at: 5
+            }
+        );
+    }
+
+    fn import(until: u64) -> Event {
+        let mut e = Event::test("import", 10, &[]);
+        e.source = Source::Import;
+        e.signer = Signer::Collector;
+        e.channels = alloc::vec![Channel::Email];
+        e.act = Some(Act::Imported {
+            provenance: Provenance::Unknown,
+            collected_at: None,
+            until,
+        });
+        e
+    }
+
+    #[test]
+    fn an_import_is_never_a_consent_and_asks_on_its_channels_only() {
+        let now = standing(&email_terms(), &[import(1_000)], 500);
+        assert_eq!(
+            now[0].now,
+            Now::Unconfirmed {
+                record: "import".into(),
+                at: 10,
+                until: 1_000,
+                awaiting: Awaiting::Answer {
+                    provenance: Provenance::Unknown
+                }
+            }
+        );
+        assert!(!now[0].now.may_contact());
+        assert_eq!(now[1].now, Now::Unasked);
+        assert!(matches!(
+            standing(&email_terms(), &[import(1_000)], 1_000)[0].now,
+            Now::Expired { ended: 1_000, .. }
+        ));
+    }
+
+    #[test]
+    fn an_imported_contact_answers_by_giving_or_refusing_and_an_import_never_downgrades() {
+        let mut answer = Event::test("answer", 20, &[("email-offers", 1, State::Refused)]);
+        answer.source = Source::Import;
+        assert!(matches!(
+            standing(&email_terms(), &[import(1_000), answer.clone()], 500)[0].now,
+            Now::Refused { .. }
+        ));
+        answer.entries[0].state = State::Given;
+        assert!(standing(&email_terms(), &[import(1_000), answer], 5_000)[0]
+            .now
+            .may_contact());
+        let given = Event::test("given", 5, &[("email-offers", 1, State::Given)]);
+        assert!(standing(&email_terms(), &[given, import(1_000)], 500)[0]
+            .now
+            .may_contact());
+    }
+
+    #[test]
+    fn a_restriction_pauses_one_purpose_whatever_it_was() {
+        let given = Event::test(
+            "given",
+            5,
+            &[("email-offers", 1, State::Given), ("sms-offers", 1, State::Given)],
+        );
+        let now = restricted(
+            standing(&email_terms(), &[given], 50),
+            &[Restriction {
+                purpose: "sms-offers".into(),
+                since: 40,
+            }],
+        );
+        assert!(now[0].now.may_contact());
+        assert!(!now[1].now.may_contact());
+        assert_eq!(now[1].now.name(), "restricted");
+        let Now::Restricted { under, since: 40 } = &now[1].now else {
+            panic!("{:?}", now[1].now)
+        };
+        assert!(under.may_contact());
     }
 }

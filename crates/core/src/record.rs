@@ -25,7 +25,7 @@ use alloc::{string::String, string::ToString, vec::Vec};
 use crate::jcs;
 use crate::json::Json;
 use crate::text::concat;
-use crate::vocabulary::{is_slug, Channel, ExtraField, Named, Source};
+use crate::vocabulary::{is_slug, Channel, ExtraField, Named, Provenance, Source};
 
 /// The record format's version (`"v"`).
 pub const FORMAT_VERSION: u64 = 1;
@@ -126,6 +126,36 @@ pub struct BesideCommitment {
     pub commitment: String,
 }
 
+/// A step the collector recorded and signed for the subject, beyond a choice made on a
+/// page; at most one per record, and only in a record the collector signs. Each is written
+/// as its own member, so a reader sees what happened by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act {
+    /// `"confirms"`: the subject used the link e-mailed to them, and so confirmed the
+    /// signup record with this id (double opt-in). Its purposes are the ones confirmed.
+    Confirms(String),
+    /// `"imported"`: a contact from the site owner's own list, with where it came from and
+    /// when, as the owner states it (`unticked import`). Never a consent: the record has no
+    /// purposes, and the contact is asked again until `until` (ms).
+    Imported {
+        provenance: Provenance,
+        collected_at: Option<u64>,
+        until: u64,
+    },
+    /// `"assisted"`: consent taken on the phone by `staff`, the call's recording kept under
+    /// `recording` (oral consent is valid when it is recorded and kept; Art. 7(1)).
+    Assisted { staff: String, recording: String },
+    /// `"rectifies"`: the subject's contact was rectified (Art. 16); the records with these
+    /// ids, whose disclosures were erased, are this subject's. The record has no purposes.
+    Rectifies(Vec<String>),
+}
+
+/// The longest staff name or recording reference an assisted record holds, in bytes.
+pub const MAX_REFERENCE: usize = 256;
+
+/// Most records one rectification carries over.
+pub const MAX_RECTIFIED: usize = 4096;
+
 /// A consent record without its signature: what the signature covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
@@ -156,6 +186,10 @@ pub struct ConsentRecord {
     /// Who signed it: the browser (the member left out, so records made before it read as
     /// they were) or the collector (`"signer":"collector"`).
     pub signer: Signer,
+    /// What the collector recorded for the subject, if the record is such a step; only the
+    /// collector writes and reads these (the widget's build leaves the field out).
+    #[cfg(feature = "verify")]
+    pub act: Option<Act>,
 }
 
 /// A signature over a record's canonical unsigned bytes.
@@ -410,10 +444,25 @@ impl ConsentRecord {
     /// it or leaves it out. Tests hold it to `jcs::canonical` and to `testdata/record/`.
     pub fn parts(&self) -> Vec<Part> {
         let mut w = Writer::default();
-        // `beside` sorts first (RFC 8785 §3.2.3), and is left out when empty.
+        // What precedes the first member: `assisted` sorts before all (RFC 8785 §3.2.3).
+        #[allow(unused_mut)]
+        let mut open = "{";
+        #[cfg(feature = "verify")]
+        if let Some(Act::Assisted { staff, recording }) = &self.act {
+            w.raw("{\"assisted\":{\"recording\":");
+            w.string(recording);
+            w.raw(",\"staff\":");
+            w.string(staff);
+            w.raw("}");
+            open = ",";
+        }
+        // `beside` sorts next, and is left out when empty.
         for (i, b) in self.beside.iter().enumerate() {
+            if i == 0 {
+                w.raw(open);
+            }
             w.raw(if i == 0 {
-                "{\"beside\":[{\"commitment\":"
+                "\"beside\":[{\"commitment\":"
             } else {
                 ",{\"commitment\":"
             });
@@ -422,18 +471,43 @@ impl ConsentRecord {
             w.string(b.field.as_str());
             w.raw("}");
         }
-        w.raw(if self.beside.is_empty() {
-            "{\"captured_at\":"
+        if self.beside.is_empty() {
+            w.raw(open);
+            w.raw("\"captured_at\":");
         } else {
-            "],\"captured_at\":"
-        });
+            w.raw("],\"captured_at\":");
+        }
         w.number(self.captured_at);
         w.raw(",\"config_sha256\":");
         w.string(&self.config_sha256);
+        #[cfg(feature = "verify")]
+        if let Some(Act::Confirms(signup)) = &self.act {
+            w.raw(",\"confirms\":");
+            w.string(signup);
+        }
         w.raw(",\"form\":");
         w.string(&self.form);
         w.raw(",\"id\":");
         w.string(&self.id);
+        #[cfg(feature = "verify")]
+        if let Some(Act::Imported {
+            provenance,
+            collected_at,
+            until,
+        }) = &self.act
+        {
+            w.raw(",\"imported\":{");
+            if let Some(at) = collected_at {
+                w.raw("\"collected_at\":");
+                w.number(*at);
+                w.raw(",");
+            }
+            w.raw("\"provenance\":");
+            w.string(provenance.as_str());
+            w.raw(",\"until\":");
+            w.number(*until);
+            w.raw("}");
+        }
         w.raw(",\"locale\":");
         w.string(&self.locale);
         w.raw(",\"notice\":{\"url\":");
@@ -457,6 +531,17 @@ impl ConsentRecord {
             w.raw("}");
         }
         w.raw("]");
+        #[cfg(feature = "verify")]
+        if let Some(Act::Rectifies(ids)) = &self.act {
+            w.raw(",\"rectifies\":[");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    w.raw(",");
+                }
+                w.string(id);
+            }
+            w.raw("]");
+        }
         w.parts.push(Part::Signature(alloc::vec![
             Part::Text(",\"signature\":{\"alg\":\"".to_string()),
             Part::Alg,
@@ -570,9 +655,6 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
     let Json::Array(items) = root.take("purposes")? else {
         return Err(shape("/purposes", "not an array"));
     };
-    if items.is_empty() {
-        return Err(shape("/purposes", "a record covers at least one purpose"));
-    }
     if items.len() > MAX_PURPOSES {
         return Err(shape("/purposes", "more than 64 purposes"));
     }
@@ -642,6 +724,20 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         Some(_) => return Err(shape("/signer", "not \"collector\" (left out for the browser)")),
     };
 
+    #[cfg(feature = "verify")]
+    let act = read_act(&mut root, signer, source)?;
+    #[cfg(not(feature = "verify"))]
+    let act: Option<Act> = None;
+    // An import or a rectification states a fact about the contact and shows no text;
+    // every other record is a choice about at least one purpose.
+    match (&act, purposes.is_empty()) {
+        (Some(Act::Imported { .. }), false) => return Err(shape("/purposes", "an import records no purpose")),
+        (Some(Act::Rectifies(_)), false) => return Err(shape("/purposes", "a rectification records no purpose")),
+        (Some(Act::Imported { .. } | Act::Rectifies(_)), true) => {}
+        (_, true) => return Err(shape("/purposes", "a record covers at least one purpose")),
+        (_, false) => {}
+    }
+
     let mut sig = Fields::of(root.take("signature")?, "/signature")?;
     let alg_name = sig.text("alg", |_| true, "")?;
     let alg = match alg_name.as_str() {
@@ -671,11 +767,84 @@ pub fn read(bytes: &[u8]) -> Result<(ConsentRecord, Signature, String), RecordEr
         purposes,
         subjects,
         signer,
+        #[cfg(feature = "verify")]
+        act,
     };
     // The canonical record without its signature member: `text` is canonical, so this is
     // the same bytes minus that member.
     let signed = record.signing_bytes();
     Ok((record, Signature { alg, public_key, value }, signed))
+}
+
+/// The collector's step a record states, if any: at most one of `assisted`, `confirms`,
+/// `imported`, `rectifies`, and only in a record the collector signed.
+#[cfg(feature = "verify")]
+fn read_act(root: &mut Fields<'_>, signer: Signer, source: Source) -> Result<Option<Act>, RecordError> {
+    let mut acts = Vec::new();
+    if let Some(value) = root.optional("assisted") {
+        let mut a = Fields::of(value, "/assisted")?;
+        let reference = |t: &str| !t.is_empty() && t.len() <= MAX_REFERENCE && !t.chars().any(char::is_control);
+        let recording = a.text("recording", reference, "not 1 to 256 bytes without control characters")?;
+        let staff = a.text("staff", reference, "not 1 to 256 bytes without control characters")?;
+        a.finish()?;
+        if source != Source::Phone {
+            return Err(shape("/source", "an assisted record is taken on the phone"));
+        }
+        acts.push(Act::Assisted { staff, recording });
+    }
+    match root.optional("confirms") {
+        None => {}
+        Some(Json::String(id)) if is_uuid_v7(id) => acts.push(Act::Confirms(id.clone())),
+        Some(_) => return Err(shape("/confirms", "not a UUIDv7 in lowercase")),
+    }
+    if let Some(value) = root.optional("imported") {
+        let mut i = Fields::of(value, "/imported")?;
+        let collected_at = match i.optional("collected_at") {
+            None => None,
+            Some(value) => Some(
+                value
+                    .as_whole_number()
+                    .ok_or_else(|| shape("/imported/collected_at", "not a whole number"))?,
+            ),
+        };
+        let provenance = i.named::<Provenance>("provenance")?;
+        let until = i.number("until")?;
+        i.finish()?;
+        if until == 0 || until > MAX_SAFE_INTEGER || collected_at.is_some_and(|at| at > MAX_SAFE_INTEGER) {
+            return Err(shape("/imported", "not a time in milliseconds since the epoch"));
+        }
+        if source != Source::Import {
+            return Err(shape("/source", "an imported contact has the source import"));
+        }
+        acts.push(Act::Imported {
+            provenance,
+            collected_at,
+            until,
+        });
+    }
+    if let Some(value) = root.optional("rectifies") {
+        let Json::Array(items) = value else {
+            return Err(shape("/rectifies", "not an array"));
+        };
+        if items.is_empty() || items.len() > MAX_RECTIFIED {
+            return Err(shape("/rectifies", "not 1 to 4096 record ids"));
+        }
+        let mut ids: Vec<String> = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Json::String(id) if is_uuid_v7(id) && !ids.contains(id) => ids.push(id.clone()),
+                _ => return Err(shape("/rectifies", "not distinct UUIDv7s in lowercase")),
+            }
+        }
+        acts.push(Act::Rectifies(ids));
+    }
+    if acts.len() > 1 {
+        return Err(shape("", "more than one of assisted, confirms, imported, rectifies"));
+    }
+    if !acts.is_empty() && signer != Signer::Collector {
+        return Err(shape("/signer", "only the collector records this step"));
+    }
+    Ok(acts.pop())
 }
 
 /// Parses and verifies a signed record: the only way to get an [`OpenedRecord`].

@@ -72,6 +72,17 @@ string_enum!(
 );
 
 string_enum!(
+    /// Where an imported contact came from, as the site owner states it (`unticked import
+    /// --source`): graded provenance for a legacy list, never a consent (R11; EDPB 05/2020
+    /// ¶104: consent obtained before must meet today's standard, or be asked again).
+    /// `unknown` marks the contacts a reactivation campaign must re-ask first.
+    Provenance {
+        Order = "order", Newsletter = "newsletter", Popup = "popup", Contest = "contest",
+        Unknown = "unknown",
+    }
+);
+
+string_enum!(
     /// Categories of personal data a purpose uses (Art. 13(1)(c), 14(1)(d)).
     DataCategory {
         Email = "email", Phone = "phone", Name = "name", PostalAddress = "postal-address",

@@ -77,6 +77,7 @@ fn sample() -> ConsentRecord {
             },
         ],
         signer: record::Signer::Browser,
+        act: None,
     }
 }
 
@@ -412,6 +413,90 @@ fn a_collector_signed_withdrawal_says_so_and_a_browsers_record_leaves_it_out() {
         record::open(named_browser.as_bytes()),
         Err(RecordError::Shape { ref path, .. }) if path == "/signer"
     ));
+}
+
+/// Each step the collector records (issue 15) is written as its own member in canonical
+/// order, reads back as itself, and is refused in a record a browser signed.
+#[test]
+fn the_collectors_steps_are_canonical_members_it_alone_may_sign() {
+    use unticked_core::record::Act;
+    use unticked_core::vocabulary::Provenance;
+    let collector = |act: Act, source: Source, purposes: bool| {
+        let mut r = sample();
+        r.signer = record::Signer::Collector;
+        r.source = source;
+        r.act = Some(act);
+        if !purposes {
+            r.purposes.clear();
+        }
+        r
+    };
+    let signup = sample().id;
+    let steps = [
+        (
+            collector(Act::Confirms(signup.clone()), Source::Newsletter, true),
+            "\"confirms\":",
+        ),
+        (
+            collector(
+                Act::Imported {
+                    provenance: Provenance::Order,
+                    collected_at: Some(1_600_000_000_000),
+                    until: 1_800_000_000_000,
+                },
+                Source::Import,
+                false,
+            ),
+            "\"imported\":{\"collected_at\":1600000000000,\"provenance\":\"order\",\"until\":1800000000000}",
+        ),
+        (
+            collector(
+                Act::Assisted {
+                    staff: "Anna Bērziņa".into(),
+                    recording: "calls/2026-12-02/0042.ogg".into(),
+                },
+                Source::Phone,
+                true,
+            ),
+            "{\"assisted\":{\"recording\":",
+        ),
+        (
+            collector(Act::Rectifies(vec![signup.clone()]), Source::Account, false),
+            "\"rectifies\":[",
+        ),
+    ];
+    for (record, member) in steps {
+        let bytes = signed(&record, Algorithm::Ed25519);
+        assert!(bytes.contains(member), "{bytes}");
+        let json: serde_json::Value = serde_json::from_str(&bytes).unwrap();
+        assert_eq!(serde_jcs::to_string(&json).unwrap(), bytes, "canonical (RFC 8785)");
+        assert_eq!(record::open(bytes.as_bytes()).unwrap().record, record);
+        let by_browser = bytes.replace(",\"signer\":\"collector\"", "");
+        assert!(
+            matches!(record::open(by_browser.as_bytes()), Err(RecordError::Shape { ref path, .. }) if path == "/signer"),
+            "{by_browser}"
+        );
+    }
+    // An import states no choice, and a choice without a purpose is no record.
+    let mut import_with_purposes = collector(
+        Act::Imported {
+            provenance: Provenance::Unknown,
+            collected_at: None,
+            until: 2,
+        },
+        Source::Import,
+        true,
+    );
+    assert!(record::open(signed(&import_with_purposes, Algorithm::Ed25519).as_bytes()).is_err());
+    import_with_purposes.source = Source::Checkout;
+    import_with_purposes.purposes.clear();
+    assert!(matches!(
+        record::open(signed(&import_with_purposes, Algorithm::Ed25519).as_bytes()),
+        Err(RecordError::Shape { ref path, .. }) if path == "/source"
+    ));
+    let mut no_purpose = sample();
+    no_purpose.purposes.clear();
+    assert!(record::open(signed(&no_purpose, Algorithm::Ed25519).as_bytes()).is_err());
 }
 
 proptest! {
