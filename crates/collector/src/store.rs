@@ -537,7 +537,8 @@ impl Store {
         };
         let jobs = self.jobs.clone();
         // The queue is bounded: under overload the sender waits here, off the async threads.
-        tokio::task::spawn_blocking(move || jobs.send(job))
+        // A job sent back (the writer stopped) carries its effects: drop it there, not here.
+        tokio::task::spawn_blocking(move || jobs.send(job).map_err(|_| ()))
             .await?
             .map_err(|_| StoreError::WriterStopped)?;
         answer.await.map_err(|_| StoreError::WriterStopped)?
