@@ -167,6 +167,11 @@ pub async fn subject(
                     "form": r.form,
                     "source": r.source.as_str(),
                     "signer": r.signer.as_str(),
+                    // A double opt-in confirmation names its signup: both times are kept.
+                    "confirms": match &r.act {
+                        Some(unticked_core::record::Act::Confirms(signup)) => serde_json::Value::from(signup.clone()),
+                        _ => serde_json::Value::Null,
+                    },
                     "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
                     "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
                 })

@@ -8,6 +8,7 @@ use crate::store::Effect;
 
 /// The effects of appending `accepted`, for the collector's settings now.
 pub fn of(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
-    let _ = (collector, accepted);
-    Vec::new()
+    let mut effects = Vec::new();
+    effects.extend(crate::optin::effect(collector, accepted));
+    effects
 }

@@ -112,8 +112,16 @@ pub struct History {
 }
 
 impl History {
-    pub fn events(&self) -> Vec<Event> {
-        self.records.iter().map(|(_, r, _)| Event::of(r)).collect()
+    /// The records as events; a double opt-in signup awaits its confirmation until the
+    /// deadline its config version gives (crate::optin), looked up by the record's config.
+    pub fn events(&self, versions: &crate::history::History) -> Vec<Event> {
+        self.records
+            .iter()
+            .map(|(_, r, _)| Event {
+                awaits: crate::optin::awaits(versions, r),
+                ..Event::of(r)
+            })
+            .collect()
     }
 
     /// The language of the subject's latest record, if any.
@@ -149,7 +157,11 @@ pub fn history(collector: &Collector, identifier: &str) -> Result<History, Refus
 
 /// Where the subject's consent to each purpose of the config stands now.
 pub fn standing(collector: &Collector, history: &History) -> Vec<Standing> {
-    consent::standing(&Terms::of(&collector.config), &history.events(), now_ms())
+    consent::standing(
+        &Terms::of(&collector.config),
+        &history.events(&collector.history),
+        now_ms(),
+    )
 }
 
 /// One standing as the API answers it.

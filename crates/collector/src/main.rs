@@ -16,6 +16,9 @@ mod http;
 mod lifecycle;
 mod limit;
 mod lint;
+mod optin;
+#[cfg(test)]
+mod optin_tests;
 mod pages;
 mod records;
 mod serve;

@@ -122,6 +122,11 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         lifecycle,
         settings.server,
     );
+    // The double opt-in mails go out from the durable outbox (crate::optin); the task ends
+    // with the runtime, and a mail not sent by then is sent on the next start.
+    if tokio::runtime::Handle::try_current().is_ok() {
+        let _ = crate::optin::start_sender(collector.clone());
+    }
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -157,6 +162,10 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route(
             "/unsubscribe/{token}",
             get(crate::lifecycle::unsubscribe_page).post(crate::lifecycle::one_click_unsubscribe),
+        )
+        .route(
+            "/confirm/{token}",
+            get(crate::optin::confirm_page).post(crate::optin::confirm),
         )
         .route("/v1/violations", get(violations::list))
         // A method an API route does not take: the API's JSON, not an empty 405. Set before
@@ -359,6 +368,20 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::from(e.exit_code());
         }
     };
+    // A double opt-in signup waits for a mail; without a relay it would wait until it lapses.
+    if crate::optin::asked_for(&config) && server.smtp.is_none() {
+        eprintln!(
+            "unticked serve: refusing to start: the config asks for double opt-in (forms: {}) but the settings name no [smtp] relay to send the confirmation mails; add [smtp] to --settings (docs/double-opt-in.md)",
+            config
+                .forms
+                .iter()
+                .filter(|f| f.double_opt_in.is_some())
+                .map(|f| f.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ExitCode::from(2);
+    }
     // Before anything is created: a key or a WAL under the web root would be downloadable.
     if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
         eprintln!("unticked serve: refusing to start: {e}");

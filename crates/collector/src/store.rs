@@ -87,9 +87,33 @@ CREATE TABLE IF NOT EXISTS violations (
   last_seen INTEGER NOT NULL,
   PRIMARY KEY (kind, form, page)
 );
+-- Double opt-in confirmation mails, their outbox (crate::optin).
+CREATE TABLE IF NOT EXISTS confirm_mail (
+  link_id BLOB PRIMARY KEY,
+  signup TEXT NOT NULL,
+  lookup BLOB NOT NULL,
+  address TEXT NOT NULL,
+  locale TEXT NOT NULL,
+  deadline INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  sent_at INTEGER,
+  confirmed_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS confirm_mail_by_lookup ON confirm_mail (lookup);
 ";
 
 pub use crate::error::StoreError;
+
+/// A confirmation mail to send (crate::optin).
+pub struct DueMail {
+    pub link_id: Vec<u8>,
+    pub address: String,
+    pub locale: String,
+    pub deadline: u64,
+    pub attempts: u32,
+}
 use crate::texts::Shown;
 
 /// The collector's secrets, from the key file beside the database.
@@ -677,6 +701,8 @@ impl Store {
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
         // Their preference and unsubscribe links name nobody any more either.
         conn.execute("DELETE FROM links WHERE lookup = ?1", [&lookup[..]])?;
+        // And their confirmation mails, sent or not (crate::optin).
+        conn.execute("DELETE FROM confirm_mail WHERE lookup = ?1", [&lookup[..]])?;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
         for _ in 0..50 {
@@ -758,6 +784,73 @@ impl Store {
             "UPDATE links SET revoked_at = ?1 WHERE lookup = ?2 AND revoked_at IS NULL AND (?3 IS NULL OR channel = ?3)",
             params![now_ms(), &self.shared.keys.lookup(identifier)[..], channel],
         )?)
+    }
+
+    /// The keyed index of `identifier` (see `Keys::lookup`).
+    pub fn lookup(&self, identifier: &str) -> [u8; 32] {
+        self.shared.keys.lookup(identifier)
+    }
+
+    /// The signup a confirmation link confirms, and whether it was confirmed already.
+    pub fn confirm_mail(&self, link_id: &[u8]) -> Result<Option<(String, bool)>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(read
+            .query_row(
+                "SELECT signup, confirmed_at IS NOT NULL FROM confirm_mail WHERE link_id = ?1",
+                [link_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Confirmation mails due at `now`: unsent, unconfirmed, before their deadline.
+    pub fn due_mails(&self, now: u64, limit: u32) -> Result<Vec<DueMail>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut statement = read.prepare(
+            "SELECT link_id, address, locale, deadline, attempts FROM confirm_mail \
+             WHERE sent_at IS NULL AND confirmed_at IS NULL AND next_at <= ?1 AND deadline > ?1 ORDER BY next_at LIMIT ?2",
+        )?;
+        let rows = statement
+            .query_map(params![now, limit], |row| {
+                Ok(DueMail {
+                    link_id: row.get(0)?,
+                    address: row.get(1)?,
+                    locale: row.get(2)?,
+                    deadline: row.get(3)?,
+                    attempts: row.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records a mail sent (`next_at` None) or its next try after a failure.
+    pub fn mail_tried(&self, link_id: &[u8], now: u64, next_at: Option<u64>) -> Result<(), StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        match next_at {
+            None => conn.execute(
+                "UPDATE confirm_mail SET sent_at = ?1, attempts = attempts + 1 WHERE link_id = ?2",
+                params![now, link_id],
+            )?,
+            Some(next) => conn.execute(
+                "UPDATE confirm_mail SET next_at = ?1, attempts = attempts + 1 WHERE link_id = ?2",
+                params![next, link_id],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Marks a confirmation link used.
+    pub fn confirmed(&self, link_id: &[u8], at: u64) -> Result<(), StoreError> {
+        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute(
+            "UPDATE confirm_mail SET confirmed_at = ?1 WHERE link_id = ?2",
+            params![at, link_id],
+        )?;
+        conn.execute("UPDATE links SET revoked_at = ?1 WHERE id = ?2", params![at, link_id])?;
+        Ok(())
     }
 
     /// The latest checkpoint, if anything was stored.

@@ -316,3 +316,24 @@ fn links_and_tokens_never_reach_the_log() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// A config that asks for double opt-in is not served without an SMTP relay: its signups
+/// would wait for a mail that never goes out, and lapse.
+#[test]
+fn serve_refuses_double_opt_in_without_smtp() {
+    let output = run(
+        unticked()
+            .arg("serve")
+            .arg("--config")
+            .arg(root().join("testdata/config/good/double-opt-in.json"))
+            .arg("--www")
+            .arg(root().join("www"))
+            .args(["--addr", "127.0.0.1:0"]),
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{stderr}");
+    assert!(stderr.contains("double opt-in (forms: newsletter)"), "{stderr}");
+    assert!(stderr.contains("[smtp]"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("serving"));
+}

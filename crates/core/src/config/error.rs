@@ -97,6 +97,8 @@ pub enum ErrorCode {
     /// R6: the form offers a contact channel but does not say where its contact field is, so
     /// a record could not commit to who agreed.
     ContactFieldMissing,
+    /// R6: a form asks for double opt-in but collects no e-mail address to mail the link to.
+    DoubleOptInWithoutEmail,
     /// R5: a text keyed by a locale that `/locales` does not declare.
     UndeclaredLocale,
     /// R5: an extra input collects data that the purpose's `data` does not list.
@@ -107,7 +109,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests (docs/rules.md lists each rule-bearing one).
-    pub const ALL: [ErrorCode; 34] = {
+    pub const ALL: [ErrorCode; 35] = {
         use ErrorCode::*;
         [
             DuplicateKey,
@@ -144,6 +146,7 @@ impl ErrorCode {
             UndeclaredLocale,
             UndeclaredData,
             ReservedFormKind,
+            DoubleOptInWithoutEmail,
         ]
     };
 
@@ -185,6 +188,7 @@ impl ErrorCode {
             UndeclaredLocale => "undeclared-locale",
             UndeclaredData => "undeclared-data",
             ReservedFormKind => "reserved-form-kind",
+            DoubleOptInWithoutEmail => "double-opt-in-without-email",
         }
     }
 
@@ -198,7 +202,7 @@ impl ErrorCode {
             NotConsent => Rule::R4,
             MissingTranslation | TransferWithoutSafeguard | TransferInsideEea => Rule::R5,
             UndeclaredLocale | UndeclaredData => Rule::R5,
-            ContactFieldMissing => Rule::R6,
+            ContactFieldMissing | DoubleOptInWithoutEmail => Rule::R6,
             _ => Rule::Schema,
         }
     }
@@ -219,6 +223,7 @@ impl ErrorCode {
                 | TransferWithoutSafeguard
                 | TransferInsideEea
                 | ContactFieldMissing
+                | DoubleOptInWithoutEmail
                 | UndeclaredLocale
                 | UndeclaredData
         )

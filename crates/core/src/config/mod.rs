@@ -98,6 +98,23 @@ pub struct Form {
     /// Purpose ids, in display order, each defined in [`Config::purposes`].
     pub purposes: Vec<String>,
     pub contact: ContactFields,
+    /// When set, an e-mail consent given on this form waits for the subject to confirm it by
+    /// a mailed link (docs/double-opt-in.md).
+    pub double_opt_in: Option<DoubleOptIn>,
+}
+
+/// A form's double opt-in: how long a signup waits for its confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoubleOptIn {
+    /// 1..=30.
+    pub within_days: u32,
+}
+
+impl DoubleOptIn {
+    /// The confirmation deadline of a signup captured at `captured_at` (ms since the epoch).
+    pub fn deadline(self, captured_at: u64) -> u64 {
+        captured_at.saturating_add(u64::from(self.within_days) * 86_400_000)
+    }
 }
 
 /// CSS selectors of the form's own contact inputs, per channel kind (R9). A selector may
@@ -189,6 +206,7 @@ impl Form {
             source: Source::Account,
             purposes,
             contact: ContactFields::default(),
+            double_opt_in: None,
         }
     }
 }

@@ -5,14 +5,14 @@ use alloc::{string::String, string::ToString, vec::Vec};
 
 use super::{child, get, index, items, named, opt, optional_text, req, str_of, Checker, Field, Json, Shape};
 use crate::config::error::ErrorCode;
-use crate::config::{ContactFields, Form, Purpose};
+use crate::config::{ContactFields, DoubleOptIn, Form, Purpose};
 use crate::vocabulary::{is_slug, Named, Source};
 
 /// The sources a config's form may record: all but the collector's own ways in
 /// (`preferences`, `unsubscribe`), which follow them in [`Source`].
 const FORM_SOURCES: &[&str] = <Source as Named>::NAMES.split_at(8).0;
 
-pub(super) static FORM: [Field; 3] = [
+pub(super) static FORM: [Field; 4] = [
     req("source", Shape::OneOf(FORM_SOURCES)),
     req(
         "purposes",
@@ -29,6 +29,13 @@ pub(super) static FORM: [Field; 3] = [
             opt("phone", Shape::Selector),
             opt("post", Shape::Selector),
         ]),
+    ),
+    // A signup is only given once the subject confirms by a link sent to the address, and
+    // lapses if they do not within these days (EDPB 05/2020 ¶108: the controller must be
+    // able to show that this person agreed; a typed-in address proves nothing on its own).
+    opt(
+        "double_opt_in",
+        Shape::Object(&[req("within_days", Shape::Whole { min: 1, max: 30 })]),
     ),
 ];
 
@@ -92,6 +99,7 @@ pub(super) fn relations(
         if clean {
             let form = build_form(kind, form);
             contact_relations(c, &form, valid, &path);
+            double_opt_in_relations(c, &form, &path);
             built_forms.push(form);
         }
     }
@@ -116,6 +124,14 @@ fn contact_relations(c: &mut Checker, form: &Form, purposes: &[Purpose], path: &
     }
 }
 
+/// R6: a double opt-in is a mail to the address the form collected, so the form must
+/// collect one.
+fn double_opt_in_relations(c: &mut Checker, form: &Form, path: &str) {
+    if form.double_opt_in.is_some() && form.contact.email.is_none() {
+        c.err(&child(path, "double_opt_in"), ErrorCode::DoubleOptInWithoutEmail, message!("form \"{}\" asks for double opt-in, which mails a confirmation link, but names no \"email\" field: add \"contact\": {{ \"email\": \"<CSS selector>\" }}", form.kind));
+    }
+}
+
 pub(super) fn build_form(kind: &str, form: &Json) -> Form {
     let contact = get(form, "contact");
     Form {
@@ -131,5 +147,10 @@ pub(super) fn build_form(kind: &str, form: &Json) -> Form {
             phone: contact.and_then(|c| optional_text(c, "phone")),
             post: contact.and_then(|c| optional_text(c, "post")),
         },
+        double_opt_in: get(form, "double_opt_in")
+            .and_then(|d| get(d, "within_days"))
+            .and_then(Json::as_whole_number)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(|within_days| DoubleOptIn { within_days }),
     }
 }
