@@ -8,6 +8,5 @@ use crate::store::Effect;
 
 /// The effects of appending `accepted`, for the collector's settings now.
 pub fn of(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
-    let _ = (collector, accepted);
-    Vec::new()
+    crate::webhooks::effects(collector, accepted)
 }

@@ -30,6 +30,7 @@ mod testing;
 mod texts;
 mod verify;
 mod violations;
+mod webhooks;
 mod witness;
 
 #[derive(Parser)]
