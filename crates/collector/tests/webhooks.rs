@@ -262,3 +262,34 @@ fn events_past_their_retry_window_are_dead_lettered_and_replayed() {
     assert_eq!(list["counts"]["dead"], 0, "{list}");
     assert_eq!(list["counts"]["delivered"], 2, "{list}");
 }
+
+/// Deliveries per second to a local receiver (`cargo test --release --test webhooks --
+/// --ignored --nocapture`): 4000 records posted with the receiver up, then the time until
+/// their 2000 events are all accepted.
+#[test]
+#[ignore]
+fn measure_deliveries_per_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    receiver(listener, seen.clone());
+    // Posted with the receiver down-ish: the events wait in the outbox, then drain at once.
+    let settings = settings(dir.path(), port, "");
+    let server = serve(&db, &settings);
+    let start = Instant::now();
+    post(&server.addr, 4000, &dir.path().join("acked.txt"));
+    let posted = start.elapsed();
+    wait_for("every event", Duration::from_secs(600), || {
+        seen.accepted.lock().unwrap().len() >= 2000
+    });
+    let total = start.elapsed();
+    let n = seen.accepted.lock().unwrap().len();
+    println!(
+        "webhooks: {n} events delivered in {:.2} s from the first post ({:.0}/s); posting took {:.2} s",
+        total.as_secs_f64(),
+        n as f64 / total.as_secs_f64(),
+        posted.as_secs_f64()
+    );
+}
