@@ -261,6 +261,21 @@ fn events_past_their_retry_window_are_dead_lettered_and_replayed() {
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["counts"]["dead"], 0, "{list}");
     assert_eq!(list["counts"]["delivered"], 2, "{list}");
+    // Erasing a subject erases their events too: the rows carry the identifier (Art. 17).
+    let identifier = seen.accepted.lock().unwrap()[0].1["data"]["identifier"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/admin/subjects/erase",
+        &format!("{{\"identifier\":\"{identifier}\"}}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["counts"]["delivered"], 1, "{list}");
 }
 
 /// Deliveries per second to a local receiver (`cargo test --release --test webhooks --
