@@ -315,6 +315,61 @@ pub async fn erase(
     }
 }
 
+/// `GET /v1/admin/webhooks`: the events not delivered yet (attempts, last error, next
+/// attempt) and the counts of pending, delivered and dead events (docs/webhooks.md).
+pub async fn webhooks(State(collector): State<Arc<Collector>>, Client(client): Client, headers: HeaderMap) -> Response {
+    webhook_list(collector, client, headers, false).await
+}
+
+/// `GET /v1/admin/webhooks/dead`: the dead-lettered events.
+pub async fn webhooks_dead(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+) -> Response {
+    webhook_list(collector, client, headers, true).await
+}
+
+async fn webhook_list(collector: Arc<Collector>, client: ClientKey, headers: HeaderMap, dead: bool) -> Response {
+    if let Err(refusal) = authorised(&collector, &headers, client) {
+        return refusal.into_response();
+    }
+    match tokio::task::spawn_blocking(move || crate::webhooks::list(&collector, dead)).await {
+        Ok(Ok(list)) => axum::Json(list).into_response(),
+        Ok(Err(e)) => crate::error::unavailable(e).into_response(),
+        Err(e) => crate::error::unavailable(e).into_response(),
+    }
+}
+
+/// `POST /v1/admin/webhooks/replay` `{"ids":[seq…]}` or `{"all":true}`: dead events back to
+/// pending, due now.
+pub async fn webhooks_replay(
+    State(collector): State<Arc<Collector>>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refusal) = authorised(&collector, &headers, client) {
+        return refusal.into_response();
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let seqs: Option<Vec<i64>> = if value["all"] == serde_json::Value::Bool(true) {
+        None
+    } else if let Some(ids) = value["ids"]
+        .as_array()
+        .and_then(|ids| ids.iter().map(|i| i.as_i64()).collect())
+    {
+        Some(ids)
+    } else {
+        return refuse(Code::BadBody, "the body is {\"ids\":[seq, …]} or {\"all\":true}").into_response();
+    };
+    match tokio::task::spawn_blocking(move || crate::webhooks::replay(&collector, seqs.as_deref())).await {
+        Ok(Ok(n)) => axum::Json(serde_json::json!({ "replayed": n })).into_response(),
+        Ok(Err(e)) => crate::error::unavailable(e).into_response(),
+        Err(e) => crate::error::unavailable(e).into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::store::{Keys, Store};

@@ -8,7 +8,7 @@ use crate::store::Effect;
 
 /// The effects of appending `accepted`, for the collector's settings now.
 pub fn of(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
-    let mut effects = Vec::new();
+    let mut effects = crate::webhooks::effects(collector, accepted);
     effects.extend(crate::optin::effect(collector, accepted));
     effects
 }

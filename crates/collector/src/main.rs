@@ -33,6 +33,7 @@ mod testing;
 mod texts;
 mod verify;
 mod violations;
+mod webhooks;
 mod witness;
 
 #[derive(Parser)]

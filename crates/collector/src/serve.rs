@@ -127,6 +127,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     if tokio::runtime::Handle::try_current().is_ok() {
         let _ = crate::optin::start_sender(collector.clone());
     }
+    crate::webhooks::start(collector.clone());
     let post_records = Router::new()
         .route("/v1/records", post(records::post_record))
         .route("/v1/violations", post(violations::post))
@@ -150,6 +151,9 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects/erase", post(admin::erase))
         .route("/v1/admin/export", get(admin::export_all))
         .route("/v1/admin/log", get(admin::log))
+        .route("/v1/admin/webhooks", get(admin::webhooks))
+        .route("/v1/admin/webhooks/dead", get(admin::webhooks_dead))
+        .route("/v1/admin/webhooks/replay", post(admin::webhooks_replay))
         .route("/v1/pages.css", get(crate::pages::stylesheet))
         .route("/v1/admin/links", post(crate::lifecycle::mint_links))
         .route("/v1/admin/links/revoke", post(crate::lifecycle::revoke_links))

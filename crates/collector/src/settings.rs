@@ -48,6 +48,10 @@ pub struct Webhook {
     pub events: Vec<WebhookEvent>,
     /// The signing secret's bytes (the base64 after `whsec_`).
     pub secret: Vec<u8>,
+    /// How long a failing event is retried before it is dead-lettered (default 3 days).
+    pub retry_for_seconds: u64,
+    /// The first retry's delay; each next one doubles it, up to an hour (default 5 s).
+    pub first_retry_ms: u64,
 }
 
 /// A state change a webhook can subscribe to.
@@ -117,6 +121,8 @@ struct WebhookFile {
     url: String,
     events: Vec<WebhookEvent>,
     secret_env: String,
+    retry_for_seconds: Option<u64>,
+    first_retry_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +196,8 @@ impl ServerSettings {
                 url: hook.url,
                 events: hook.events,
                 secret,
+                retry_for_seconds: hook.retry_for_seconds.unwrap_or(3 * 24 * 3600),
+                first_retry_ms: hook.first_retry_ms.unwrap_or(5_000).max(1),
             });
         }
         let smtp = match file.smtp {

@@ -102,6 +102,23 @@ CREATE TABLE IF NOT EXISTS confirm_mail (
   confirmed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS confirm_mail_by_lookup ON confirm_mail (lookup);
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+  seq INTEGER PRIMARY KEY,
+  endpoint TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  record_idx INTEGER,
+  payload TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  last_error TEXT,
+  delivered_at INTEGER,
+  dead_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_pending ON webhook_outbox (delivered_at, dead_at, next_at);
+CREATE INDEX IF NOT EXISTS webhook_outbox_by_subject ON webhook_outbox (endpoint, subject, seq);
 ";
 
 pub use crate::error::StoreError;
@@ -703,6 +720,8 @@ impl Store {
         conn.execute("DELETE FROM links WHERE lookup = ?1", [&lookup[..]])?;
         // And their confirmation mails, sent or not (crate::optin).
         conn.execute("DELETE FROM confirm_mail WHERE lookup = ?1", [&lookup[..]])?;
+        // Nor do the webhook events that carry their identifier, sent or not (Art. 17).
+        conn.execute("DELETE FROM webhook_outbox WHERE subject = ?1", [hex(&lookup)])?;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
         for _ in 0..50 {
@@ -713,6 +732,12 @@ impl Store {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         Err(StoreError::WalBusy)
+    }
+
+    /// The keyed index of `identifier`, lowercase hex: how the webhook outbox names a
+    /// subject without naming their contact.
+    pub fn lookup_hex(&self, identifier: &str) -> String {
+        hex(&self.shared.keys.lookup(identifier))
     }
 
     /// Signs `message` with the collector's key, the one that signs its checkpoints: for
