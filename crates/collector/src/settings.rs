@@ -24,10 +24,6 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// The variable the staff token of `POST /v1/admin/assisted` is read from: distinct from
-/// the admin token, so a call-centre agent cannot read or erase subjects.
-pub const STAFF_TOKEN_VARIABLE: &str = "UNTICKED_STAFF_TOKEN";
-
 /// Everything `--settings` holds, its secrets resolved from the environment.
 #[derive(Debug, Clone, Default)]
 pub struct ServerSettings {
@@ -36,9 +32,6 @@ pub struct ServerSettings {
     /// The relay confirmation e-mails go out through (double opt-in); `None`: no e-mail is
     /// sent, and a config whose forms ask for double opt-in is refused at start.
     pub smtp: Option<Smtp>,
-    /// The staff token of assisted (phone) consent, from `UNTICKED_STAFF_TOKEN`; `None`
-    /// turns the endpoint off.
-    pub staff_token: Option<String>,
 }
 
 /// One webhook endpoint and the changes it subscribes to.
@@ -155,12 +148,8 @@ impl ServerSettings {
     /// The file is unreadable, is not TOML of the documented keys, or names a variable
     /// `env` does not have.
     pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
-        let staff_token = env(STAFF_TOKEN_VARIABLE).filter(|t| !t.is_empty());
         let Some(path) = path else {
-            return Ok(ServerSettings {
-                staff_token,
-                ..ServerSettings::default()
-            });
+            return Ok(ServerSettings::default());
         };
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Unreadable {
             path: path.to_path_buf(),
@@ -231,11 +220,7 @@ impl ServerSettings {
                 })
             }
         };
-        Ok(ServerSettings {
-            webhooks,
-            smtp,
-            staff_token,
-        })
+        Ok(ServerSettings { webhooks, smtp })
     }
 }
 
@@ -267,13 +252,12 @@ mod tests {
         let s = load(
             "[[webhooks]]\nurl = \"http://127.0.0.1:9/h\"\nevents = [\"given\", \"erased\"]\nsecret_env = \"HOOK\"\n\
              [smtp]\nrelay = \"127.0.0.1\"\nport = 2525\nfrom = \"Shop <news@shop.example>\"\n",
-            &[("HOOK", SECRET), (STAFF_TOKEN_VARIABLE, "staff")],
+            &[("HOOK", SECRET)],
         )
         .unwrap();
         assert_eq!(s.webhooks[0].events, [WebhookEvent::Given, WebhookEvent::Erased]);
         assert_eq!(s.webhooks[0].secret.len(), 24);
         assert_eq!(s.smtp.unwrap().security, SmtpSecurity::Starttls);
-        assert_eq!(s.staff_token.as_deref(), Some("staff"));
     }
 
     #[test]
