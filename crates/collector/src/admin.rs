@@ -97,7 +97,7 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
 
 /// The normalised identifier in a body `{"identifier": …}`: an e-mail address, or a phone
 /// number in international form (`+371…` or `00371…`).
-fn identifier(body: &[u8]) -> Result<String, Refusal> {
+pub(crate) fn identifier_in(body: &[u8]) -> Result<String, Refusal> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let raw = value["identifier"].as_str().unwrap_or("");
     let normalised = if raw.contains('@') {
@@ -121,22 +121,6 @@ fn disclosure_json(row: &SubjectRow) -> serde_json::Value {
     json
 }
 
-/// The records a subject appears in, oldest first: `(index, bytes, disclosures)`.
-fn records_of(collector: &Collector, identifier: &str) -> Result<Vec<(u64, String, Vec<SubjectRow>)>, Refusal> {
-    let rows = collector.store.subject(identifier).map_err(crate::error::unavailable)?;
-    let mut by_index: BTreeMap<u64, Vec<SubjectRow>> = BTreeMap::new();
-    for row in rows {
-        by_index.entry(row.index).or_default().push(row);
-    }
-    let mut out = Vec::new();
-    for (index, rows) in by_index {
-        if let Some(bytes) = collector.store.record_at(index).map_err(crate::error::unavailable)? {
-            out.push((index, bytes, rows));
-        }
-    }
-    Ok(out)
-}
-
 /// `POST /v1/admin/subjects` `{"identifier"}`: where the subject's consent to each purpose
 /// stands now (`unticked_core::consent::standing`: given, refused, withdrawn, outdated,
 /// expired; purposes never asked are left out), and the full history.
@@ -148,14 +132,20 @@ pub async fn subject(
 ) -> Response {
     let answer = (|| {
         authorised(&collector, &headers, client)?;
-        let identifier = identifier(&body)?;
+        let identifier = identifier_in(&body)?;
         let history = crate::lifecycle::history(&collector, &identifier)?;
         let standing = crate::lifecycle::standing(&collector, &history);
-        let current: BTreeMap<String, serde_json::Value> = standing
-            .iter()
-            .filter(|s| !matches!(s.now, Now::Unasked))
-            .map(|s| (s.purpose.clone(), crate::lifecycle::standing_json(s)))
-            .collect();
+        // Where processing is restricted (Art. 18), the answer says so, and what stands under it.
+        let restrictions = collector
+            .store
+            .restrictions(&identifier)
+            .map_err(crate::error::unavailable)?;
+        let current: BTreeMap<String, serde_json::Value> =
+            unticked_core::consent::restricted(standing.clone(), &restrictions)
+                .iter()
+                .filter(|s| !matches!(s.now, Now::Unasked))
+                .map(|s| (s.purpose.clone(), crate::lifecycle::standing_json(s)))
+                .collect();
         let history_json: Vec<serde_json::Value> = history
             .records
             .iter()
@@ -218,8 +208,13 @@ fn export_line(index: u64, bytes: &str, rows: &[SubjectRow]) -> String {
     .to_string()
 }
 
-/// `POST /v1/admin/subjects/export` `{"identifier"}`: every record the subject appears in,
-/// with the exact bytes and what is held about them, one JSON object per line (Art. 15).
+/// `POST /v1/admin/subjects/export` `{"identifier"}`: everything held about the subject
+/// (Art. 15), one JSON object per line. First every record they appear in (those a
+/// rectification carried over to them included), with its exact bytes, what is held beside
+/// it, its leaf hash and its inclusion proof against the latest checkpoint (RFC 9162
+/// §2.1.3); then one last line with where their consent stands now per purpose, their
+/// restrictions (Art. 18) and that signed checkpoint, so the whole answer can be checked
+/// without trusting the collector.
 pub async fn export_subject(
     State(collector): State<Arc<Collector>>,
     Client(client): Client,
@@ -228,11 +223,46 @@ pub async fn export_subject(
 ) -> Response {
     let answer = (|| {
         authorised(&collector, &headers, client)?;
-        let identifier = identifier(&body)?;
-        let records = records_of(&collector, &identifier)?;
-        Ok::<_, Refusal>(ndjson(
-            records.iter().map(|(i, b, rows)| export_line(*i, b, rows)).collect(),
-        ))
+        let identifier = identifier_in(&body)?;
+        let history = crate::lifecycle::history(&collector, &identifier)?;
+        let latest = collector.store.latest();
+        let mut lines = Vec::new();
+        for (index, _, rows) in &history.records {
+            let Some(bytes) = collector.store.record_at(*index).map_err(crate::error::unavailable)? else {
+                continue;
+            };
+            let mut line: serde_json::Value =
+                serde_json::from_str(&export_line(*index, &bytes, rows)).unwrap_or_default();
+            if let Some((leaf, proof)) = latest.as_ref().and_then(|c| collector.store.inclusion(*index, c.size)) {
+                line["leaf_hash"] = unticked_core::record::hex(&leaf).into();
+                line["inclusion"] = proof
+                    .iter()
+                    .map(|h| unticked_core::record::hex(h))
+                    .collect::<Vec<_>>()
+                    .into();
+            }
+            lines.push(line.to_string());
+        }
+        let restrictions = collector
+            .store
+            .restrictions(&identifier)
+            .map_err(crate::error::unavailable)?;
+        let standing =
+            unticked_core::consent::restricted(crate::lifecycle::standing(&collector, &history), &restrictions);
+        let now: BTreeMap<String, serde_json::Value> = standing
+            .iter()
+            .filter(|s| !matches!(s.now, Now::Unasked))
+            .map(|s| (s.purpose.clone(), crate::lifecycle::standing_json(s)))
+            .collect();
+        lines.push(
+            serde_json::json!({
+                "standing": now,
+                "restrictions": restrictions.iter().map(|r| serde_json::json!({"purpose": r.purpose, "since": r.since})).collect::<Vec<_>>(),
+                "checkpoint": latest.map(|c| c.to_json(collector.store.origin(), &collector.store.public_key())),
+            })
+            .to_string(),
+        );
+        Ok::<_, Refusal>(ndjson(lines))
     })();
     answer.unwrap_or_else(IntoResponse::into_response)
 }
@@ -299,7 +329,7 @@ pub async fn erase(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let identifier = match authorised(&collector, &headers, client).and_then(|()| identifier(&body)) {
+    let identifier = match authorised(&collector, &headers, client).and_then(|()| identifier_in(&body)) {
         Ok(identifier) => identifier,
         Err(refusal) => return refusal.into_response(),
     };

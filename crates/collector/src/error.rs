@@ -129,6 +129,10 @@ codes! {
     AdminDisabled = "admin-disabled", NOT_FOUND;
     Unauthorised = "unauthorised", UNAUTHORIZED;
     BadIdentifier = "bad-identifier", BAD_REQUEST;
+    /// An audience or suppression list asked for without a channel that reaches a contact.
+    BadChannel = "bad-channel", BAD_REQUEST;
+    /// A right exercised for a contact no record names.
+    UnknownSubject = "unknown-subject", NOT_FOUND;
     /// A link or account token that is not one, has expired, or was revoked (issue 14).
     BadToken = "bad-token", UNAUTHORIZED;
     /// The account form is off: no `UNTICKED_ACCOUNT_SECRET`.

@@ -152,6 +152,29 @@ pub fn history(collector: &Collector, identifier: &str) -> Result<History, Refus
             Err(_) => tracing::error!(index, "a stored record no longer opens; run `unticked verify`"),
         }
     }
+    // A rectification (Art. 16, crate::rights) carries the records of the contact it
+    // replaced over to this one: their decisions are this subject's, their disclosures gone.
+    let carried: Vec<String> = records
+        .iter()
+        .filter_map(|(_, r, _)| match &r.act {
+            Some(record::Act::Rectifies(ids)) => Some(ids.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    for id in carried {
+        if records.iter().any(|(_, r, _)| r.id == id) {
+            continue;
+        }
+        let Some((index, bytes)) = collector.store.record(&id).map_err(unavailable)? else {
+            continue;
+        };
+        match record::open(bytes.as_bytes()) {
+            Ok(opened) => records.push((index, opened.record, Vec::new())),
+            Err(_) => tracing::error!(index, "a stored record no longer opens; run `unticked verify`"),
+        }
+    }
+    records.sort_by_key(|(index, _, _)| *index);
     Ok(History { records })
 }
 

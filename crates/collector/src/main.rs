@@ -21,6 +21,7 @@ mod optin;
 mod optin_tests;
 mod pages;
 mod records;
+mod rights;
 mod serve;
 mod settings;
 mod state;

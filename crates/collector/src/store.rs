@@ -23,6 +23,9 @@ use unticked_core::capture::{Disclosure, Salted};
 use unticked_core::merkle::{self, Hash, Tree};
 use unticked_core::record::{base64url, hex};
 
+mod subjects;
+pub use subjects::ScannedSubject;
+
 /// Most deliveries committed in one transaction.
 const BATCH: usize = 512;
 /// Most distinct (kind, form, page) violation rows kept.
@@ -439,6 +442,7 @@ impl Store {
         write.pragma_update(None, "journal_mode", "WAL")?;
         write.pragma_update(None, "synchronous", "FULL")?;
         write.execute_batch(SCHEMA)?;
+        write.execute_batch(subjects::SCHEMA)?;
         // Logs made before the birthday field (R8) get its column; erasing a subject's rows
         // erases the birthday with them.
         let has_birthday = write
@@ -722,6 +726,8 @@ impl Store {
         conn.execute("DELETE FROM confirm_mail WHERE lookup = ?1", [&lookup[..]])?;
         // Nor do the webhook events that carry their identifier, sent or not (Art. 17).
         conn.execute("DELETE FROM webhook_outbox WHERE subject = ?1", [hex(&lookup)])?;
+        // A restriction is kept only as long as the subject is (Art. 18 pauses, 17 ends).
+        conn.execute("DELETE FROM restrictions WHERE lookup = ?1", [&lookup[..]])?;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
         for _ in 0..50 {

@@ -290,6 +290,41 @@ pub fn restricted(standing: Vec<Standing>, restrictions: &[Restriction]) -> Vec<
         .collect()
 }
 
+/// Whether a contact may be reached on a channel now: the one answer the audience and
+/// suppression lists give a mailing tool (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach<'a> {
+    /// At least one of the asked purposes on the channel stands given: these.
+    Contact(Vec<&'a Standing>),
+    /// None may be used, and each of these stands in the way, with its reason
+    /// ([`Now::name`]: withdrawn, refused, expired, outdated, unconfirmed, restricted).
+    Suppress(Vec<&'a Standing>),
+    /// Nothing was ever asked of the contact for these purposes: on neither list.
+    Unknown,
+}
+
+/// Where a contact stands for `channel` (and only `purpose`, when one is named), from its
+/// [`standing`] after [`restricted`]. A contact is on the audience while any purpose of the
+/// channel may be used (Art. 6(1)(a): consent is per purpose, so the line names them), and on
+/// the suppression list when none may be and some decision or pause stands in the way: the
+/// two lists never share a contact, so a tool that loads both is never told two things.
+pub fn reach<'a>(standing: &'a [Standing], channel: Channel, purpose: Option<&str>) -> Reach<'a> {
+    let asked: Vec<&Standing> = standing
+        .iter()
+        .filter(|s| s.channel == channel && purpose.is_none_or(|p| p == s.purpose))
+        .collect();
+    let given: Vec<&Standing> = asked.iter().copied().filter(|s| s.now.may_contact()).collect();
+    if !given.is_empty() {
+        return Reach::Contact(given);
+    }
+    let blocked: Vec<&Standing> = asked.into_iter().filter(|s| !matches!(s.now, Now::Unasked)).collect();
+    if blocked.is_empty() {
+        Reach::Unknown
+    } else {
+        Reach::Suppress(blocked)
+    }
+}
+
 /// The last decision that stands for the purpose of `terms`, before versions and
 /// retention are applied.
 fn decided(terms: &Terms, ordered: &[&Event]) -> Now {
@@ -844,5 +879,73 @@ mod opt_in_tests {
             panic!("{:?}", now[1].now)
         };
         assert!(under.may_contact());
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::*;
+
+    fn on(purpose: &str, channel: Channel, now: Now) -> Standing {
+        Standing {
+            purpose: purpose.into(),
+            channel,
+            now,
+        }
+    }
+
+    fn given(record: &str) -> Now {
+        Now::Given {
+            record: record.into(),
+            version: 1,
+            at: 5,
+        }
+    }
+
+    fn withdrawn() -> Now {
+        Now::Withdrawn {
+            record: "w".into(),
+            at: 9,
+            path: Source::Unsubscribe,
+            signer: Signer::Collector,
+        }
+    }
+
+    #[test]
+    fn a_contact_with_one_purpose_given_on_the_channel_is_on_the_audience_with_that_purpose_only() {
+        let s = [
+            on("email-offers", Channel::Email, withdrawn()),
+            on("birthday-greetings", Channel::Email, given("b")),
+            on("sms-offers", Channel::Sms, given("s")),
+        ];
+        let Reach::Contact(purposes) = reach(&s, Channel::Email, None) else {
+            panic!("expected the audience")
+        };
+        assert_eq!(purposes, [&s[1]]);
+        // Asked for the withdrawn purpose alone, the same contact is suppressed, with why.
+        assert_eq!(
+            reach(&s, Channel::Email, Some("email-offers")),
+            Reach::Suppress(alloc::vec![&s[0]])
+        );
+    }
+
+    #[test]
+    fn a_restricted_consent_suppresses_and_an_unasked_purpose_lists_nobody() {
+        let s = restricted(
+            alloc::vec![
+                on("email-offers", Channel::Email, given("e")),
+                on("post", Channel::Post, Now::Unasked)
+            ],
+            &[Restriction {
+                purpose: "email-offers".into(),
+                since: 7,
+            }],
+        );
+        let Reach::Suppress(why) = reach(&s, Channel::Email, None) else {
+            panic!("a restricted purpose may not be used")
+        };
+        assert_eq!(why[0].now.name(), "restricted");
+        assert_eq!(reach(&s, Channel::Post, None), Reach::Unknown);
+        assert_eq!(reach(&s, Channel::Sms, None), Reach::Unknown);
     }
 }
