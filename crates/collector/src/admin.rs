@@ -500,8 +500,14 @@ mod tests {
 
         let (status, lines) = admin("/v1/admin/subjects/export", who.clone()).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(lines.lines().count(), 3);
-        assert!(lines.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
+        // The three records, then where consent stands now with the checkpoint (Art. 15).
+        assert_eq!(lines.lines().count(), 4);
+        let (records, last) = lines.trim_end().rsplit_once('\n').unwrap();
+        assert!(records.lines().all(|l| l.contains("\"identifier\":\"jan@example.pl\"")));
+        assert!(records.lines().all(|l| l.contains("\"inclusion\":[")));
+        let last: serde_json::Value = serde_json::from_str(last).unwrap();
+        assert_eq!(last["standing"]["email-offers"]["state"], "given", "{last}");
+        assert_eq!(last["checkpoint"]["size"], 4);
         let (_, all) = call(&app, "GET", "/v1/admin/export", Some(TOKEN), String::new()).await;
         assert_eq!(all.lines().count(), 4);
 
