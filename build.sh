@@ -10,6 +10,7 @@
 #   ./build.sh perf         Unticked vs vanilla-cookieconsent vs no widget on the checkout: load,
 #                           UI in DOM, submit, layout shift, bytes (Chromium, LOADS=30 interleaved)
 #   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
+#   ./build.sh bench-audience  the audience and suppression lists timed at 10^5 subjects (200,000 records)
 #   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -172,6 +173,12 @@ bench() {
   "$TARGET_DIR/release/unticked" bench --config www/consent.json --www www -n "${RECORDS:-20000}" -c "${CONNECTIONS:-32}"
 }
 
+bench_audience() {
+  build_collector_release
+  step "audience and suppression at $(( ${RECORDS:-200000} / 2 )) subjects"
+  "$TARGET_DIR/release/unticked" bench --config www/consent.json --www www -n "${RECORDS:-200000}" -c "${CONNECTIONS:-32}" --audience
+}
+
 submit_time() {
   setup_browser
   build_widget
@@ -225,10 +232,11 @@ case "${1:-build}" in
   submit-time) submit_time ;;
   perf) perf ;;
   bench) bench ;;
+  bench-audience) bench_audience ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|screenshots|setup]" >&2
     exit 2
     ;;
 esac

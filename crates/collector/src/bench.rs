@@ -37,7 +37,12 @@ pub struct Options {
     pub concurrency: usize,
     /// Where to append the id of each record the collector acknowledged (one per line).
     pub acked: Option<PathBuf>,
+    /// Time the audience and suppression lists after the ingest (crate::rights).
+    pub audience: bool,
 }
+
+/// The admin token of the collectors the bench starts itself: only the bench talks to them.
+const BENCH_TOKEN: &str = "unticked-bench-admin-token-not-a-secret-0123";
 
 /// Seals a capture as `src/courier.js` does in the browser: SHA-256 into the digest holes,
 /// Ed25519 over the unsigned text, the signature into its holes. Returns the delivery body.
@@ -155,11 +160,16 @@ fn verification_rates(bodies: &[(String, String)]) -> (f64, f64, usize) {
 }
 
 /// A collector of our own: this binary's `serve` on a free port and a fresh log.
-fn start_collector(options: &Options, dir: &std::path::Path) -> Result<(Child, String), BenchError> {
+fn start_collector(
+    options: &Options,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<(Child, String), BenchError> {
     let mut child = Command::new(std::env::current_exe()?)
+        .env(crate::admin::TOKEN_VARIABLE, BENCH_TOKEN)
         .arg("serve")
         .arg("--config")
-        .arg(&options.config)
+        .arg(config)
         .arg("--www")
         .arg(&options.www)
         .arg("--db")
@@ -278,7 +288,7 @@ fn run(options: &Options) -> Result<(), BenchError> {
     let (child, url) = match &options.url {
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
-            let (child, url) = start_collector(options, dir.path())?;
+            let (child, url) = start_collector(options, &options.config, dir.path())?;
             (Some(child), url)
         }
     };
@@ -304,6 +314,10 @@ fn run(options: &Options) -> Result<(), BenchError> {
     let runtime = tokio::runtime::Runtime::new()?;
     let posted = runtime.block_on(post_all(&url, bodies.clone(), options.concurrency.max(1), acked));
     let peak = child.as_ref().and_then(|c| peak_rss_kib(c.id()));
+    let lists = match (&child, options.audience, &posted) {
+        (Some(_), true, Ok(_)) => Some(time_lists(&url)),
+        _ => None,
+    };
     if let Some(mut child) = child {
         let _ = child.kill();
         let _ = child.wait();
@@ -337,5 +351,103 @@ fn run(options: &Options) -> Result<(), BenchError> {
     println!(
         "raw record::open (Ed25519 strict + parse): {one_core:>9.0} /s on 1 core, {all_cores:.0} /s on {cores} cores"
     );
+    if let Some(lists) = lists {
+        print_lists(&lists?);
+        // A new version of e-mail offers (R11): every consent to it is outdated now, and
+        // the same subjects move from the audience to the suppression list.
+        let outdated = dir.path().join("consent-v2.json");
+        std::fs::write(&outdated, bumped_email_offers(&text)?)?;
+        let (mut child, url) = start_collector(options, &outdated, dir.path())?;
+        let lists = time_lists(&url);
+        let _ = child.kill();
+        let _ = child.wait();
+        println!("after a new version of email-offers:");
+        print_lists(&lists?);
+    }
     Ok(())
+}
+
+/// One timed list: its path, the lines and bytes read, and how long the whole read took.
+struct Timed {
+    path: &'static str,
+    lines: usize,
+    bytes: usize,
+    elapsed: Duration,
+}
+
+const LISTS: [&str; 2] = [
+    "/v1/admin/audience?channel=email",
+    "/v1/admin/suppression?channel=email",
+];
+
+/// Reads each list whole, as a mailing tool would, timing it from the request to the last
+/// byte.
+fn time_lists(url: &str) -> Result<Vec<Timed>, BenchError> {
+    LISTS
+        .iter()
+        .map(|path| {
+            let started = Instant::now();
+            let body = get_admin(url, path)?;
+            Ok(Timed {
+                path,
+                lines: body.lines().count(),
+                bytes: body.len(),
+                elapsed: started.elapsed(),
+            })
+        })
+        .collect()
+}
+
+fn print_lists(lists: &[Timed]) {
+    for t in lists {
+        println!(
+            "{:<40} {:>7} lines  {:>6.1} MB  {:>7.2} s  {:>8.0} lines/s",
+            t.path,
+            t.lines,
+            t.bytes as f64 / 1e6,
+            t.elapsed.as_secs_f64(),
+            t.lines as f64 / t.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// A GET with the bench's admin token over HTTP/1.1, the body read to its end.
+fn get_admin(url: &str, path: &str) -> Result<String, BenchError> {
+    let authority = url.trim_start_matches("http://");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(authority).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {BENCH_TOKEN}"))
+            .body(Full::new(Bytes::new()))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            return Err(BenchError(format!(
+                "{path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
+/// The config `text` with the version of e-mail offers one higher.
+fn bumped_email_offers(text: &str) -> Result<String, BenchError> {
+    let mut config: serde_json::Value = serde_json::from_str(text)?;
+    let purposes = config["purposes"]
+        .as_array_mut()
+        .ok_or_else(|| BenchError("no purposes".into()))?;
+    let offers = purposes
+        .iter_mut()
+        .find(|p| p["id"] == "email-offers")
+        .ok_or_else(|| BenchError("the config has no purpose email-offers".into()))?;
+    let version = offers["version"].as_u64().unwrap_or(1);
+    offers["version"] = (version + 1).into();
+    Ok(serde_json::to_string_pretty(&config)?)
 }

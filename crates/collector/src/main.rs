@@ -133,6 +133,11 @@ enum Command {
         /// Append the id of every acknowledged record to this file.
         #[arg(long)]
         acked: Option<PathBuf>,
+        /// After the ingest, time the audience and suppression lists over the subjects the
+        /// records made (half of them: every other record gives e-mail offers), then again
+        /// after a new version of e-mail offers has made every consent outdated.
+        #[arg(long, conflicts_with = "url")]
+        audience: bool,
     },
     /// Recompute the log from its stored records and check every signed checkpoint.
     /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
@@ -205,6 +210,7 @@ fn main() -> ExitCode {
             records,
             concurrency,
             acked,
+            audience,
         } => bench::main(bench::Options {
             url,
             config,
@@ -212,6 +218,7 @@ fn main() -> ExitCode {
             records,
             concurrency,
             acked,
+            audience,
         }),
         Command::Verify {
             db,
