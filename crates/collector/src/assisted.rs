@@ -437,7 +437,7 @@ pub async fn record(
 
 #[cfg(test)]
 mod tests {
-    use super::check_staff_token;
+    use super::{check_staff_token, STAFF_TOKEN_VARIABLE};
 
     const ADMIN: &str = "admin-token-0123456789abcdef-0123456789";
     const STAFF: &str = "staff-token-0123456789abcdef-0123456789";
@@ -458,5 +458,19 @@ mod tests {
         let same = check_staff_token(ADMIN, Some(ADMIN)).unwrap_err();
         assert!(same.contains("UNTICKED_ADMIN_TOKEN"), "{same}");
         assert!(!same.contains(ADMIN), "never the token itself");
+    }
+
+    #[test]
+    fn the_staff_token_comes_from_the_environment_with_or_without_a_settings_file() {
+        let env = |name: &str| (name == STAFF_TOKEN_VARIABLE).then(|| STAFF.to_string());
+        let alone = crate::settings::ServerSettings::load(None, &env).unwrap();
+        assert_eq!(alone.staff_token.as_deref(), Some(STAFF));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("settings.toml");
+        std::fs::write(&file, "").unwrap();
+        let beside = crate::settings::ServerSettings::load(Some(&file), &env).unwrap();
+        assert_eq!(beside.staff_token.as_deref(), Some(STAFF));
+        let unset = crate::settings::ServerSettings::load(Some(&file), &|_: &str| None).unwrap();
+        assert_eq!(unset.staff_token, None, "unset: the endpoints are off");
     }
 }
