@@ -473,6 +473,12 @@ pub fn main(options: Options) -> ExitCode {
                 admin::TOKEN_VARIABLE
             );
         }
+        if server.staff_token.is_none() {
+            println!(
+                "unticked: phone consent off (set {} to a staff token, not the admin one)",
+                crate::assisted::STAFF_TOKEN_VARIABLE
+            );
+        }
         let public_origins = match listener.local_addr() {
             Ok(local) => public_origins(&options.public_origins, local),
             Err(_) => options.public_origins.clone(),
