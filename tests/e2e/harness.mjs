@@ -20,6 +20,9 @@ export const BINARY = path.join(path.resolve(ROOT, process.env.CARGO_TARGET_DIR 
 /** The admin token of the collectors the tests start. */
 export const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdefgh";
 
+/** The staff token of phone consent (`/v1/admin/assisted`), another than the admin one. */
+export const STAFF_TOKEN = "e2e-staff-token-9876543210zyxwvuts";
+
 /** The secret the demo shop's backend signs account tokens with, in the tests. */
 export const ACCOUNT_SECRET = "e2e-account-secret-0123456789abcdef";
 
@@ -49,7 +52,7 @@ export async function startServer({ db = path.join(mkdtempSync(path.join(os.tmpd
     args.push("--public-origin", `http://127.0.0.1:${proxyPort}`);
     const child = spawn(BINARY, args, {
       cwd: ROOT,
-      env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN, UNTICKED_ACCOUNT_SECRET: ACCOUNT_SECRET },
+      env: { ...process.env, UNTICKED_ADMIN_TOKEN: ADMIN_TOKEN, UNTICKED_STAFF_TOKEN: STAFF_TOKEN, UNTICKED_ACCOUNT_SECRET: ACCOUNT_SECRET },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";

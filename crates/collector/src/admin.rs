@@ -162,6 +162,11 @@ pub async fn subject(
                         Some(unticked_core::record::Act::Confirms(signup)) => serde_json::Value::from(signup.clone()),
                         _ => serde_json::Value::Null,
                     },
+                    // Consent taken on the phone names who took it and the call's recording.
+                    "assisted": match &r.act {
+                        Some(unticked_core::record::Act::Assisted { staff, recording }) => serde_json::json!({"staff": staff, "recording": recording}),
+                        _ => serde_json::Value::Null,
+                    },
                     "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
                     "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
                 })

@@ -145,6 +145,13 @@ codes! {
     CollectorSigned = "collector-signed", FORBIDDEN;
     /// A checkout or sign-up record that withdraws or renews (R7: the preferences form does).
     StateNotOffered = "state-not-offered", UNPROCESSABLE_ENTITY;
+    // Assisted (phone) consent (crate::assisted).
+    /// The assisted endpoints are off: no `UNTICKED_STAFF_TOKEN`.
+    StaffDisabled = "staff-disabled", NOT_FOUND;
+    /// A staff name or recording reference that is empty, too long or holds a control character.
+    BadReference = "bad-reference", BAD_REQUEST;
+    /// A purpose on another channel than the one the consent was taken for.
+    PurposeChannel = "purpose-channel", UNPROCESSABLE_ENTITY;
     /// Storage failed: the server's problem, which the widget's outbox retries.
     Unavailable = "unavailable", SERVICE_UNAVAILABLE;
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod admin;
+mod assisted;
 mod bench;
 mod compile;
 mod effects;

@@ -422,6 +422,12 @@ fn source_fits(form: &unticked_core::config::Form, record: &record::ConsentRecor
     let fits = match (record.source, record.signer) {
         (source, Signer::Browser) => source == form.source,
         (Source::Preferences | Source::Unsubscribe, Signer::Collector) => form.kind == PREFERENCES,
+        // Consent taken on the phone (crate::assisted) reads out the preferences form's texts.
+        (Source::Phone, Signer::Collector)
+            if matches!(record.act, Some(unticked_core::record::Act::Assisted { .. })) =>
+        {
+            form.kind == PREFERENCES
+        }
         // A double opt-in confirmation (crate::optin) stands on the signup's own form.
         (source, Signer::Collector) if matches!(record.act, Some(unticked_core::record::Act::Confirms(_))) => {
             source == form.source && form.double_opt_in.is_some()

@@ -161,6 +161,10 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/pages.css", get(crate::pages::stylesheet))
         .route("/v1/admin/links", post(crate::lifecycle::mint_links))
         .route("/v1/admin/links/revoke", post(crate::lifecycle::revoke_links))
+        .route(
+            crate::assisted::ASSISTED_PATH,
+            get(crate::assisted::script).post(crate::assisted::record),
+        )
         // The subject's own pages (HTML): a GET never changes anything, since mail software
         // fetches links (RFC 8058 §1).
         .route(
@@ -366,6 +370,14 @@ pub fn main(options: Options) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    // A staff token equal to the admin one would give call-centre staff the admin's powers.
+    let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
+    if let Err(why) =
+        crate::assisted::check_staff_token(server.staff_token.as_deref().unwrap_or(""), admin_token.as_deref())
+    {
+        eprintln!("unticked serve: {why}");
+        return ExitCode::from(2);
+    }
     // The config is linted and compiled into what the widget loads, as `unticked build`
     // does: the widget and the record checks read the same sheets.
     let crate::compile::Source { text, config, compiled } = match crate::compile::read_source(&options.config) {
@@ -463,6 +475,12 @@ pub fn main(options: Options) -> ExitCode {
             println!(
                 "unticked: admin endpoints off (set {} to enable them)",
                 admin::TOKEN_VARIABLE
+            );
+        }
+        if server.staff_token.is_none() {
+            println!(
+                "unticked: phone consent off (set {} to a staff token, not the admin one)",
+                crate::assisted::STAFF_TOKEN_VARIABLE
             );
         }
         let public_origins = match listener.local_addr() {

@@ -32,6 +32,9 @@ pub struct ServerSettings {
     /// The relay confirmation e-mails go out through (double opt-in); `None`: no e-mail is
     /// sent, and a config whose forms ask for double opt-in is refused at start.
     pub smtp: Option<Smtp>,
+    /// The staff token of assisted (phone) consent, from `UNTICKED_STAFF_TOKEN`
+    /// (crate::assisted); `None` turns those endpoints off.
+    pub staff_token: Option<String>,
 }
 
 /// One webhook endpoint and the changes it subscribes to.
@@ -148,8 +151,12 @@ impl ServerSettings {
     /// The file is unreadable, is not TOML of the documented keys, or names a variable
     /// `env` does not have.
     pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<ServerSettings, SettingsError> {
+        let staff_token = env(crate::assisted::STAFF_TOKEN_VARIABLE).filter(|t| !t.is_empty());
         let Some(path) = path else {
-            return Ok(ServerSettings::default());
+            return Ok(ServerSettings {
+                staff_token,
+                ..ServerSettings::default()
+            });
         };
         let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Unreadable {
             path: path.to_path_buf(),
@@ -220,7 +227,11 @@ impl ServerSettings {
                 })
             }
         };
-        Ok(ServerSettings { webhooks, smtp })
+        Ok(ServerSettings {
+            webhooks,
+            smtp,
+            staff_token,
+        })
     }
 }
 
