@@ -314,6 +314,14 @@ fn import_refuses_a_log_that_serve_holds() {
         done.stderr
     );
     assert!(done.stderr.contains("stop it first"), "{}", done.stderr);
+    // Nor does a second collector start on it.
+    let second = run(&mut common::serve_command(&db), LIMIT);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing to start") && stderr.contains("is in use"),
+        "{stderr}"
+    );
     // Nothing reached the log the server serves.
     let (status, _, body) = http(&served.addr, "GET", "/v1/checkpoint", "application/json", "");
     assert_ne!(status, 200, "no record, no checkpoint: {body}");
@@ -429,9 +437,28 @@ fn the_answer_on_a_links_preference_page_is_recorded_with_source_import() {
     // Jan has not answered: still unconfirmed, and nobody was made `given` by the import.
     let jan = subject(&served.addr, "jan@example.pl");
     assert_eq!(jan["purposes"]["email-offers"]["state"], "unconfirmed");
+    // His one-click unsubscribe (RFC 8058), from a link the shop minted, is a "no" too: the
+    // e-mail purposes are refused, and his number is still asked.
+    let (status, _, minted) = http(
+        &served.addr,
+        "POST",
+        "/v1/admin/links",
+        "application/json",
+        r#"{"identifier":"jan@example.pl","channel":"email"}"#,
+    );
+    assert_eq!(status, 200, "{minted}");
+    let minted: serde_json::Value = serde_json::from_str(&minted).unwrap();
+    let unsubscribe = minted["unsubscribe"].as_str().unwrap();
+    let unsubscribe = &unsubscribe[unsubscribe.find("/unsubscribe/").unwrap()..];
+    let (status, _, _) = http(&served.addr, "POST", unsubscribe, form, "List-Unsubscribe=One-Click");
+    assert_eq!(status, 200);
+    let jan = subject(&served.addr, "jan@example.pl");
+    assert_eq!(jan["purposes"]["email-offers"]["state"], "refused", "{jan}");
+    assert_eq!(jan["purposes"]["birthday-greetings"]["state"], "refused");
+    assert_eq!(jan["purposes"]["sms-offers"]["state"], "unconfirmed");
     drop(served);
     // The answers are records like any other: the log verifies.
-    assert_eq!(records_in(&db), 6);
+    assert_eq!(records_in(&db), 7);
 }
 
 #[test]
