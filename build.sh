@@ -11,6 +11,7 @@
 #                           UI in DOM, submit, layout shift, bytes (Chromium, LOADS=30 interleaved)
 #   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
 #   ./build.sh bench-audience  the audience and suppression lists timed at 10^5 subjects (200,000 records)
+#   ./build.sh bench-import `unticked import` of ROWS (10^5) rows with --links: rows/s, peak RSS, verify
 #   ./build.sh screenshots  refresh docs/*.png from the demo
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -179,6 +180,32 @@ bench_audience() {
   "$TARGET_DIR/release/unticked" bench --config www/consent.json --www www -n "${RECORDS:-200000}" -c "${CONNECTIONS:-32}" --audience
 }
 
+# ROWS contacts (every other one an address, the rest numbers, a quarter with both), imported
+# into a fresh log with their links, then the log verified; prints the import's own rows/s.
+bench_import() {
+  build_collector_release
+  local dir rows=${ROWS:-100000}
+  dir=$(mktemp -d)
+  BENCH_DIR=$dir
+  trap 'rm -rf "$BENCH_DIR"' EXIT
+  awk -v n="$rows" 'BEGIN {
+    print "email,phone,source,collected_at"
+    split("order newsletter popup contest unknown", sources, " ")
+    for (i = 1; i <= n; i++) {
+      email = (i % 2 || i % 4 == 0) ? sprintf("contact%d@example.lv", i) : ""
+      phone = (i % 2 == 0) ? sprintf("+3712%07d", i) : ""
+      printf "%s,%s,%s,%s\n", email, phone, sources[i % 5 + 1], (i % 3 ? "2023-04-01" : "")
+    }
+  }' > "$dir/list.csv"
+  step "import of $rows rows (release)"
+  /usr/bin/time -f 'wall %e s, peak RSS %M KB' "$TARGET_DIR/release/unticked" import \
+    --db "$dir/log.db" --config www/consent.json --source unknown \
+    --public-origin https://consent.shop.example --links "$dir/links.csv" "$dir/list.csv"
+  echo "links file: $(($(wc -l < "$dir/links.csv") - 1)) links"
+  step "verify the log after the import"
+  /usr/bin/time -f 'wall %e s' "$TARGET_DIR/release/unticked" verify --db "$dir/log.db"
+}
+
 submit_time() {
   setup_browser
   build_widget
@@ -233,10 +260,11 @@ case "${1:-build}" in
   perf) perf ;;
   bench) bench ;;
   bench-audience) bench_audience ;;
+  bench-import) bench_import ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|bench-import|screenshots|setup]" >&2
     exit 2
     ;;
 esac

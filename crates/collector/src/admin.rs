@@ -167,6 +167,14 @@ pub async fn subject(
                         Some(unticked_core::record::Act::Assisted { staff, recording }) => serde_json::json!({"staff": staff, "recording": recording}),
                         _ => serde_json::Value::Null,
                     },
+                    // An imported contact: where the shop says it came from, and when
+                    // (`unticked import`), kept after they answer.
+                    "imported": match &r.act {
+                        Some(unticked_core::record::Act::Imported { provenance, collected_at, until }) => serde_json::json!({
+                            "provenance": provenance.as_str(), "collected_at": collected_at, "until": until,
+                        }),
+                        _ => serde_json::Value::Null,
+                    },
                     "channels": rows.iter().map(|row| row.channel.clone()).collect::<Vec<_>>(),
                     "purposes": r.purposes.iter().map(|p| serde_json::json!({"id": p.id, "state": p.state.as_str(), "version": p.version})).collect::<Vec<_>>(),
                 })

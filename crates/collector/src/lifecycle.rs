@@ -271,26 +271,50 @@ pub fn now_json(now: &Now) -> serde_json::Value {
 
 /// The changes a subject's choice makes: a box ticked where consent does not stand gives it
 /// (or renews it, R11), a box unticked where it stands withdraws it (Art. 7(3)). A box left
-/// as it stood changes nothing, and a purpose asked again and left unticked stays as it is.
+/// as it stood changes nothing, and a purpose asked again and left unticked stays as it is;
+/// but an imported contact's box left unticked is their answer, a refusal (crate::import).
 pub fn changes(standing: &[Standing], ticked: &dyn Fn(&str) -> Option<bool>) -> Vec<(String, ConsentState)> {
     standing
         .iter()
         .filter_map(|s| match (ticked(&s.purpose)?, s.now.may_contact()) {
             (true, false) => Some((s.purpose.clone(), s.now.tick_records())),
             (false, true) => Some((s.purpose.clone(), ConsentState::Withdrawn)),
+            (false, false) if awaits_answer(&s.now) => Some((s.purpose.clone(), ConsentState::Refused)),
             _ => None,
         })
         .collect()
 }
 
 /// Withdrawals of every purpose that `filter` picks and where consent stood once (given,
-/// outdated or expired): "withdraw from everything", or every purpose of a channel.
+/// outdated or expired): "withdraw from everything", or every purpose of a channel. Where an
+/// imported contact was never asked before, the same "no" is a refusal: nothing was given
+/// to withdraw.
 pub fn withdraw_all(standing: &[Standing], filter: impl Fn(&Standing) -> bool) -> Vec<(String, ConsentState)> {
     standing
         .iter()
-        .filter(|s| filter(s) && (s.now.may_contact() || s.now.asks_again()))
-        .map(|s| (s.purpose.clone(), ConsentState::Withdrawn))
+        .filter(|s| filter(s))
+        .filter_map(|s| {
+            if s.now.may_contact() || s.now.asks_again() {
+                Some((s.purpose.clone(), ConsentState::Withdrawn))
+            } else if awaits_answer(&s.now) {
+                Some((s.purpose.clone(), ConsentState::Refused))
+            } else {
+                None
+            }
+        })
         .collect()
+}
+
+/// Whether the purpose waits for an imported contact's answer to their re-permission link
+/// (`unticked import`): never given, asked until the import's deadline.
+pub fn awaits_answer(now: &Now) -> bool {
+    matches!(
+        now,
+        Now::Unconfirmed {
+            awaiting: Awaiting::Answer { .. },
+            ..
+        }
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -449,11 +473,44 @@ pub fn mint_link(collector: &Collector, kind: LinkKind, identifier: &str, channe
         .store
         .add_link(&id, kind.as_str(), identifier, channel.as_str(), expires)
         .map_err(unavailable)?;
-    Ok(format!(
+    Ok(link_token(collector, kind, &id))
+}
+
+/// Mints a link of `kind` for each `(identifier, channel)`, as [`mint_link`] does, all kept
+/// in one transaction (`unticked import --links`: one per imported contact). The tokens, in
+/// the same order.
+///
+/// # Errors
+/// 503 when they cannot be kept; then none is.
+pub fn mint_links_for(
+    collector: &Collector,
+    kind: LinkKind,
+    subjects: &[(String, Channel)],
+) -> Result<Vec<String>, Refusal> {
+    let expires = now_ms() + LINK_LIFETIME.as_millis() as u64;
+    let ids = subjects.iter().map(|_| random::<16>()).collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<crate::store::NewLink<'_>> = ids
+        .iter()
+        .zip(subjects)
+        .map(|(id, (identifier, channel))| crate::store::NewLink {
+            id,
+            kind: kind.as_str(),
+            identifier,
+            channel: channel.as_str(),
+            expires_at: expires,
+        })
+        .collect();
+    collector.store.add_links(&rows).map_err(unavailable)?;
+    Ok(ids.iter().map(|id| link_token(collector, kind, id)).collect())
+}
+
+/// The token of the link kept under `id`: the id and its MAC, base64url.
+fn link_token(collector: &Collector, kind: LinkKind, id: &[u8]) -> String {
+    format!(
         "{}.{}",
-        Base64UrlUnpadded::encode_string(&id),
-        Base64UrlUnpadded::encode_string(&link_mac(collector, kind, &id))
-    ))
+        Base64UrlUnpadded::encode_string(id),
+        Base64UrlUnpadded::encode_string(&link_mac(collector, kind, id))
+    )
 }
 
 /// A live link: who it is for, and the channel.
@@ -736,15 +793,19 @@ fn page_response(status: StatusCode, html: String) -> Response {
 }
 
 /// Records `changes` made through a link of `kind`, as a record the collector signs, from
-/// the link's page (`/preferences`, `/unsubscribe`: the path without its token).
+/// the link's page (`/preferences`, `/unsubscribe`: the path without its token). An imported
+/// contact's answer on the preference page (`answers_import`) has the source `import`: the
+/// way the contact came in, re-permissioned (crate::import).
 async fn record_by_collector(
     collector: &Collector,
     link: &Link,
     locale: &str,
     kind: LinkKind,
     changes: &[(String, ConsentState)],
+    answers_import: bool,
 ) -> Result<String, Refusal> {
     let (source, page_path) = match kind {
+        LinkKind::Preferences if answers_import => (Source::Import, "/preferences"),
         LinkKind::Preferences => (Source::Preferences, "/preferences"),
         LinkKind::Unsubscribe => (Source::Unsubscribe, "/unsubscribe"),
     };
@@ -860,7 +921,17 @@ pub async fn save_preferences(
         "unchanged"
     } else {
         let locale = page_locale(&collector, Some(&history), &headers);
-        if let Err(refusal) = record_by_collector(&collector, &link, locale, LinkKind::Preferences, &changes).await {
+        let answers_import = standing.iter().any(|s| awaits_answer(&s.now));
+        let recorded = record_by_collector(
+            &collector,
+            &link,
+            locale,
+            LinkKind::Preferences,
+            &changes,
+            answers_import,
+        )
+        .await;
+        if let Err(refusal) = recorded {
             return refusal.into_response();
         }
         tracing::info!(changes = changes.len(), "preference page: consent changed");
@@ -943,7 +1014,8 @@ pub async fn one_click_unsubscribe(
     let changes = withdraw_all(&standing, |s| s.channel == link.channel);
     let locale = page_locale(&collector, Some(&history), &headers);
     if !changes.is_empty() {
-        if let Err(refusal) = record_by_collector(&collector, &link, locale, LinkKind::Unsubscribe, &changes).await {
+        let recorded = record_by_collector(&collector, &link, locale, LinkKind::Unsubscribe, &changes, false).await;
+        if let Err(refusal) = recorded {
             return refusal.into_response();
         }
         tracing::info!(

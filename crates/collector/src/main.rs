@@ -14,9 +14,11 @@ mod effects;
 mod error;
 mod history;
 mod http;
+mod import;
 mod lifecycle;
 mod limit;
 mod lint;
+mod lock;
 mod optin;
 #[cfg(test)]
 mod optin_tests;
@@ -140,6 +142,35 @@ enum Command {
         #[arg(long, conflicts_with = "url")]
         audience: bool,
     },
+    /// Import a legacy contact list (CSV: `email` and/or `phone`, optional `source` and
+    /// `collected_at`) as contacts to ask again, never as consent (docs/import.md).
+    /// Exit 0 when imported, 1 (and nothing imported) when rows are bad, each named by its
+    /// line, 2 when it cannot run (the log in use by `unticked serve`, an unreadable file).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The SQLite log (`unticked serve --db`); it must not be served meanwhile.
+        #[arg(long, default_value = "unticked.db")]
+        db: PathBuf,
+        /// The config the collector serves: the records name it.
+        #[arg(long, default_value = "www/consent.json")]
+        config: PathBuf,
+        /// Where the list came from, for rows without a `source` of their own:
+        /// order, newsletter, popup, contest or unknown.
+        #[arg(long, value_parser = parse_provenance)]
+        source: unticked_core::vocabulary::Provenance,
+        /// Days an imported contact has to answer; unanswered, their import expires.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=i64::from(import::MAX_ANSWER_DAYS)))]
+        answer_within_days: u32,
+        /// Write each contact's re-permission link (its preference page) to this CSV
+        /// (`email,phone,link`), for the shop's mailing tool.
+        #[arg(long, value_name = "OUT.csv")]
+        links: Option<PathBuf>,
+        /// The collector's own origin, as `unticked serve --public-origin` is given it
+        /// (https://consent.shop.example): where the links point.
+        #[arg(long, value_name = "ORIGIN")]
+        public_origin: String,
+    },
     /// Recompute the log from its stored records and check every signed checkpoint.
     /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
     Verify {
@@ -221,6 +252,23 @@ fn main() -> ExitCode {
             acked,
             audience,
         }),
+        Command::Import {
+            file,
+            db,
+            config,
+            source,
+            answer_within_days,
+            links,
+            public_origin,
+        } => import::main(import::Options {
+            db,
+            config,
+            source,
+            file,
+            answer_within_days,
+            links,
+            public_origin,
+        }),
         Command::Verify {
             db,
             key,
@@ -287,6 +335,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// A `--source` value: a provenance name.
+fn parse_provenance(name: &str) -> Result<unticked_core::vocabulary::Provenance, String> {
+    use unticked_core::vocabulary::{Named, Provenance};
+    <Provenance as Named>::from_name(name).ok_or_else(|| format!("one of {}", <Provenance as Named>::NAMES.join(", ")))
 }
 
 /// The checkpoints kept outside the collector: `--checkpoint` (one JSON) and `--witness`

@@ -415,7 +415,8 @@ fn matches_config(opened: &OpenedRecord, config: &Config, shown: &Shown) -> Resu
 
 /// The record's source is its form's, and its signer the one that form has: the browser for
 /// every config form and the shop's account page (`account`); the collector for its own
-/// preference page and one-click unsubscribe (`preferences`, `unsubscribe`).
+/// preference page and one-click unsubscribe (`preferences`, `unsubscribe`), and for an
+/// import and its answer (`import`).
 fn source_fits(form: &unticked_core::config::Form, record: &record::ConsentRecord) -> Result<(), Refusal> {
     use unticked_core::record::Signer;
     use unticked_core::vocabulary::Source;
@@ -428,6 +429,10 @@ fn source_fits(form: &unticked_core::config::Form, record: &record::ConsentRecor
         {
             form.kind == PREFERENCES
         }
+        // An imported contact (`unticked import`), and its answer to the re-permission link
+        // on the preference page (crate::import): both stand on the preferences form, the
+        // one every config has, since neither was taken on a form of the shop's.
+        (Source::Import, Signer::Collector) => form.kind == PREFERENCES,
         // A double opt-in confirmation (crate::optin) stands on the signup's own form.
         (source, Signer::Collector) if matches!(record.act, Some(unticked_core::record::Act::Confirms(_))) => {
             source == form.source && form.double_opt_in.is_some()
@@ -444,7 +449,7 @@ fn source_fits(form: &unticked_core::config::Form, record: &record::ConsentRecor
             form.kind,
             form.source.as_str(),
             if form.kind == PREFERENCES {
-                " (or preferences and unsubscribe, signed by the collector)"
+                " (or preferences, unsubscribe and import, signed by the collector)"
             } else {
                 ""
             }

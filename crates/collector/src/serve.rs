@@ -412,6 +412,15 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(e.exit_code());
     }
+    // Held until serve returns: the tree it keeps in memory must be the only writer's
+    // (crate::lock), so `unticked import` refuses while it runs.
+    let log_lock = match crate::lock::hold(&options.db) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("unticked serve: refusing to start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let store = match Store::open(&options.db, &crate::texts::Shown::compiled(&compiled)) {
         Ok(store) => store,
         Err(e) => {
@@ -448,7 +457,7 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let stopped = runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(&options.addr).await {
             Ok(l) => l,
             Err(e) => {
@@ -526,7 +535,12 @@ pub fn main(options: Options) -> ExitCode {
         }
         println!("unticked: stopped");
         ExitCode::SUCCESS
-    })
+    });
+    // The background tasks (webhooks, confirmation mails) end with the runtime; then nothing
+    // writes any more, and the lock can go.
+    drop(runtime);
+    log_lock.release();
+    stopped
 }
 
 /// The collector's own origins, whose pages may write: those given with `--public-origin`

@@ -785,6 +785,33 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps every link of `links`, as [`Store::add_link`] does, in one transaction: all of
+    /// them, or none.
+    pub fn add_links(&self, links: &[NewLink<'_>]) -> Result<(), StoreError> {
+        let mut conn = open_connection(&self.shared.path, OpenFlags::default())?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO links (id, kind, lookup, identifier, channel, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let now = now_ms();
+            for link in links {
+                insert.execute(params![
+                    link.id,
+                    link.kind,
+                    &self.shared.keys.lookup(link.identifier)[..],
+                    link.identifier,
+                    link.channel,
+                    now,
+                    link.expires_at
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The link under `id`, if kept.
     pub fn link(&self, id: &[u8]) -> Result<Option<LinkRow>, StoreError> {
         let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
@@ -943,6 +970,15 @@ impl Store {
             )
             .optional()?)
     }
+}
+
+/// A link to keep ([`Store::add_links`]): its random id, kind, subject, channel and expiry.
+pub struct NewLink<'a> {
+    pub id: &'a [u8],
+    pub kind: &'a str,
+    pub identifier: &'a str,
+    pub channel: &'a str,
+    pub expires_at: u64,
 }
 
 /// A config the collector has served (crate::history): its SHA-256, and when it was first
