@@ -131,6 +131,13 @@ serve() {
   # shop keeps its own in its settings. One per run unless given.
   UNTICKED_ACCOUNT_SECRET=${UNTICKED_ACCOUNT_SECRET:-$(head -c 32 /dev/urandom | base64 | tr -d '\n')}
   export UNTICKED_ACCOUNT_SECRET
+  # The demo's staff page (/staff.html, phone consent) asks for this token: one per run,
+  # printed here for whoever runs the demo, never by the collector.
+  if [ -z "${UNTICKED_STAFF_TOKEN:-}" ]; then
+    UNTICKED_STAFF_TOKEN=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
+    export UNTICKED_STAFF_TOKEN
+    echo "build.sh: the staff page's token for this run (/staff.html): $UNTICKED_STAFF_TOKEN" >&2
+  fi
   exec "$TARGET_DIR/release/unticked" serve --www www --config www/consent.json --addr "127.0.0.1:${PORT:-8080}"
 }
 
