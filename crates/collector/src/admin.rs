@@ -62,7 +62,20 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
             format!("set {TOKEN_VARIABLE} to enable the admin endpoints"),
         ));
     };
-    let unauthorised = || refuse(Code::Unauthorised, "a valid bearer token is required");
+    bearer_matches(collector, headers, client, expected, "admin")
+}
+
+/// Checks `Authorization: Bearer <expected>` in constant time (both sides hashed first),
+/// counting wrong tries against the address as [`authorised`] says. Every role (`admin`,
+/// `staff`) shares one budget of wrong tries per address: a guesser gets no second one.
+pub(crate) fn bearer_matches(
+    collector: &Collector,
+    headers: &HeaderMap,
+    client: ClientKey,
+    expected: &str,
+    role: &'static str,
+) -> Result<(), Refusal> {
+    let unauthorised = || refuse(Code::Unauthorised, format!("a valid {role} bearer token is required"));
     let Some(given) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorised());
     };
@@ -81,14 +94,14 @@ pub(crate) fn authorised(collector: &Collector, headers: &HeaderMap, client: Cli
     let wait = failures.charge(client, now);
     // The address, never the token (nor any part of it).
     if wait.is_zero() {
-        tracing::warn!(client = %client.address(), "admin: wrong bearer token");
+        tracing::warn!(client = %client.address(), role, "wrong bearer token");
     } else {
-        tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "admin: wrong bearer token; address held back");
+        tracing::warn!(client = %client.address(), role, wait_s = wait.as_secs(), "wrong bearer token; address held back");
     }
     if held_back {
         return Err(too_many(
             Code::RateLimited,
-            "too many wrong admin tokens from this address",
+            &format!("too many wrong {role} tokens from this address"),
             wait,
         ));
     }

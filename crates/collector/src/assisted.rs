@@ -22,9 +22,8 @@
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use unticked_core::capture::{normalise_contact, Capture, Disclosure};
@@ -32,7 +31,7 @@ use unticked_core::config::{Channel, Named, PREFERENCES};
 use unticked_core::record::{Act, Signer, State as ConsentState, MAX_REFERENCE};
 use unticked_core::vocabulary::Source;
 
-use crate::error::{refuse, too_many, Code, Refusal};
+use crate::error::{refuse, Code, Refusal};
 use crate::lifecycle::{store_signed_by_collector, Change, COLLECTOR_WIDGET};
 use crate::limit::{Client, ClientKey};
 use crate::state::Collector;
@@ -85,33 +84,7 @@ fn staff_authorised(collector: &Collector, headers: &HeaderMap, client: ClientKe
             format!("set {STAFF_TOKEN_VARIABLE} to enable assisted consent"),
         ));
     };
-    let unauthorised = || refuse(Code::Unauthorised, "a valid staff bearer token is required");
-    let Some(given) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorised());
-    };
-    let given = given
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
-    if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
-        return Ok(());
-    }
-    let failures = &collector.limits.admin;
-    let now = std::time::Instant::now();
-    let held_back = failures.check(client, now).is_err();
-    let wait = failures.charge(client, now);
-    // The address, never the token.
-    tracing::warn!(client = %client.address(), "assisted: wrong staff token");
-    if held_back {
-        return Err(too_many(
-            Code::RateLimited,
-            "too many wrong tokens from this address",
-            wait,
-        ));
-    }
-    Err(unauthorised())
+    crate::admin::bearer_matches(collector, headers, client, expected, "staff")
 }
 
 /// The locale asked for: one the config declares.
