@@ -333,7 +333,7 @@ pub struct Change<'a> {
     pub changes: &'a [(String, ConsentState)],
 }
 
-fn random<const N: usize>() -> Result<[u8; N], Refusal> {
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], Refusal> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| unavailable(format!("no randomness: {e}")))?;
     Ok(bytes)

@@ -357,13 +357,9 @@ pub async fn restrict(
 fn rectification(collector: &Collector, replacement: &str, carried: Vec<String>) -> Result<Capture, Refusal> {
     let now = now_ms();
     let notice = &collector.config.privacy_notice;
-    let mut random = [0u8; 10];
-    getrandom::fill(&mut random).map_err(|e| unavailable(format!("no randomness: {e}")))?;
-    let mut salt = [0u8; SALT_LEN];
-    getrandom::fill(&mut salt).map_err(|e| unavailable(format!("no randomness: {e}")))?;
     let record = ConsentRecord {
         beside: Vec::new(),
-        id: record::record_id(now, random),
+        id: record::record_id(now, crate::lifecycle::random()?),
         captured_at: now,
         form: unticked_core::config::PREFERENCES.to_string(),
         source: Source::Preferences,
@@ -382,7 +378,7 @@ fn rectification(collector: &Collector, replacement: &str, carried: Vec<String>)
     let disclosure = Disclosure {
         channel: identifier_channel(replacement),
         identifier: replacement.to_string(),
-        salt,
+        salt: crate::lifecycle::random::<SALT_LEN>()?,
     };
     Ok(Capture::new(record, Vec::new(), vec![disclosure], None))
 }
