@@ -135,7 +135,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The demo config with double opt-in on its checkout form, and its hash.
-fn optin_config(days: u32) -> (Config, String) {
+pub(crate) fn optin_config(days: u32) -> (Config, String) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../www/consent.json")).unwrap();
     let needle = r#""source": "checkout","#;
     assert_eq!(text.matches(needle).count(), 1);
@@ -148,7 +148,12 @@ fn optin_config(days: u32) -> (Config, String) {
     (Config::from_json(&text).unwrap(), sha)
 }
 
-fn app(config: &Config, sha: &str, db: &std::path::Path, smtp: Option<crate::settings::Smtp>) -> axum::Router {
+pub(crate) fn app(
+    config: &Config,
+    sha: &str,
+    db: &std::path::Path,
+    smtp: Option<crate::settings::Smtp>,
+) -> axum::Router {
     crate::serve::app(
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
         config.clone(),
@@ -194,7 +199,7 @@ async fn subject(app: &axum::Router) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-async fn sign_up(app: &axum::Router, config: &Config, sha: &str) {
+pub(crate) async fn sign_up(app: &axum::Router, config: &Config, sha: &str) {
     let body = seal(&capture_under(config, sha, &["email-offers", "sms-offers"]), 7);
     let (status, _, answer) = call(app, "POST", "/v1/records", body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
