@@ -361,7 +361,9 @@ pub async fn erase(
     };
     // It may wait for readers to let go of the write-ahead log: off the async threads.
     let store = collector.store.clone();
-    match tokio::task::spawn_blocking(move || store.erase(&identifier)).await {
+    // The subscribed webhooks are told, in the erasure's transaction (docs/webhooks.md).
+    let told = crate::webhooks::erased(&collector);
+    match tokio::task::spawn_blocking(move || store.erase_with(&identifier, &told)).await {
         Ok(Ok(erased)) => {
             tracing::info!(erased, "admin: subject erased");
             axum::Json(serde_json::json!({ "erased": erased })).into_response()

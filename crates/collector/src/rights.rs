@@ -438,7 +438,9 @@ pub async fn rectify(
         // The restrictions go with the subject; the old contact's rows go as on erasure.
         collector.store.carry_restrictions(&old, &new).map_err(unavailable)?;
         let store = collector.store.clone();
-        let erased = tokio::task::spawn_blocking(move || store.erase(&old))
+        // The webhooks are told of the old contact's erasure as of any (Art. 19).
+        let told = crate::webhooks::erased(&collector);
+        let erased = tokio::task::spawn_blocking(move || store.erase_with(&old, &told))
             .await
             .map_err(unavailable)?
             .map_err(unavailable)?;

@@ -48,6 +48,9 @@ pub struct Webhook {
     pub retry_for_seconds: u64,
     /// The first retry's delay; each next one doubles it, up to an hour (default 5 s).
     pub first_retry_ms: u64,
+    /// A PEM file of extra root certificates to trust for an `https://` endpoint (a private
+    /// CA), beside the public roots (webpki-roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A state change a webhook can subscribe to.
@@ -119,6 +122,7 @@ struct WebhookFile {
     secret_env: String,
     retry_for_seconds: Option<u64>,
     first_retry_ms: Option<u64>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -175,8 +179,12 @@ impl ServerSettings {
         let mut webhooks = Vec::new();
         for (i, hook) in file.webhooks.into_iter().enumerate() {
             let key = format!("webhooks[{i}]");
-            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
-                return Err(invalid(format!("{key}.url is not an http(s) URL: {}", hook.url)));
+            check_webhook_url(&hook.url).map_err(|why| invalid(format!("{key}.url {why}")))?;
+            if let Some(ca) = &hook.ca_file {
+                if !hook.url.starts_with("https://") {
+                    return Err(invalid(format!("{key}.ca_file is set but {key}.url is not https://")));
+                }
+                std::fs::metadata(ca).map_err(|e| invalid(format!("{key}.ca_file {}: {e}", ca.display())))?;
             }
             if hook.events.is_empty() {
                 return Err(invalid(format!("{key}.events is empty: name the changes it receives")));
@@ -194,6 +202,7 @@ impl ServerSettings {
                 secret,
                 retry_for_seconds: hook.retry_for_seconds.unwrap_or(3 * 24 * 3600),
                 first_retry_ms: hook.first_retry_ms.unwrap_or(5_000).max(1),
+                ca_file: hook.ca_file,
             });
         }
         let smtp = match file.smtp {
@@ -235,6 +244,36 @@ impl ServerSettings {
     }
 }
 
+/// Whether a webhook URL may be used: `https://`, or `http://` to a loopback address only.
+/// Events carry contact data and consent (GDPR Art. 32: encryption in transit), so they
+/// cross no network in the clear; a receiver on the same host (or a TLS proxy there) may
+/// take plain http.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("is not an http(s) URL: {url}"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err(format!("has no host (or has user info): {url}"));
+    }
+    match scheme {
+        "https" => Ok(()),
+        "http" if is_loopback(host) => Ok(()),
+        "http" => Err(format!(
+            "is plain http to {host}: events carry contact data and consent, so they go over https://; plain http:// is taken only to a loopback address (127.0.0.1, [::1], localhost)"
+        )),
+        _ => Err(format!("is not an http(s) URL: {url}")),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A Standard Webhooks secret: `whsec_` and the base64 of its bytes.
 fn decode_secret(value: &str) -> Option<Vec<u8>> {
     use base64ct::Encoding;
@@ -272,6 +311,27 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_taken_to_loopback_addresses_only() {
+        for url in [
+            "http://127.0.0.1:9/h",
+            "http://localhost/h",
+            "http://[::1]:8080/h",
+            "http://127.8.0.1/h",
+            "https://crm.example/h",
+        ] {
+            assert_eq!(check_webhook_url(url), Ok(()), "{url}");
+        }
+        for url in [
+            "http://10.0.0.1/h",
+            "http://crm.example:8080/h",
+            "http://localhost.evil.example/h",
+            "http://127.0.0.1@crm.example/h",
+        ] {
+            assert!(check_webhook_url(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
     fn a_bad_file_is_refused_naming_what_is_wrong() {
         let hook = "[[webhooks]]\nurl = \"http://127.0.0.1:9/h\"\nevents = [\"given\"]\nsecret_env = \"HOOK\"\n";
         let cases = [
@@ -279,6 +339,29 @@ mod tests {
             (hook.to_string(), vec![("HOOK", "plain")], "not whsec_"),
             (hook.replace("given", "bought"), vec![("HOOK", SECRET)], "bought"),
             (format!("{hook}colour = 1\n"), vec![("HOOK", SECRET)], "colour"),
+            (
+                hook.replace("http://127.0.0.1:9/h", "http://crm.example/h"),
+                vec![("HOOK", SECRET)],
+                "webhooks[0].url is plain http to crm.example",
+            ),
+            (
+                hook.replace("http://127.0.0.1:9/h", "ftp://crm.example/h"),
+                vec![("HOOK", SECRET)],
+                "not an http(s) URL",
+            ),
+            (
+                format!("{hook}ca_file = \"/nonexistent/ca.pem\"\n"),
+                vec![("HOOK", SECRET)],
+                "ca_file is set but webhooks[0].url is not https://",
+            ),
+            (
+                format!(
+                    "{}ca_file = \"/nonexistent/ca.pem\"\n",
+                    hook.replace("http://127.0.0.1:9/h", "https://crm.example/h")
+                ),
+                vec![("HOOK", SECRET)],
+                "webhooks[0].ca_file /nonexistent/ca.pem",
+            ),
             (
                 "[smtp]\nrelay = \"r\"\nfrom = \"f\"\nusername_env = \"U\"\n".to_string(),
                 vec![],

@@ -122,6 +122,18 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 );
 CREATE INDEX IF NOT EXISTS webhook_outbox_pending ON webhook_outbox (delivered_at, dead_at, next_at);
 CREATE INDEX IF NOT EXISTS webhook_outbox_by_subject ON webhook_outbox (endpoint, subject, seq);
+-- The changes by time or config (outdated, expired) already told to the webhooks, so that
+-- each is sent once, across restarts (crate::webhooks::sweep).
+CREATE TABLE IF NOT EXISTS webhook_notified (
+  endpoint TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  purpose TEXT NOT NULL,
+  state TEXT NOT NULL,
+  record TEXT NOT NULL,
+  notified_at INTEGER NOT NULL,
+  PRIMARY KEY (endpoint, subject, purpose, state, record)
+);
+CREATE INDEX IF NOT EXISTS webhook_notified_by_subject ON webhook_notified (subject);
 ";
 
 pub use crate::error::StoreError;
@@ -707,13 +719,27 @@ impl Store {
 
     /// Erases a subject (GDPR Art. 17): deletes their disclosures, so nothing in the store
     /// names them any more. The log and every signature are untouched and still verify (R10).
+    #[cfg(test)]
     pub fn erase(&self, identifier: &str) -> Result<usize, StoreError> {
+        self.erase_with(identifier, &|_, _| Ok(()))
+    }
+
+    /// [`Store::erase`], with `told` run in the erasure's transaction when anything of the
+    /// subject was held, given the subject's keyed index (hex): how the `erased` webhook
+    /// event is written exactly when the erasure is (crate::webhooks::erased).
+    pub fn erase_with(
+        &self,
+        identifier: &str,
+        told: &dyn Fn(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()>,
+    ) -> Result<usize, StoreError> {
         let lookup = self.shared.keys.lookup(identifier);
-        let conn = open_connection(&self.shared.path, OpenFlags::default())?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut db = open_connection(&self.shared.path, OpenFlags::default())?;
+        db.pragma_update(None, "synchronous", "FULL")?;
         // Overwrite the freed pages, and fold the WAL (which still holds the old pages) back
         // into the database, so that the erased contacts are gone from the disk too.
-        conn.pragma_update(None, "secure_delete", "ON")?;
+        db.pragma_update(None, "secure_delete", "ON")?;
+        let tx = db.transaction()?;
+        let conn = &tx;
         // The birthday given with a record goes with any of the record's contacts (R8).
         conn.execute(
             "UPDATE subjects SET birthday = NULL, birthday_salt = NULL WHERE idx IN (SELECT idx FROM subjects WHERE lookup = ?1)",
@@ -721,13 +747,19 @@ impl Store {
         )?;
         let erased = conn.execute("DELETE FROM subjects WHERE lookup = ?1", [&lookup[..]])?;
         // Their preference and unsubscribe links name nobody any more either.
-        conn.execute("DELETE FROM links WHERE lookup = ?1", [&lookup[..]])?;
+        let mut held = erased + conn.execute("DELETE FROM links WHERE lookup = ?1", [&lookup[..]])?;
         // And their confirmation mails, sent or not (crate::optin).
-        conn.execute("DELETE FROM confirm_mail WHERE lookup = ?1", [&lookup[..]])?;
+        held += conn.execute("DELETE FROM confirm_mail WHERE lookup = ?1", [&lookup[..]])?;
         // Nor do the webhook events that carry their identifier, sent or not (Art. 17).
-        conn.execute("DELETE FROM webhook_outbox WHERE subject = ?1", [hex(&lookup)])?;
+        held += conn.execute("DELETE FROM webhook_outbox WHERE subject = ?1", [hex(&lookup)])?;
+        conn.execute("DELETE FROM webhook_notified WHERE subject = ?1", [hex(&lookup)])?;
         // A restriction is kept only as long as the subject is (Art. 18 pauses, 17 ends).
         conn.execute("DELETE FROM restrictions WHERE lookup = ?1", [&lookup[..]])?;
+        if held > 0 {
+            told(conn, &hex(&lookup))?;
+        }
+        tx.commit()?;
+        let conn = db;
         // The WAL still holds the pages as they were; fold it in. A reader in the middle of
         // a scan keeps it busy: wait for it, and say so rather than claim the erasure done.
         for _ in 0..50 {

@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
+use unticked_core::consent::Now;
 use unticked_core::record::{self, Act, State};
 
 /// The longest wait between two attempts (Standard Webhooks suggests hours at most).
@@ -77,18 +78,197 @@ pub fn effects(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
                 "data": {
                     "identifier": identifier,
                     "channel": channel,
+                    // The subject's keyed index: what an `erased` event names them by.
+                    "subject": subject,
                     "purposes": purposes,
                     "record": {"id": id, "index": idx, "leaf_hash": leaf},
                 }
             });
-            tx.execute(
-                "INSERT INTO webhook_outbox (endpoint, subject, event_id, type, record_idx, payload, created_at, next_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![url, subject, format!("msg_{id}_{}", t.as_str()), t.as_str(), idx, payload.to_string(), now],
-            )?;
+            let event_id = format!("msg_{id}_{}", t.as_str());
+            enqueue(tx, url, &subject, &event_id, *t, Some(idx), &payload, now)?;
         }
         Ok(())
     })]
+}
+
+/// Writes one event to the outbox, due now.
+#[allow(clippy::too_many_arguments)] // one column each
+fn enqueue(
+    tx: &rusqlite::Connection,
+    endpoint: &str,
+    subject: &str,
+    event_id: &str,
+    event: WebhookEvent,
+    record_idx: Option<u64>,
+    payload: &serde_json::Value,
+    now: u64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO webhook_outbox (endpoint, subject, event_id, type, record_idx, payload, created_at, next_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            endpoint,
+            subject,
+            event_id,
+            event.as_str(),
+            record_idx,
+            payload.to_string(),
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+/// The endpoints subscribed to `event`.
+fn subscribed(collector: &Collector, event: WebhookEvent) -> Vec<String> {
+    collector
+        .server
+        .webhooks
+        .iter()
+        .filter(|h| h.events.contains(&event))
+        .map(|h| h.url.clone())
+        .collect()
+}
+
+/// What an erasure writes in its own transaction ([`crate::store::Store::erase_with`]): one
+/// `erased` event per subscribed endpoint. The erasure deletes the subject's earlier events
+/// (they carry the contact, Art. 17); this one carries only the subject's keyed index, the
+/// `subject` every earlier event carried beside the identifier, so that a receiver can find
+/// and erase its copy (Art. 17(2): tell those the data was disclosed to, Art. 19).
+pub fn erased(
+    collector: &Collector,
+) -> impl Fn(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()> + Send + 'static {
+    let endpoints = subscribed(collector, WebhookEvent::Erased);
+    move |tx, subject| {
+        let now = now_ms();
+        let payload = serde_json::json!({
+            "type": "consent.erased",
+            "timestamp": now,
+            "data": {"subject": subject},
+        });
+        let event_id = format!("msg_erased_{}_{now}", &subject[..subject.len().min(32)]);
+        for url in &endpoints {
+            enqueue(tx, url, subject, &event_id, WebhookEvent::Erased, None, &payload, now)?;
+        }
+        Ok(())
+    }
+}
+
+/// How often the sweep looks for consents that stopped standing by time or by a new
+/// config version (and once at start).
+pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Enqueues one `outdated` or `expired` event per subscribed endpoint for each subject's
+/// purpose whose consent became so (at `now`, by the state function of crate::lifecycle)
+/// and that the endpoint was not told yet: no record marks these changes, time or a new
+/// purpose version does (R11, Art. 5(1)(e)). What was told is kept in `webhook_notified`, in
+/// the event's transaction, so each change is sent once, across restarts; an endpoint added
+/// later is told of every consent that stands so now. Only purposes on the channel of the
+/// subject's contact are told (the contact a mailing tool acts on). Returns the events
+/// enqueued.
+///
+/// # Errors
+/// The store cannot be read or written.
+pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
+    let outdated = subscribed(collector, WebhookEvent::Outdated);
+    let expired = subscribed(collector, WebhookEvent::Expired);
+    if outdated.is_empty() && expired.is_empty() {
+        return Ok(0);
+    }
+    let mut conn = connection(collector).map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
+    let subjects: Vec<(Vec<u8>, String, String)> = {
+        let mut statement = conn
+            .prepare("SELECT lookup, MIN(identifier), MIN(channel) FROM subjects GROUP BY lookup")
+            .map_err(|e| e.to_string())?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
+    };
+    let terms = unticked_core::consent::Terms::of(&collector.config);
+    // When the events are written (and due): the clock, whatever `now` the states are at.
+    let written = now_ms();
+    let mut enqueued = 0;
+    for (lookup, identifier, channel) in subjects {
+        let subject = record::hex(&lookup);
+        let history = crate::lifecycle::history(collector, &identifier).map_err(|r| format!("{r:?}"))?;
+        let events = history.events(&collector.history);
+        for standing in unticked_core::consent::standing(&terms, &events, now) {
+            if standing.channel.as_str() != channel {
+                continue;
+            }
+            let (event, endpoints, record_id, entry) = match &standing.now {
+                Now::Outdated {
+                    record,
+                    version,
+                    current,
+                    ..
+                } => (
+                    WebhookEvent::Outdated,
+                    &outdated,
+                    record,
+                    serde_json::json!({"id": standing.purpose, "version": version, "state": "outdated", "current": current}),
+                ),
+                Now::Expired {
+                    record, version, ended, ..
+                } => (
+                    WebhookEvent::Expired,
+                    &expired,
+                    record,
+                    serde_json::json!({"id": standing.purpose, "version": version, "state": "expired", "ended": ended}),
+                ),
+                _ => continue,
+            };
+            let stored = collector.store.record(record_id).map_err(|e| e.to_string())?;
+            // Immediate: the write lock first, then the check that no erasure came between
+            // the read above and now (an event must not carry an erased contact).
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(|e| e.to_string())?;
+            let still_held = tx
+                .prepare("SELECT 1 FROM subjects WHERE lookup = ?1")
+                .and_then(|mut s| s.exists([&lookup]))
+                .map_err(|e| e.to_string())?;
+            if !still_held {
+                break;
+            }
+            for url in endpoints {
+                let told = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO webhook_notified (endpoint, subject, purpose, state, record, notified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![url, subject, standing.purpose, event.as_str(), record_id, written],
+                    )
+                    .map_err(|e| e.to_string())?;
+                if told == 0 {
+                    continue; // this endpoint knows already
+                }
+                let mut reference = serde_json::json!({"id": record_id});
+                if let Some((index, bytes)) = &stored {
+                    reference["index"] = (*index).into();
+                    reference["leaf_hash"] = record::hex(&unticked_core::merkle::leaf_hash(bytes.as_bytes())).into();
+                }
+                let payload = serde_json::json!({
+                    "type": format!("consent.{}", event.as_str()),
+                    "timestamp": written,
+                    "data": {
+                        "identifier": identifier,
+                        "channel": channel,
+                        "subject": subject,
+                        "purposes": [entry],
+                        "record": reference,
+                    }
+                });
+                let event_id = format!("msg_{record_id}_{}_{}", standing.purpose, event.as_str());
+                let index = stored.as_ref().map(|(i, _)| *i);
+                enqueue(&tx, url, &subject, &event_id, event, index, &payload, written).map_err(|e| e.to_string())?;
+                enqueued += 1;
+            }
+            tx.commit().map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(enqueued)
 }
 
 struct Due {
@@ -101,14 +281,65 @@ struct Due {
     attempts: u32,
 }
 
-/// Starts the dispatcher on its own connection; it runs as long as the server.
+/// How many events of different subjects go out at once.
+const IN_FLIGHT: usize = 32;
+
+/// The TLS client of each `https://` endpoint: the public roots (webpki-roots) and the
+/// endpoint's `ca_file`, or why it could not be made (every attempt then fails with it).
+type Tls = std::collections::HashMap<String, Result<tokio_rustls::TlsConnector, String>>;
+
+fn tls_connectors(hooks: &[Webhook]) -> Tls {
+    hooks
+        .iter()
+        .filter(|h| h.url.starts_with("https://"))
+        .map(|h| (h.url.clone(), tls_connector(h)))
+        .collect()
+}
+
+fn tls_connector(hook: &Webhook) -> Result<tokio_rustls::TlsConnector, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = &hook.ca_file {
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("ca_file {}: no certificate in it", path.display()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// Starts the dispatcher, and the sweep of changes by time and config ([`sweep`]); they
+/// run as long as the server.
 pub fn start(collector: Arc<Collector>) {
     if collector.server.webhooks.is_empty() {
         return;
     }
+    let tls = Arc::new(tls_connectors(&collector.server.webhooks));
+    for (url, connector) in tls.iter() {
+        if let Err(why) = connector {
+            // The URL is the shop's own setting, no subject's data.
+            tracing::error!(url, why, "webhooks: this endpoint cannot be reached over TLS");
+        }
+    }
+    let dispatcher = collector.clone();
     tokio::spawn(async move {
         loop {
-            let delivered = match run_once(&collector).await {
+            let delivered = match run_once(&dispatcher, &tls).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "webhooks: dispatcher pass failed");
@@ -120,6 +351,26 @@ pub fn start(collector: Arc<Collector>) {
             }
         }
     });
+    let by_time = [WebhookEvent::Outdated, WebhookEvent::Expired];
+    if collector
+        .server
+        .webhooks
+        .iter()
+        .any(|h| h.events.iter().any(|e| by_time.contains(e)))
+    {
+        tokio::spawn(async move {
+            loop {
+                let c = collector.clone();
+                match tokio::task::spawn_blocking(move || sweep(&c, now_ms())).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(events = n, "webhooks: consents outdated or expired, told"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "webhooks: sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "webhooks: sweep stopped"),
+                }
+                tokio::time::sleep(SWEEP_EVERY).await;
+            }
+        });
+    }
 }
 
 fn connection(collector: &Collector) -> rusqlite::Result<Connection> {
@@ -128,10 +379,14 @@ fn connection(collector: &Collector) -> rusqlite::Result<Connection> {
 }
 
 /// One pass: every due event whose earlier events (same endpoint and subject) are settled.
-async fn run_once(collector: &Arc<Collector>) -> rusqlite::Result<usize> {
+/// The events of one pass are of different (endpoint, subject) pairs, so they may go out at
+/// once ([`IN_FLIGHT`]) without breaking the order per subject; their outcomes are written
+/// in one transaction.
+async fn run_once(collector: &Arc<Collector>, tls: &Arc<Tls>) -> rusqlite::Result<usize> {
+    let mut conn = connection(collector)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
     let due = {
-        let conn = connection(collector)?;
-        let mut statement = conn.prepare(
+        let mut statement = conn.prepare_cached(
             "SELECT seq, endpoint, event_id, record_idx, payload, created_at, attempts FROM webhook_outbox o \
              WHERE delivered_at IS NULL AND dead_at IS NULL AND next_at <= ?1 AND NOT EXISTS ( \
                SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint AND p.subject = o.subject \
@@ -152,34 +407,50 @@ async fn run_once(collector: &Arc<Collector>) -> rusqlite::Result<usize> {
         rows.collect::<Result<Vec<_>, _>>()?
     };
     let mut delivered = 0;
-    for event in due {
-        let Some(hook) = collector.server.webhooks.iter().find(|h| h.url == event.endpoint) else {
-            continue; // the endpoint left the settings: kept, listed by the admin API.
-        };
-        let payload = complete(collector, &event)?;
-        let outcome = send(hook, &event.event_id, &payload).await;
-        let conn = connection(collector)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let now = now_ms();
-        match outcome {
-            Ok(()) => {
-                conn.execute(
-                    "UPDATE webhook_outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL WHERE seq = ?2",
-                    params![now, event.seq],
-                )?;
-                delivered += 1;
-            }
-            Err(error) => {
-                let attempts = event.attempts + 1;
-                let dead = now.saturating_sub(event.created_at) >= hook.retry_for_seconds.saturating_mul(1000);
-                let wait = backoff(hook.first_retry_ms, attempts);
-                tracing::warn!(seq = event.seq, attempts, dead, %error, "webhooks: delivery failed");
-                conn.execute(
-                    "UPDATE webhook_outbox SET attempts = ?1, last_error = ?2, next_at = ?3, dead_at = ?4 WHERE seq = ?5",
-                    params![attempts, error, now + wait, dead.then_some(now), event.seq],
-                )?;
+    let mut due = due.into_iter().peekable();
+    while due.peek().is_some() {
+        let mut flying = tokio::task::JoinSet::new();
+        for event in due.by_ref().take(IN_FLIGHT) {
+            let Some(hook) = collector.server.webhooks.iter().find(|h| h.url == event.endpoint) else {
+                continue; // the endpoint left the settings: kept, listed by the admin API.
+            };
+            let (hook, tls) = (hook.clone(), tls.clone());
+            let payload = complete(collector, &event);
+            flying.spawn(async move {
+                let outcome = send(&hook, tls.get(&hook.url), &event.event_id, &payload).await;
+                (event, hook, payload, outcome)
+            });
+        }
+        let mut outcomes = Vec::new();
+        while let Some(done) = flying.join_next().await {
+            if let Ok(done) = done {
+                outcomes.push(done);
             }
         }
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        for (event, hook, payload, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    tx.execute(
+                        "UPDATE webhook_outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL, payload = ?2 WHERE seq = ?3",
+                        params![now, payload, event.seq],
+                    )?;
+                    delivered += 1;
+                }
+                Err(error) => {
+                    let attempts = event.attempts + 1;
+                    let dead = now.saturating_sub(event.created_at) >= hook.retry_for_seconds.saturating_mul(1000);
+                    let wait = backoff(hook.first_retry_ms, attempts);
+                    tracing::warn!(seq = event.seq, attempts, dead, %error, "webhooks: delivery failed");
+                    tx.execute(
+                        "UPDATE webhook_outbox SET attempts = ?1, last_error = ?2, next_at = ?3, dead_at = ?4, payload = ?5 WHERE seq = ?6",
+                        params![attempts, error, now + wait, dead.then_some(now), payload, event.seq],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
     }
     Ok(delivered)
 }
@@ -197,28 +468,23 @@ fn backoff(first: u64, attempts: u32) -> u64 {
 }
 
 /// The payload with the record's checkpoint (the first that covers it, as GET
-/// /v1/checkpoint served it), added once and kept, so that every retry sends the same bytes.
-fn complete(collector: &Collector, event: &Due) -> rusqlite::Result<String> {
+/// /v1/checkpoint served it), added at the first attempt and kept with its outcome, so that
+/// every retry sends the same bytes (and the first covering checkpoint never changes).
+fn complete(collector: &Collector, event: &Due) -> String {
     let Some(idx) = event.record_idx else {
-        return Ok(event.payload.clone());
+        return event.payload.clone();
     };
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&event.payload) else {
-        return Ok(event.payload.clone());
+        return event.payload.clone();
     };
     if value["data"]["record"].get("checkpoint").is_some() {
-        return Ok(event.payload.clone());
+        return event.payload.clone();
     }
     let Ok(Some(checkpoint)) = collector.store.checkpoint_covering(idx) else {
-        return Ok(event.payload.clone());
+        return event.payload.clone();
     };
     value["data"]["record"]["checkpoint"] = checkpoint.to_json(collector.store.origin(), &collector.store.public_key());
-    let text = value.to_string();
-    let conn = connection(collector)?;
-    conn.execute(
-        "UPDATE webhook_outbox SET payload = ?1 WHERE seq = ?2",
-        params![text, event.seq],
-    )?;
-    Ok(text)
+    value.to_string()
 }
 
 /// `v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>` (Standard Webhooks, "Signature scheme").
@@ -228,23 +494,65 @@ pub fn signature(secret: &[u8], id: &str, timestamp: u64, body: &str) -> String 
     format!("v1,{}", Base64::encode_string(&mac.finalize().into_bytes()))
 }
 
-/// POSTs one event; `Ok` on a 2xx answer within 15 s.
-async fn send(hook: &Webhook, id: &str, body: &str) -> Result<(), String> {
-    let Some(rest) = hook.url.strip_prefix("http://") else {
-        return Err("https endpoints are not supported yet: use http:// (e.g. a local TLS proxy)".into());
+/// The parts of an endpoint URL a request needs.
+struct Target<'a> {
+    https: bool,
+    /// `host[:port]`, the `Host` header.
+    authority: &'a str,
+    /// The host alone (no brackets): what TLS checks the certificate against.
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+}
+
+fn target(url: &str) -> Result<Target<'_>, String> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("not an http(s) URL: {url}"));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let address = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or("an unclosed [ in the URL")?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
     };
+    let port = match port {
+        Some(p) => p.parse().map_err(|_| format!("a bad port in {url}"))?,
+        None if https => 443,
+        None => 80,
+    };
+    Ok(Target {
+        https,
+        authority,
+        host,
+        port,
+        path,
+    })
+}
+
+/// POSTs one event; `Ok` on a 2xx answer within 15 s. An `https://` endpoint goes through
+/// `tls`, its connector (certificate checked against the host, TLS 1.2 or 1.3).
+async fn send(
+    hook: &Webhook,
+    tls: Option<&Result<tokio_rustls::TlsConnector, String>>,
+    id: &str,
+    body: &str,
+) -> Result<(), String> {
+    let target = target(&hook.url)?;
     let timestamp = now_ms() / 1000;
-    let request = hyper::Request::post(path)
-        .header("host", authority)
+    let request = hyper::Request::post(target.path)
+        .header("host", target.authority)
         .header("content-type", "application/json")
         .header("user-agent", "unticked-webhooks/1")
         .header("webhook-id", id)
@@ -253,26 +561,50 @@ async fn send(hook: &Webhook, id: &str, body: &str) -> Result<(), String> {
         .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
         .map_err(|e| e.to_string())?;
     let attempt = async {
-        let stream = tokio::net::TcpStream::connect(&address)
+        let stream = tokio::net::TcpStream::connect((target.host, target.port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
-        let answer = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        if answer.status().is_success() {
+        let status = if target.https {
+            let connector = match tls {
+                Some(Ok(connector)) => connector,
+                Some(Err(why)) => return Err(format!("TLS: {why}")),
+                None => return Err("TLS: no connector for this endpoint".into()),
+            };
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(target.host.to_string())
+                .map_err(|e| format!("TLS: {e}"))?;
+            let stream = connector.connect(name, stream).await.map_err(|e| format!("TLS: {e}"))?;
+            exchange(stream, request).await?
+        } else {
+            exchange(stream, request).await?
+        };
+        if status.is_success() {
             Ok(())
         } else {
-            Err(format!("HTTP {}", answer.status().as_u16()))
+            Err(format!("HTTP {}", status.as_u16()))
         }
     };
     tokio::time::timeout(Duration::from_secs(15), attempt)
         .await
         .map_err(|_| "timed out after 15 s".to_string())?
+}
+
+/// One HTTP/1.1 request over `io`, and the answer's status.
+async fn exchange<I>(
+    io: I,
+    request: hyper::Request<http_body_util::Full<hyper::body::Bytes>>,
+) -> Result<hyper::StatusCode, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(connection);
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("request: {e}"))?;
+    Ok(answer.status())
 }
 
 /// The rows the admin API lists: pending (`dead = false`) or dead-lettered.
@@ -332,5 +664,156 @@ pub fn replay(collector: &Collector, seqs: Option<&[i64]>) -> rusqlite::Result<u
             }
             Ok(n)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::ServerSettings;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A receiver on a local port that answers 204 to every request and hands over each
+    /// request's bytes.
+    async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (sender, requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    let mut bytes = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    // Until the head and the body its Content-Length announces are in.
+                    loop {
+                        let n = socket.read(&mut buffer).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        bytes.extend_from_slice(&buffer[..n]);
+                        let text = String::from_utf8_lossy(&bytes).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let length = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap())
+                                })
+                                .unwrap_or(0);
+                            if body.len() >= length {
+                                let _ = socket
+                                    .write_all(
+                                        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                                    )
+                                    .await;
+                                let _ = sender.send(text);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, requests)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unconfirmed_signup_past_its_window_is_told_expired_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let (config, sha) = crate::optin_tests::optin_config(1);
+        let app = crate::optin_tests::app(&config, &sha, &db, None);
+        crate::optin_tests::sign_up(&app, &config, &sha).await;
+
+        let (port, mut requests) = receiver().await;
+        let hook = Webhook {
+            url: format!("http://127.0.0.1:{port}/hooks"),
+            events: vec![WebhookEvent::Expired, WebhookEvent::Outdated],
+            secret: vec![7; 32],
+            retry_for_seconds: 60,
+            first_retry_ms: 100,
+            ca_file: None,
+        };
+        // A second collector over the same log, with the webhook: its sweep is called with
+        // the clock given here, not the minute's timer.
+        let collector = Collector::new(
+            config.clone(),
+            &sha,
+            crate::store::Store::open(&db, &crate::texts::Shown::of(&config)).unwrap(),
+            None,
+            crate::limit::Limits::new(0, 0),
+            crate::http::Writers::new(&[]),
+            crate::lifecycle::Settings::default(),
+            ServerSettings {
+                webhooks: vec![hook],
+                smtp: None,
+                staff_token: None,
+            },
+        );
+        let now = now_ms();
+        let day = 86_400_000;
+        assert_eq!(
+            sweep(&collector, now).unwrap(),
+            0,
+            "unconfirmed within its window: nothing yet"
+        );
+        assert_eq!(
+            sweep(&collector, now + day + 1000).unwrap(),
+            1,
+            "the e-mail offer lapsed"
+        );
+        assert_eq!(sweep(&collector, now + day + 2000).unwrap(), 0, "told once");
+        let pending = list(&collector, false).unwrap();
+        assert_eq!(pending["counts"]["pending"], 1, "{pending}");
+        assert_eq!(pending["events"][0]["type"], "consent.expired", "{pending}");
+
+        let tls = Arc::new(tls_connectors(&collector.server.webhooks));
+        assert_eq!(run_once(&collector, &tls).await.unwrap(), 1);
+        let request = tokio::time::timeout(Duration::from_secs(10), requests.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(request.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["type"], "consent.expired", "{body}");
+        assert_eq!(body["data"]["identifier"], "jan@example.pl", "{body}");
+        assert_eq!(body["data"]["channel"], "email", "{body}");
+        assert_eq!(
+            body["data"]["subject"],
+            collector.store.lookup_hex("jan@example.pl"),
+            "{body}"
+        );
+        let purpose = &body["data"]["purposes"][0];
+        assert_eq!(
+            (purpose["id"].as_str(), purpose["state"].as_str()),
+            (Some("email-offers"), Some("expired")),
+            "{body}"
+        );
+        assert!(purpose["ended"].as_u64().unwrap() <= now + day, "{body}");
+        assert!(
+            body["data"]["record"]["checkpoint"]["size"].as_u64().is_some(),
+            "{body}"
+        );
+        // The SMS offer (no double opt-in for it) stands given: nothing told of it.
+        assert_eq!(list(&collector, false).unwrap()["counts"]["pending"], 0);
+        // The erasure deletes what was told, and a sweep after it finds nobody.
+        collector.store.erase("jan@example.pl").unwrap();
+        assert_eq!(sweep(&collector, now + day + 3000).unwrap(), 0);
+    }
+
+    #[test]
+    fn endpoint_urls_are_split_for_the_request() {
+        let t = target("https://crm.example/hooks/u?x=1").unwrap();
+        assert_eq!(
+            (t.https, t.authority, t.host, t.port, t.path),
+            (true, "crm.example", "crm.example", 443, "/hooks/u?x=1")
+        );
+        let t = target("http://[::1]:8080").unwrap();
+        assert_eq!(
+            (t.https, t.authority, t.host, t.port, t.path),
+            (false, "[::1]:8080", "::1", 8080, "/")
+        );
+        assert!(target("http://127.0.0.1:x/h").is_err());
     }
 }

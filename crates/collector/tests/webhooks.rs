@@ -28,6 +28,10 @@ struct Seen {
     fail_first: AtomicUsize,
     /// Answer 500 to everything while set.
     fail_all: AtomicBool,
+    /// Answer 500 to the first this many requests whose webhook-id contains the text.
+    fail_matching: Mutex<Option<(String, usize)>>,
+    /// Every request's webhook-id and whether it was accepted, in the order they came.
+    order: Mutex<Vec<(String, bool)>>,
 }
 
 /// A real HTTP/1.1 receiver on `listener`: reads each request, checks its Standard Webhooks
@@ -42,8 +46,22 @@ fn receiver(listener: TcpListener, seen: Arc<Seen>) {
     });
 }
 
-fn answer(stream: TcpStream, seen: &Seen) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+/// [`receiver`] over TLS: the certificate `tls` holds (made by rcgen, for `localhost`).
+fn tls_receiver(listener: TcpListener, seen: Arc<Seen>, tls: Arc<tokio_rustls::rustls::ServerConfig>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (seen, tls) = (seen.clone(), tls.clone());
+            std::thread::spawn(move || {
+                let connection = tokio_rustls::rustls::ServerConnection::new(tls).unwrap();
+                answer(tokio_rustls::rustls::StreamOwned::new(connection, stream), &seen);
+            });
+        }
+    });
+}
+
+fn answer(stream: impl Read + Write, seen: &Seen) {
+    let mut reader = BufReader::new(stream);
     let mut headers = std::collections::HashMap::new();
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -74,7 +92,22 @@ fn answer(stream: TcpStream, seen: &Seen) {
         .unwrap()
         .as_secs();
     let fresh = timestamp.parse::<u64>().unwrap().abs_diff(now) < 300;
-    let fail = !good || !fresh || n < seen.fail_first.load(Ordering::SeqCst) || seen.fail_all.load(Ordering::SeqCst);
+    let fail_this = {
+        let mut matching = seen.fail_matching.lock().unwrap();
+        match matching.as_mut() {
+            Some((text, left)) if *left > 0 && id.contains(text.as_str()) => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    };
+    let fail = fail_this
+        || !good
+        || !fresh
+        || n < seen.fail_first.load(Ordering::SeqCst)
+        || seen.fail_all.load(Ordering::SeqCst);
+    seen.order.lock().unwrap().push((id.clone(), !fail));
     if !good || !fresh {
         seen.bad_signatures.fetch_add(1, Ordering::SeqCst);
     }
@@ -89,11 +122,12 @@ fn answer(stream: TcpStream, seen: &Seen) {
     } else {
         "204 No Content"
     };
-    let mut stream = stream;
+    let stream = reader.get_mut();
     let _ = write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
+    let _ = stream.flush();
 }
 
 fn settings(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
@@ -106,6 +140,32 @@ fn settings(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
     )
     .unwrap();
     path
+}
+
+/// A settings file of one webhook to `url` subscribed to `events`, retried every 100 ms on.
+fn settings_to(dir: &Path, url: &str, events: &[&str], extra: &str) -> std::path::PathBuf {
+    let path = dir.join("settings.toml");
+    let events: Vec<String> = events.iter().map(|e| format!("\"{e}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "[[webhooks]]\nurl = \"{url}\"\nevents = [{}]\nsecret_env = \"HOOK_SECRET\"\nfirst_retry_ms = 100\n{extra}\n",
+            events.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The events the receiver accepted of `type` (`consent.given`, …).
+fn accepted_of(seen: &Seen, kind: &str) -> Vec<serde_json::Value> {
+    seen.accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["type"] == kind)
+        .map(|(_, e)| e.clone())
+        .collect()
 }
 
 fn serve(db: &Path, settings: &Path) -> Served {
@@ -299,9 +359,14 @@ fn events_past_their_retry_window_are_dead_lettered_and_replayed() {
     assert_eq!(list["counts"]["delivered"], 1, "{list}");
 }
 
-/// Deliveries per second to a local receiver (`cargo test --release --test webhooks --
-/// --ignored --nocapture`): 4000 records posted with the receiver up, then the time until
-/// their 2000 events are all accepted.
+/// Deliveries per second to a local receiver (`cargo test --release -p unticked-collector
+/// --test webhooks measure -- --ignored --nocapture`): 4000 records posted while the receiver
+/// fails every request (each event dead-lettered at its first failure), then all replayed at
+/// once with the receiver taking them, and the time until every one is accepted.
+///
+/// It once waited for a fixed 2000 events: when fewer of the 4000 posts were acknowledged
+/// (the bench counts only 201/200), that number never came and the test hung. The count is
+/// now read from the collector's own outbox.
 #[test]
 #[ignore]
 fn measure_deliveries_per_second() {
@@ -310,22 +375,376 @@ fn measure_deliveries_per_second() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Seen::default());
+    seen.fail_all.store(true, Ordering::SeqCst);
     receiver(listener, seen.clone());
-    // Posted with the receiver down-ish: the events wait in the outbox, then drain at once.
-    let settings = settings(dir.path(), port, "");
+    let settings = settings(dir.path(), port, "retry_for_seconds = 0");
     let server = serve(&db, &settings);
     let start = Instant::now();
-    post(&server.addr, 4000, &dir.path().join("acked.txt"));
+    let acked = post(&server.addr, 4000, &dir.path().join("acked.txt"));
     let posted = start.elapsed();
+    let counts = || {
+        let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+        list["counts"].clone()
+    };
+    let before = counts();
+    let total = (before["pending"].as_u64().unwrap() + before["dead"].as_u64().unwrap()) as usize;
+    assert!(total > 0, "{before}");
+    seen.fail_all.store(false, Ordering::SeqCst);
+    let replayed = Instant::now();
+    let (status, body) = http(&server.addr, "POST", "/v1/admin/webhooks/replay", "{\"all\":true}");
+    assert_eq!(status, 200, "{body}");
     wait_for("every event", Duration::from_secs(600), || {
-        seen.accepted.lock().unwrap().len() >= 2000
+        seen.accepted.lock().unwrap().len() >= total
     });
-    let total = start.elapsed();
-    let n = seen.accepted.lock().unwrap().len();
+    let drained = replayed.elapsed();
+    let after = counts();
+    assert_eq!(after["pending"], 0, "{after}");
+    assert_eq!(after["dead"], 0, "{after}");
     println!(
-        "webhooks: {n} events delivered in {:.2} s from the first post ({:.0}/s); posting took {:.2} s",
-        total.as_secs_f64(),
-        n as f64 / total.as_secs_f64(),
-        posted.as_secs_f64()
+        "webhooks: {total} events delivered in {:.2} s after the replay ({:.0}/s); {} of 4000 posts acknowledged in {:.2} s ({:.0} records/s)",
+        drained.as_secs_f64(),
+        total as f64 / drained.as_secs_f64(),
+        acked.len(),
+        posted.as_secs_f64(),
+        acked.len() as f64 / posted.as_secs_f64()
+    );
+}
+
+#[test]
+fn an_erasure_is_told_to_the_webhooks_by_an_event_that_names_no_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    receiver(listener, seen.clone());
+    let url = format!("http://127.0.0.1:{port}/hooks/unticked");
+    let settings = settings_to(dir.path(), &url, &["given", "erased"], "");
+    let server = serve(&db, &settings);
+    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    wait_for("a given event", Duration::from_secs(20), || {
+        !accepted_of(&seen, "consent.given").is_empty()
+    });
+    let given = accepted_of(&seen, "consent.given").remove(0);
+    let identifier = given["data"]["identifier"].as_str().unwrap().to_string();
+    let subject = given["data"]["subject"].as_str().unwrap().to_string();
+    assert_eq!(subject.len(), 64, "{given}");
+
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/admin/subjects/erase",
+        &format!("{{\"identifier\":\"{identifier}\"}}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_for("the erased event", Duration::from_secs(20), || {
+        !accepted_of(&seen, "consent.erased").is_empty()
+    });
+    let erased = accepted_of(&seen, "consent.erased");
+    assert_eq!(erased.len(), 1);
+    // The receiver finds its copy by the subject every earlier event carried.
+    assert_eq!(erased[0]["data"]["subject"], subject.as_str(), "{}", erased[0]);
+    assert!(!erased[0].to_string().contains(&identifier), "{}", erased[0]);
+    // The store holds no event naming them: the given one went with the erasure (Art. 17),
+    // the erased one never named them. Nor does any byte of the database file.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT type, payload FROM webhook_outbox")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(rows.iter().all(|(_, p)| !p.contains(&identifier)), "{rows:?}");
+    assert!(rows.iter().any(|(t, _)| t == "erased"), "{rows:?}");
+    drop(conn);
+    let bytes = std::fs::read(&db).unwrap();
+    assert!(
+        !bytes.windows(identifier.len()).any(|w| w == identifier.as_bytes()),
+        "the erased address is still in the database file"
+    );
+    // Erasing someone the collector never held tells nobody anything.
+    let (status, body) = http(
+        &server.addr,
+        "POST",
+        "/v1/admin/subjects/erase",
+        "{\"identifier\":\"nobody@example.lv\"}",
+    );
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(accepted_of(&seen, "consent.erased").len(), 1);
+}
+
+#[test]
+fn a_subjects_later_event_waits_for_their_failing_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    // Every given event fails its first 4 attempts (~1.5 s of backoff from 100 ms).
+    *seen.fail_matching.lock().unwrap() = Some(("_given".into(), 4));
+    receiver(listener, seen.clone());
+    let url = format!("http://127.0.0.1:{port}/hooks/unticked");
+    let settings = settings_to(dir.path(), &url, &["given", "withdrawn"], "");
+    let server = serve(&db, &settings);
+    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    wait_for("a failed given attempt", Duration::from_secs(20), || {
+        !seen.order.lock().unwrap().is_empty()
+    });
+    // Who the given event is about: the admin list names no contact, the record does.
+    let given_id = seen.order.lock().unwrap()[0].0.clone();
+    let record_id = given_id.strip_prefix("msg_").unwrap().strip_suffix("_given").unwrap();
+    let (_, record) = http(&server.addr, "GET", &format!("/v1/records/{record_id}"), "");
+    assert!(record.contains("email-offers"), "{record}");
+    let (_, links) = http(
+        &server.addr,
+        "POST",
+        "/v1/admin/links",
+        "{\"identifier\":\"shopper0@example.lv\",\"channel\":\"email\"}",
+    );
+    let links: serde_json::Value = serde_json::from_str(&links).unwrap();
+    let unsubscribe = links["unsubscribe"].as_str().unwrap();
+    let path = &unsubscribe[unsubscribe.find("/unsubscribe/").unwrap()..];
+    // The one-click unsubscribe (RFC 8058) withdraws: a second event of the same subject.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let form = "List-Unsubscribe=One-Click";
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        server.addr,
+        form.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (_, pending) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    let types: Vec<&str> = pending["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"consent.given") && types.contains(&"consent.withdrawn"),
+        "both wait: {pending}"
+    );
+
+    wait_for("both delivered", Duration::from_secs(30), || {
+        !accepted_of(&seen, "consent.withdrawn").is_empty()
+    });
+    let order = seen.order.lock().unwrap().clone();
+    let given_ok = order
+        .iter()
+        .position(|(id, ok)| *id == given_id && *ok)
+        .expect("the given event delivered");
+    let first_withdrawn = order.iter().position(|(id, _)| id.ends_with("_withdrawn")).unwrap();
+    assert!(
+        first_withdrawn > given_ok,
+        "the withdrawal was sent before the given event it follows was delivered: {order:?}"
+    );
+    assert_eq!(
+        order[..given_ok].iter().filter(|(id, _)| *id == given_id).count(),
+        4,
+        "{order:?}"
+    );
+}
+
+/// `unticked serve --config CONFIG` over `db` with a web root of its own, the settings and
+/// the environment of [`serve`].
+fn serve_config(db: &Path, config: &Path, www: &Path, settings: &Path) -> Served {
+    use std::io::BufRead;
+    let secret = format!("whsec_{}", Base64::encode_string(SECRET));
+    let mut child = unticked()
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .arg("--www")
+        .arg(www)
+        .arg("--db")
+        .arg(db)
+        .args(["--addr", "127.0.0.1:0", "--settings", settings.to_str().unwrap()])
+        .envs([("UNTICKED_ADMIN_TOKEN", TOKEN), ("HOOK_SECRET", secret.as_str())])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("serve printed its URL").unwrap();
+        if let Some(url) = line.split(" on http://").nth(1) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Served {
+        child,
+        addr,
+        key: String::new(),
+    }
+}
+
+#[test]
+fn a_new_purpose_version_tells_each_subject_outdated_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    receiver(listener, seen.clone());
+    let url = format!("http://127.0.0.1:{port}/hooks/unticked");
+    let settings = settings_to(dir.path(), &url, &["given", "outdated"], "");
+    let mut server = serve(&db, &settings);
+    post(&server.addr, 6, &dir.path().join("acked.txt"));
+    std::thread::sleep(Duration::from_millis(1000));
+    wait_for("the given events", Duration::from_secs(20), || {
+        let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+        list.contains("\"pending\":0")
+    });
+    let given = accepted_of(&seen, "consent.given");
+    assert!(!given.is_empty());
+    assert!(
+        accepted_of(&seen, "consent.outdated").is_empty(),
+        "nothing outdated under version 1"
+    );
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // The shop raises the version of its e-mail offers (a new wording, R11).
+    let text = std::fs::read_to_string(root().join("www/consent.json")).unwrap();
+    let needle = "\"id\": \"email-offers\",\n      \"version\": 1,";
+    assert_eq!(text.matches(needle).count(), 1);
+    let bumped = text
+        .replace(needle, "\"id\": \"email-offers\",\n      \"version\": 2,")
+        .replace(
+            "I agree to receive offers and news by e-mail",
+            "I agree to receive offers, news and surveys by e-mail",
+        );
+    let config = dir.path().join("consent-v2.json");
+    std::fs::write(&config, bumped).unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    let server = serve_config(&db, &config, &www, &settings);
+    wait_for("an outdated event per given one", Duration::from_secs(30), || {
+        accepted_of(&seen, "consent.outdated").len() >= given.len()
+    });
+    let outdated = accepted_of(&seen, "consent.outdated");
+    assert_eq!(outdated.len(), given.len());
+    for event in &outdated {
+        let purpose = &event["data"]["purposes"][0];
+        assert_eq!(purpose["id"], "email-offers", "{event}");
+        assert_eq!(
+            (purpose["version"].as_u64(), purpose["current"].as_u64()),
+            (Some(1), Some(2)),
+            "{event}"
+        );
+        assert_eq!(event["data"]["channel"], "email", "{event}");
+        let told_given = given
+            .iter()
+            .find(|g| g["data"]["record"]["id"] == event["data"]["record"]["id"])
+            .expect("the record the consent rests on");
+        assert_eq!(told_given["data"]["identifier"], event["data"]["identifier"]);
+        assert_eq!(told_given["data"]["subject"], event["data"]["subject"]);
+    }
+    drop(server);
+    // Served again: what was told is remembered, nothing is sent twice.
+    let server = serve_config(&db, &config, &www, &settings);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["counts"]["pending"], 0, "{list}");
+    assert_eq!(accepted_of(&seen, "consent.outdated").len(), given.len());
+}
+
+/// A CA and a certificate for `localhost` it signed: the CA's PEM and the server's TLS config.
+fn tls_server() -> (String, Arc<tokio_rustls::rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+#[test]
+fn https_endpoints_are_delivered_to_when_their_certificate_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("log.db");
+    let (ca_pem, tls) = tls_server();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Seen::default());
+    tls_receiver(listener, seen.clone(), tls);
+    // Two endpoints on the same TLS receiver: one trusts its CA, one knows only the public roots.
+    let trusted = format!("https://localhost:{port}/trusted");
+    let settings = settings_to(
+        dir.path(),
+        &trusted,
+        &["given"],
+        &format!(
+            "ca_file = \"{}\"\n[[webhooks]]\nurl = \"https://localhost:{port}/untrusted\"\nevents = [\"given\"]\nsecret_env = \"HOOK_SECRET\"\nfirst_retry_ms = 100\n",
+            ca.display()
+        ),
+    );
+    let server = serve(&db, &settings);
+    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    wait_for("the event over TLS", Duration::from_secs(20), || {
+        !accepted_of(&seen, "consent.given").is_empty()
+    });
+    assert_eq!(seen.bad_signatures.load(Ordering::SeqCst), 0);
+    let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let untrusted: Vec<&serde_json::Value> = list["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["endpoint"].as_str().unwrap().ends_with("/untrusted"))
+        .collect();
+    assert!(!untrusted.is_empty(), "{list}");
+    for event in untrusted {
+        let error = event["last_error"].as_str().unwrap_or("");
+        assert!(error.starts_with("TLS:") && error.contains("UnknownIssuer"), "{event}");
+    }
+    assert_eq!(
+        accepted_of(&seen, "consent.given").len(),
+        list["counts"]["delivered"].as_u64().unwrap() as usize
+    );
+}
+
+#[test]
+fn serve_refuses_plain_http_to_a_remote_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings_to(dir.path(), "http://crm.example/hooks", &["given"], "");
+    let secret = format!("whsec_{}", Base64::encode_string(SECRET));
+    let out = common::serve_command(&dir.path().join("log.db"))
+        .args(["--settings", settings.to_str().unwrap()])
+        .env("HOOK_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("webhooks[0].url is plain http to crm.example") && stderr.contains("https://"),
+        "{stderr}"
     );
 }
