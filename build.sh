@@ -52,6 +52,12 @@ setup_browser() {
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   fi
+  # The double opt-in test's SMTP server makes its certificate with openssl.
+  if ! command -v openssl >/dev/null; then
+    step "installing openssl from Debian"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
 }
 
 # The wasm-bindgen CLI must be the version of the wasm-bindgen crate (Cargo.toml pins it).
