@@ -343,6 +343,7 @@ fn assisted_capture(
         page_path: ASSISTED_PATH,
         widget: COLLECTOR_WIDGET,
         changes,
+        also: &[],
     };
     let Capture {
         mut record,

@@ -331,6 +331,9 @@ pub struct Change<'a> {
     pub page_path: &'a str,
     pub widget: &'a str,
     pub changes: &'a [(String, ConsentState)],
+    /// The person's other contacts the changes reach ([`co_contacts`]), disclosed beside
+    /// the main one so that each subject's own history holds the change.
+    pub also: &'a [(Channel, String)],
 }
 
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], Refusal> {
@@ -388,13 +391,59 @@ impl Change<'_> {
             signer: self.signer,
             act: None,
         };
-        let disclosure = Disclosure {
+        let mut disclosures = vec![Disclosure {
             channel: identifier_channel(self.identifier),
             identifier: self.identifier.to_string(),
             salt: random::<SALT_LEN>()?,
-        };
-        Ok(Capture::new(record, texts, vec![disclosure], None))
+        }];
+        for (channel, identifier) in self.also {
+            disclosures.push(Disclosure {
+                channel: *channel,
+                identifier: identifier.clone(),
+                salt: random::<SALT_LEN>()?,
+            });
+        }
+        Ok(Capture::new(record, texts, disclosures, None))
     }
+}
+
+/// The contacts other than `identifier` that the `changes` reach: for a purpose whose
+/// channel takes another kind of contact (an SMS purpose changed through an e-mail link),
+/// the contacts of that kind disclosed in the record that last gave the purpose.
+///
+/// # Errors
+/// 503 when the store cannot be read.
+pub fn co_contacts(
+    collector: &Collector,
+    history: &History,
+    identifier: &str,
+    changes: &[(String, ConsentState)],
+) -> Result<Vec<(Channel, String)>, Refusal> {
+    let own = identifier_channel(identifier).contact();
+    let mut out: Vec<(Channel, String)> = Vec::new();
+    for (purpose, _) in changes {
+        let Some(channel) = collector.config.purpose(purpose).map(|p| p.channel) else {
+            continue;
+        };
+        if channel.contact() == own {
+            continue;
+        }
+        let gave = history.records.iter().rev().find(|(_, r, _)| {
+            r.purposes
+                .iter()
+                .any(|p| &p.id == purpose && matches!(p.state, ConsentState::Given | ConsentState::Renewed))
+        });
+        let Some((index, _, _)) = gave else { continue };
+        for (disclosed, contact) in collector.store.contacts_at(*index).map_err(unavailable)? {
+            let Some(disclosed) = <Channel as Named>::from_name(&disclosed) else {
+                continue;
+            };
+            if disclosed.contact() == channel.contact() && contact != identifier && !out.iter().any(|(_, c)| *c == contact) {
+                out.push((disclosed, contact));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The collector's own build, as records it signs name it.
@@ -809,6 +858,11 @@ async fn record_by_collector(
         LinkKind::Preferences => (Source::Preferences, "/preferences"),
         LinkKind::Unsubscribe => (Source::Unsubscribe, "/unsubscribe"),
     };
+    // A consent given at a checkout that disclosed an address and a number stands under
+    // both: a change made through one link must reach the other, or the other contact
+    // stays on the audience (Art. 7(3): withdrawing as easy as giving).
+    let history = history(collector, &link.identifier)?;
+    let also = co_contacts(collector, &history, &link.identifier, changes)?;
     let change = Change {
         identifier: &link.identifier,
         locale,
@@ -818,6 +872,7 @@ async fn record_by_collector(
         page_path,
         widget: COLLECTOR_WIDGET,
         changes,
+        also: &also,
     };
     store_signed_by_collector(collector, &change.capture(collector)?).await
 }
@@ -1108,6 +1163,7 @@ pub async fn account_draft(State(collector): State<Arc<Collector>>, Client(clien
             page_path: &path,
             widget: &widget,
             changes: &changes,
+            also: &[],
         };
         let capture = change.capture(&collector)?;
         let mut sealable: serde_json::Value =
@@ -1299,6 +1355,10 @@ mod tests {
             (Some("given"), Some("withdrawn"))
         );
         assert_eq!(now["sms-offers"]["path"], "preferences");
+        // The number given for the SMS offers is the same person's: the withdrawal made
+        // through the e-mail link reaches it, or it would stay on the SMS audience.
+        let phone = json(&app, "/v1/admin/subjects", r#"{"identifier":"+48601234567"}"#).await;
+        assert_eq!(phone["purposes"]["sms-offers"]["state"], "withdrawn", "{phone}");
         let (_, _, page) = call(
             &app,
             "GET",
@@ -1328,6 +1388,10 @@ mod tests {
             assert_eq!(opened.signature.public_key, key.verifying().as_bytes());
             assert_eq!(opened.record.form, PREFERENCES);
             assert_eq!(line["disclosures"][0]["identifier"], "jan@example.pl");
+            // Beside it, only the number, and only where an SMS purpose changed.
+            for other in line["disclosures"].as_array().unwrap().iter().skip(1) {
+                assert_eq!(other["identifier"], "+48601234567", "{line}");
+            }
         }
         // And `unticked verify` finds the log clean, withdrawals and all.
         let db = dir.path().join("log.db");
@@ -1532,6 +1596,7 @@ mod tests {
             page_path: "/account",
             widget: "0.1.0",
             changes: &changes,
+            also: &[],
         };
         let with_token = |body: String, token: Option<&str>| {
             let mut value: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -22,73 +22,131 @@ use unticked_core::record::{self, Act, State};
 /// The longest wait between two attempts (Standard Webhooks suggests hours at most).
 const MAX_BACKOFF_MS: u64 = 3_600_000;
 
-/// The outbox rows of one new record: one event per subscribed endpoint and change.
+/// The outbox rows of one new record: for each contact it discloses, one event per
+/// subscribed endpoint and kind of change among the purposes that contact is reached by
+/// (an SMS purpose goes with the phone number, not the address beside it).
+///
+/// A double opt-in signup's e-mail consents are not in force until confirmed: they are
+/// told as `given` with the confirmation (and `confirmed`), never with the signup, or a
+/// tool that mails on `given` would mail before the subject confirmed.
 pub fn effects(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
     let hooks = &collector.server.webhooks;
-    if hooks.is_empty() {
+    if hooks.is_empty() || accepted.disclosures.is_empty() {
+        // No contact travels with it: no subject a mailing tool could act on.
         return Vec::new();
     }
     let record = &accepted.opened.record;
-    let mut types = Vec::new();
-    if matches!(record.act, Some(Act::Confirms(_))) {
-        types.push(WebhookEvent::Confirmed);
-    }
-    for entry in &record.purposes {
-        let t = match entry.state {
-            State::Given => WebhookEvent::Given,
-            State::Withdrawn => WebhookEvent::Withdrawn,
-            State::Renewed => WebhookEvent::Renewed,
-            State::Refused => continue,
-        };
-        if !types.contains(&t) {
-            types.push(t);
-        }
-    }
-    let Some(disclosure) = accepted.disclosures.first() else {
-        // No contact travels with it: no subject a mailing tool could act on.
-        return Vec::new();
+    let awaits_confirmation = crate::optin::awaits(&collector.history, record).is_some();
+    let config = collector
+        .history
+        .version(&record.config_sha256)
+        .map_or(&collector.config, |v| &v.config);
+    let channel_of = |purpose: &str| config.purpose(purpose).map(|p| p.channel);
+    // Each purpose goes with the first contact of its channel's kind; one no contact of
+    // the record reaches (a change through a link of another kind) goes with the first.
+    let reaches = |d: usize, purpose: &str| {
+        let kind = channel_of(purpose).and_then(|c| c.contact());
+        let home = accepted
+            .disclosures
+            .iter()
+            .position(|x| x.channel.contact() == kind)
+            .unwrap_or(0);
+        home == d
     };
-    let subject = collector.store.lookup_hex(&disclosure.identifier);
-    let purposes: Vec<serde_json::Value> = record
-        .purposes
-        .iter()
-        .map(|p| serde_json::json!({"id": p.id, "version": p.version, "state": p.state.as_str()}))
-        .collect();
     let leaf = record::hex(&unticked_core::merkle::leaf_hash(accepted.bytes.as_bytes()));
-    let mut rows = Vec::new();
-    for hook in hooks {
-        for t in &types {
-            if hook.events.contains(t) {
-                rows.push((hook.url.clone(), *t));
+    let mut events = Vec::new();
+    for (d, disclosure) in accepted.disclosures.iter().enumerate() {
+        let told: Vec<_> = record
+            .purposes
+            .iter()
+            .filter(|p| reaches(d, &p.id))
+            .filter(|p| {
+                !(awaits_confirmation
+                    && matches!(p.state, State::Given | State::Renewed)
+                    && channel_of(&p.id) == Some(unticked_core::config::Channel::Email))
+            })
+            .collect();
+        let mut types = Vec::new();
+        if d == 0 && matches!(record.act, Some(Act::Confirms(_))) {
+            types.push(WebhookEvent::Confirmed);
+        }
+        for entry in &told {
+            let t = match entry.state {
+                State::Given => WebhookEvent::Given,
+                State::Withdrawn => WebhookEvent::Withdrawn,
+                State::Renewed => WebhookEvent::Renewed,
+                State::Refused => continue,
+            };
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        let purposes: Vec<serde_json::Value> = told
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "id": p.id,
+                    "version": p.version,
+                    "state": p.state.as_str(),
+                    "channel": channel_of(&p.id).map(|c| c.as_str()),
+                })
+            })
+            .collect();
+        for hook in hooks {
+            for t in &types {
+                if hook.events.contains(t) {
+                    // The first contact's ids stay as they were; the others' carry their place.
+                    let event_id = match d {
+                        0 => format!("msg_{}_{}", record.id, t.as_str()),
+                        _ => format!("msg_{}_{}_{d}", record.id, t.as_str()),
+                    };
+                    events.push(Pending {
+                        url: hook.url.clone(),
+                        event: *t,
+                        event_id,
+                        subject: collector.store.lookup_hex(&disclosure.identifier),
+                        identifier: disclosure.identifier.clone(),
+                        channel: disclosure.channel.as_str(),
+                        purposes: purposes.clone(),
+                    });
+                }
             }
         }
     }
-    if rows.is_empty() {
+    if events.is_empty() {
         return Vec::new();
     }
     let id = record.id.clone();
-    let identifier = disclosure.identifier.clone();
-    let channel = disclosure.channel.as_str().to_string();
     vec![Box::new(move |tx: &rusqlite::Transaction<'_>, idx: u64| {
         let now = now_ms();
-        for (url, t) in &rows {
+        for e in &events {
             let payload = serde_json::json!({
-                "type": format!("consent.{}", t.as_str()),
+                "type": format!("consent.{}", e.event.as_str()),
                 "timestamp": now,
                 "data": {
-                    "identifier": identifier,
-                    "channel": channel,
+                    "identifier": e.identifier,
+                    "channel": e.channel,
                     // The subject's keyed index: what an `erased` event names them by.
-                    "subject": subject,
-                    "purposes": purposes,
+                    "subject": e.subject,
+                    "purposes": e.purposes,
                     "record": {"id": id, "index": idx, "leaf_hash": leaf},
                 }
             });
-            let event_id = format!("msg_{id}_{}", t.as_str());
-            enqueue(tx, url, &subject, &event_id, *t, Some(idx), &payload, now)?;
+            enqueue(tx, &e.url, &e.subject, &e.event_id, e.event, Some(idx), &payload, now)?;
         }
         Ok(())
     })]
+}
+
+/// One event of a new record, before its log index is known.
+struct Pending {
+    url: String,
+    event: WebhookEvent,
+    event_id: String,
+    subject: String,
+    identifier: String,
+    channel: &'static str,
+    purposes: Vec<serde_json::Value>,
 }
 
 /// Writes one event to the outbox, due now.

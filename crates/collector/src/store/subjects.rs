@@ -181,6 +181,14 @@ impl Store {
         Ok(())
     }
 
+    /// The contacts disclosed with the record at `index`: `(channel, identifier)`.
+    pub fn contacts_at(&self, index: u64) -> Result<Vec<(String, String)>, StoreError> {
+        let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
+        let mut query = read.prepare_cached("SELECT channel, identifier FROM subjects WHERE idx = ?1 ORDER BY position")?;
+        let rows = query.query_map([index], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every restriction, by subject lookup: read once per scan.
     pub fn all_restrictions(&self) -> Result<HashMap<Vec<u8>, Vec<Restriction>>, StoreError> {
         let conn = open_connection(&self.shared.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
