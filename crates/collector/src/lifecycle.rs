@@ -438,7 +438,10 @@ pub fn co_contacts(
             let Some(disclosed) = <Channel as Named>::from_name(&disclosed) else {
                 continue;
             };
-            if disclosed.contact() == channel.contact() && contact != identifier && !out.iter().any(|(_, c)| *c == contact) {
+            if disclosed.contact() == channel.contact()
+                && contact != identifier
+                && !out.iter().any(|(_, c)| *c == contact)
+            {
                 out.push((disclosed, contact));
             }
         }

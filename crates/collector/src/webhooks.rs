@@ -777,6 +777,58 @@ mod tests {
         (port, requests)
     }
 
+    #[tokio::test]
+    async fn a_double_opt_in_signup_is_told_given_only_where_it_needs_no_confirmation() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let (config, sha) = crate::optin_tests::optin_config(7);
+        let hook = Webhook {
+            // Nobody listens: the events stay in the outbox, where this test reads them.
+            url: "http://127.0.0.1:9/hooks".into(),
+            events: vec![WebhookEvent::Given, WebhookEvent::Confirmed],
+            secret: vec![7; 32],
+            retry_for_seconds: 3600,
+            first_retry_ms: 600_000,
+            ca_file: None,
+        };
+        let app = crate::serve::app(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../www").into(),
+            config.clone(),
+            crate::store::Store::open(&db, &crate::texts::Shown::of(&config)).unwrap(),
+            crate::serve::Settings {
+                config_sha256: sha.clone(),
+                server: ServerSettings {
+                    webhooks: vec![hook],
+                    ..Default::default()
+                },
+                ..crate::testing::settings()
+            },
+        );
+        crate::optin_tests::sign_up(&app, &config, &sha).await;
+        let conn = Connection::open(&db).unwrap();
+        let events: Vec<serde_json::Value> = conn
+            .prepare("SELECT payload FROM webhook_outbox ORDER BY seq")
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+            .collect();
+        // E-mail offers wait for the confirmation: a tool that mails on `given` must not
+        // hear of them yet. The SMS offer needs none, and goes with the number.
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["type"], "consent.given");
+        assert_eq!(events[0]["data"]["identifier"], "+48601234567");
+        assert_eq!(events[0]["data"]["channel"], "sms");
+        let purposes = events[0]["data"]["purposes"].as_array().unwrap();
+        assert!(
+            purposes
+                .iter()
+                .any(|p| p["id"] == "sms-offers" && p["state"] == "given"),
+            "{purposes:?}"
+        );
+        assert!(purposes.iter().all(|p| p["channel"] != "email"), "{purposes:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_unconfirmed_signup_past_its_window_is_told_expired_once() {
         let dir = tempfile::tempdir().unwrap();

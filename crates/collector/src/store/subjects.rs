@@ -184,7 +184,8 @@ impl Store {
     /// The contacts disclosed with the record at `index`: `(channel, identifier)`.
     pub fn contacts_at(&self, index: u64) -> Result<Vec<(String, String)>, StoreError> {
         let read = self.shared.read.lock().unwrap_or_else(|e| e.into_inner());
-        let mut query = read.prepare_cached("SELECT channel, identifier FROM subjects WHERE idx = ?1 ORDER BY position")?;
+        let mut query =
+            read.prepare_cached("SELECT channel, identifier FROM subjects WHERE idx = ?1 ORDER BY position")?;
         let rows = query.query_map([index], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
