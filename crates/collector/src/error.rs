@@ -133,6 +133,8 @@ codes! {
     BadChannel = "bad-channel", BAD_REQUEST;
     /// A right exercised for a contact no record names.
     UnknownSubject = "unknown-subject", NOT_FOUND;
+    /// A rectification whose replacement already names another subject, without `"merge"`.
+    SubjectExists = "subject-exists", CONFLICT;
     /// A link or account token that is not one, has expired, or was revoked (issue 14).
     BadToken = "bad-token", UNAUTHORIZED;
     /// The account form is off: no `UNTICKED_ACCOUNT_SECRET`.

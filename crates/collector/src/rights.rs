@@ -417,6 +417,16 @@ pub async fn rectify(
                 "an e-mail address is rectified by an e-mail address, a phone number by a phone number",
             ));
         }
+        // A replacement that already names a subject would pour one person's consents into
+        // another's contact: only on purpose (`"merge": true`), for two contacts of one person.
+        if value["merge"] != serde_json::Value::Bool(true)
+            && !collector.store.subject(&new).map_err(unavailable)?.is_empty()
+        {
+            return Err(refuse(
+                Code::SubjectExists,
+                "the replacement already names a subject; send \"merge\": true if both are this person's",
+            ));
+        }
         let history = crate::lifecycle::history(&collector, &old)?;
         if history.records.is_empty() {
             return Err(refuse(Code::UnknownSubject, "no record names this subject"));

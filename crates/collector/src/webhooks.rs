@@ -254,7 +254,11 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
         let history = crate::lifecycle::history(collector, &identifier).map_err(|r| format!("{r:?}"))?;
         let events = history.events(&collector.history);
         for standing in unticked_core::consent::standing(&terms, &events, now) {
-            if standing.channel.as_str() != channel {
+            // The contact reaches every channel of its kind: a number disclosed for phone
+            // calls is told of its SMS purposes too.
+            let kind = <unticked_core::config::Channel as unticked_core::vocabulary::Named>::from_name(&channel)
+                .and_then(|c| c.contact());
+            if standing.channel.contact() != kind {
                 continue;
             }
             let (event, endpoints, record_id, entry) = match &standing.now {
@@ -312,7 +316,7 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
                     "timestamp": written,
                     "data": {
                         "identifier": identifier,
-                        "channel": channel,
+                        "channel": standing.channel.as_str(),
                         "subject": subject,
                         "purposes": [entry],
                         "record": reference,

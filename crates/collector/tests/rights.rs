@@ -72,7 +72,7 @@ fn list(addr: &str, path: &str) -> BTreeMap<String, serde_json::Value> {
 
 /// Posts the bench's demo records (every other one gives e-mail offers to
 /// shopper{i}@example.lv); returns the acknowledged ids.
-fn post(addr: &str, n: usize, acked: &Path) -> Vec<String> {
+fn post_demo(addr: &str, n: usize, acked: &Path) -> Vec<String> {
     let out = unticked()
         .arg("bench")
         .args(["--url", &format!("http://{addr}"), "-n", &n.to_string(), "-c", "2"])
@@ -117,7 +117,7 @@ fn the_audience_and_the_suppression_list_follow_withdrawal_restriction_and_recti
     let db = dir.path().join("log.db");
     let server = serve(&db);
     let addr = server.addr.clone();
-    let acked = post(&addr, 12, &dir.path().join("acked.txt"));
+    let acked = post_demo(&addr, 12, &dir.path().join("acked.txt"));
     let givers = givers(&addr, &acked);
     assert!(givers.len() >= 3, "{givers:?}");
 
@@ -344,6 +344,27 @@ fn the_lists_and_the_rights_refuse_what_they_cannot_answer() {
         ),
         (404, "unknown-subject".into())
     );
+    // A replacement that is someone already: refused, unless merged on purpose.
+    let acked = post_demo(addr, 4, &dir.path().join("acked.txt"));
+    assert!(!acked.is_empty());
+    let (status, export) = admin(addr, "GET", "/v1/admin/export", "");
+    assert_eq!(status, 200);
+    let subjects: Vec<String> = export
+        .lines()
+        .filter_map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            line["disclosures"][0]["identifier"].as_str().map(str::to_string)
+        })
+        .collect();
+    assert!(subjects.len() >= 2, "{subjects:?}");
+    let into = serde_json::json!({"identifier": subjects[0], "replacement": subjects[1]});
+    assert_eq!(
+        post("/v1/admin/subjects/rectify", into.clone()),
+        (409, "subject-exists".into())
+    );
+    let mut merged = into;
+    merged["merge"] = true.into();
+    assert_eq!(post("/v1/admin/subjects/rectify", merged).0, 200);
     assert_eq!(
         post(
             "/v1/admin/subjects/rectify",
