@@ -113,6 +113,13 @@ pub(crate) fn bearer_matches(
 pub(crate) fn identifier_in(body: &[u8]) -> Result<String, Refusal> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let raw = value["identifier"].as_str().unwrap_or("");
+    // A postal address is a contact too (the post channel): found, exported, restricted
+    // and erased like any (Art. 15, 17), named by `"channel": "post"`, since an address
+    // has no shape of its own to tell it from a mistyped number.
+    if value["channel"] == "post" {
+        return unticked_core::capture::normalise_address(raw)
+            .ok_or_else(|| refuse(Code::BadIdentifier, "identifier is a postal address (channel post)"));
+    }
     let normalised = if raw.contains('@') {
         normalise_email(raw)
     } else {
@@ -121,7 +128,7 @@ pub(crate) fn identifier_in(body: &[u8]) -> Result<String, Refusal> {
     normalised.ok_or_else(|| {
         refuse(
             Code::BadIdentifier,
-            "identifier is an e-mail address or an international phone number (+371…)",
+            "identifier is an e-mail address or an international phone number (+371…), or a postal address with \"channel\": \"post\"",
         )
     })
 }

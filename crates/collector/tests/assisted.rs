@@ -370,3 +370,33 @@ fn serve_refuses_a_staff_token_equal_to_the_admin_token_or_too_short() {
     assert_eq!((status, code(&answer).as_str()), (404, "staff-disabled"));
     assert!(answer.contains("UNTICKED_STAFF_TOKEN"));
 }
+
+/// A catalogue by post agreed on the phone: the address is a subject like any other, which
+/// the admin finds and erases by naming its channel (Art. 15, 17).
+#[test]
+fn a_postal_address_given_on_the_phone_is_found_and_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&dir.path().join("log.db"));
+    let call = serde_json::json!({
+        "identifier": "Brīvības iela 1, Rīga, LV-1010",
+        "channel": "post",
+        "purposes": ["catalogue-post"],
+        "staff": "Līga K.",
+        "recording": "calls/2026-12-02/0043.opus",
+        "locale": "lv",
+    });
+    let (status, body) = http(&server.addr, "POST", "/v1/admin/assisted", STAFF, &call.to_string());
+    assert_eq!(status, 201, "{body}");
+    let who = serde_json::json!({"identifier": "Brīvības iela 1, Rīga, LV-1010", "channel": "post"}).to_string();
+    let (status, body) = http(&server.addr, "POST", "/v1/admin/subjects", ADMIN, &who);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["purposes"]["catalogue-post"]["state"], "given", "{body}");
+    let (status, body) = http(&server.addr, "POST", "/v1/admin/subjects/erase", ADMIN, &who);
+    assert_eq!((status, json(&body)["erased"].as_u64()), (200, Some(1)), "{body}");
+    let (_, body) = http(&server.addr, "POST", "/v1/admin/subjects", ADMIN, &who);
+    assert_eq!(json(&body)["history"], serde_json::json!([]), "{body}");
+    // Without the channel, an address is neither an e-mail address nor a number.
+    let bare = serde_json::json!({"identifier": "Brīvības iela 1, Rīga, LV-1010"}).to_string();
+    let (status, body) = http(&server.addr, "POST", "/v1/admin/subjects", ADMIN, &bare);
+    assert_eq!((status, code(&body)), (400, "bad-identifier".to_string()));
+}
