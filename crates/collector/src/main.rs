@@ -164,6 +164,9 @@ enum Command {
         /// The SQLite log (`unticked serve --db`); it must not be served meanwhile.
         #[arg(long, default_value = "unticked.db")]
         db: PathBuf,
+        /// The log's key file, as `unticked serve --key` is given it; `<db>.key` by default.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         /// The config the collector serves: the records name it.
         #[arg(long, default_value = "www/consent.json")]
         config: PathBuf,
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
         Command::Import {
             file,
             db,
+            key,
             config,
             source,
             answer_within_days,
@@ -277,6 +281,7 @@ fn main() -> ExitCode {
             public_origin,
         } => import::main(import::Options {
             db,
+            key,
             config,
             source,
             file,

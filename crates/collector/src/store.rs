@@ -445,6 +445,8 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connectio
 impl Store {
     /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
     /// the stored records, and records every purpose text `config` can show.
+    // serve and import open with `--key` (Store::open_with_key); the tests keep the short form.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn open(path: &Path, texts: &Shown) -> Result<Store, StoreError> {
         Store::open_with_key(path, None, texts)
     }

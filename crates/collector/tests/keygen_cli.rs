@@ -196,3 +196,58 @@ fn without_key_a_wrong_db_key_beside_an_existing_log_is_refused_too() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("did not sign this log's checkpoints"), "{stderr}");
 }
+
+#[test]
+fn import_takes_the_key_file_serve_is_given_and_refuses_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = new_key(dir.path(), "shop.key");
+    let db = dir.path().join("shop.db");
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, "email\nanna@example.com\n").unwrap();
+    let import = |key: &Path| {
+        run(
+            unticked()
+                .arg("import")
+                .arg("--db")
+                .arg(&db)
+                .arg("--key")
+                .arg(key)
+                .arg("--config")
+                .arg(root().join("www/consent.json"))
+                .args(["--source", "unknown", "--public-origin", "https://consent.shop.example"])
+                .arg(&csv),
+            LIMIT,
+        )
+    };
+    let missing = import(&dir.path().join("missing.key"));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing.key"), "{stderr}");
+    assert!(!db.exists(), "import created the log before refusing");
+
+    let imported = import(&key);
+    assert_eq!(
+        imported.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        !dir.path().join("shop.db.key").exists(),
+        "import --key made <db>.key too"
+    );
+    // The import's records are signed with the key file: serve --key takes the log.
+    let served = serve_demo(&db, &["--key", key.to_str().unwrap()], &[]);
+    assert_eq!(served.key, public);
+    drop(served);
+    let output = run(
+        unticked().arg("verify").arg("--db").arg(&db).arg("--key").arg(&key),
+        LIMIT,
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
