@@ -13,6 +13,7 @@
 #   ./build.sh bench-audience  the audience and suppression lists timed at 10^5 subjects (200,000 records)
 #   ./build.sh bench-import `unticked import` of ROWS (10^5) rows with --links: rows/s, peak RSS, verify
 #   ./build.sh screenshots  refresh docs/*.png from the demo
+#   ./build.sh postgres-probe  the PostgreSQL probe test alone, on a throwaway cluster
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -245,6 +246,80 @@ screenshots() {
   node tools/screenshots.mjs docs
 }
 
+# A throwaway PostgreSQL cluster for the tests (issue 16): Debian's `postgresql` package,
+# installed when no initdb is found; initdb in a fresh temporary directory, owned by an
+# unprivileged user when run as root (initdb refuses root), listening on 127.0.0.1 only, on a
+# free port, its socket in that directory, trust authentication (local test use only; nothing
+# else can reach it). Exports UNTICKED_TEST_POSTGRES; stop_postgres stops it and removes the
+# directory. If the package's install starts its own system cluster (port 5432), it is left
+# alone: the tests never use it. Idempotent: a second call in one run reuses the cluster.
+PG_DIR=""
+PG_BIN=""
+PG_RUN=()
+
+postgres_bin() {
+  local initdb
+  initdb=$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$initdb" ] && dirname "$initdb"
+}
+
+# A TCP port of 127.0.0.1 that nothing answers on (bash's /dev/tcp: no extra tools).
+free_port() {
+  local port
+  while :; do
+    port=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return
+    fi
+  done
+}
+
+start_postgres() {
+  [ -n "$PG_DIR" ] && return 0
+  PG_BIN=$(postgres_bin || true)
+  if [ -z "$PG_BIN" ]; then
+    step "installing PostgreSQL (Debian's postgresql package)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(postgres_bin)
+  fi
+  local user port tries
+  user=$(id -un)
+  PG_DIR=$(mktemp -d)
+  PG_RUN=()
+  if [ "$(id -u)" = 0 ]; then
+    # The package's system user; made here if the binaries came without it.
+    user=postgres
+    id -u postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" --shell /usr/sbin/nologin postgres
+    chown postgres "$PG_DIR"
+    PG_RUN=(runuser -u postgres --)
+  fi
+  step "throwaway PostgreSQL cluster ($("$PG_BIN/postgres" --version)) in $PG_DIR"
+  "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$user" --auth=trust -E UTF8 --no-sync >/dev/null
+  # A port taken between the probe and the start: try another.
+  for tries in 1 2 3 4 5; do
+    port=$(free_port)
+    if "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -s \
+      -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR" start; then
+      export UNTICKED_TEST_POSTGRES="postgres://$user@127.0.0.1:$port/postgres"
+      echo "PostgreSQL on $UNTICKED_TEST_POSTGRES" >&2
+      return 0
+    fi
+  done
+  cat "$PG_DIR/server.log" >&2
+  echo "build.sh: the throwaway PostgreSQL cluster did not start" >&2
+  return 1
+}
+
+stop_postgres() {
+  [ -n "$PG_DIR" ] || return 0
+  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -s stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=""
+  unset UNTICKED_TEST_POSTGRES
+}
+
 test_all() {
   setup_build
   setup_browser
@@ -254,7 +329,9 @@ test_all() {
   cargo clippy --workspace --all-targets -- -D warnings
   cargo clippy -p unticked --target "$WASM_TARGET" -- -D warnings
   cargo clippy -p unticked-core --no-default-features --all-targets -- -D warnings
-  step "native tests"
+  start_postgres
+  trap stop_postgres EXIT
+  step "native tests (PostgreSQL ones on the throwaway cluster)"
   cargo test --workspace
   size
   step "the wasm's exports from Node (no browser)"
@@ -276,8 +353,9 @@ case "${1:-build}" in
   bench-import) bench_import ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
+  postgres-probe) start_postgres; trap stop_postgres EXIT; cargo test -p unticked-collector --test postgres_probe -- --nocapture ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|bench-import|screenshots|setup]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|bench-import|screenshots|setup|postgres-probe]" >&2
     exit 2
     ;;
 esac

@@ -26,6 +26,9 @@ pub enum StoreError {
     /// unfindable, and so unerasable.
     #[error("{} holds records but its key file {} is missing; restore it from backup", db.display(), key.display())]
     KeyMissing { db: PathBuf, key: PathBuf },
+    /// The key file did not sign the log's checkpoints: it is another log's.
+    #[error("{}: the key file {} did not sign this log's checkpoints (it belongs to another log); give the log's own key file", db.display(), key.display())]
+    ForeignKey { db: PathBuf, key: PathBuf },
     #[error("the log has no record at index {0}; run `unticked verify`")]
     Gap(u64),
     #[error("no randomness for a new key: {0}")]

@@ -41,6 +41,8 @@ use crate::store::{Appended, Store};
 /// What `unticked import` is given.
 pub struct Options {
     pub db: PathBuf,
+    /// `--key`: the log's key file, as `serve --key` is given it; `None` is `<db>.key`.
+    pub key: Option<PathBuf>,
     pub config: PathBuf,
     pub source: Provenance,
     pub file: PathBuf,
@@ -679,11 +681,21 @@ pub fn main(options: Options) -> ExitCode {
             return fail(&format!("--links {}: {e}", links.display()));
         }
     }
+    if let Some(key) = &options.key {
+        // As serve: a key given is read, never made, and checked before the log is created.
+        if let Err(e) = crate::store::Keys::load(key) {
+            return fail(&format!("--key {}: {e}", key.display()));
+        }
+    }
     let log_lock = match crate::lock::hold(&options.db) {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
-    let store = match Store::open(&options.db, &crate::texts::Shown::compiled(&compiled)) {
+    let store = match Store::open_with_key(
+        &options.db,
+        options.key.as_deref(),
+        &crate::texts::Shown::compiled(&compiled),
+    ) {
         Ok(store) => store,
         Err(e) => return fail(&format!("cannot open the log {}: {e}", options.db.display())),
     };

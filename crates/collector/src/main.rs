@@ -85,6 +85,11 @@ enum Command {
         /// The SQLite log; created with its key file (`<db>.key`) on first start.
         #[arg(long, default_value = "unticked.db")]
         db: PathBuf,
+        /// The key file that signs checkpoints and keys the subject index, made by
+        /// `unticked keygen`; it must exist (serve never makes it). Default: `<db>.key`,
+        /// created on first start.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         /// Records per second one client address may post (bursts of three seconds' worth);
         /// 0 turns the limit off.
         #[arg(long, default_value_t = 20)]
@@ -115,6 +120,13 @@ enum Command {
         /// environment variables it names (docs/settings.md).
         #[arg(long, value_name = "FILE")]
         settings: Option<PathBuf>,
+    },
+    /// Make a new collector key file (mode 0600) for `unticked serve --key`: the Ed25519 key
+    /// that signs checkpoints and the secret of the subject index. Exit 0 when written, 2
+    /// when the file exists (never overwritten) or cannot be written.
+    Keygen {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Post N pre-signed records to a collector (its own, unless --url) and print records/s,
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
@@ -152,6 +164,9 @@ enum Command {
         /// The SQLite log (`unticked serve --db`); it must not be served meanwhile.
         #[arg(long, default_value = "unticked.db")]
         db: PathBuf,
+        /// The log's key file, as `unticked serve --key` is given it; `<db>.key` by default.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
         /// The config the collector serves: the records name it.
         #[arg(long, default_value = "www/consent.json")]
         config: PathBuf,
@@ -213,6 +228,7 @@ fn main() -> ExitCode {
             www,
             addr,
             db,
+            key,
             rate_limit,
             max_connections,
             max_connections_per_address,
@@ -225,6 +241,7 @@ fn main() -> ExitCode {
             www,
             addr,
             db,
+            key,
             rate_limit,
             connections: http::ConnectionLimits {
                 total: max_connections,
@@ -235,6 +252,7 @@ fn main() -> ExitCode {
             public_origins,
             settings,
         }),
+        Command::Keygen { out } => keygen(&out),
         Command::Bench {
             url,
             config,
@@ -255,6 +273,7 @@ fn main() -> ExitCode {
         Command::Import {
             file,
             db,
+            key,
             config,
             source,
             answer_within_days,
@@ -262,6 +281,7 @@ fn main() -> ExitCode {
             public_origin,
         } => import::main(import::Options {
             db,
+            key,
             config,
             source,
             file,
@@ -333,6 +353,35 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `unticked keygen --out FILE`: a fresh key file, never over an existing one (it would
+/// replace a log's identity: its checkpoints and subject index hang on it).
+fn keygen(out: &std::path::Path) -> ExitCode {
+    match store::Keys::create(out) {
+        Ok(keys) => {
+            let public = keys.verifying();
+            println!(
+                "unticked keygen: wrote {} (mode 0600): checkpoints signed by {}, key {}",
+                out.display(),
+                store::origin_of(&public),
+                unticked_core::record::base64url(public.as_bytes())
+            );
+            println!("unticked keygen: back it up beside the database; without it the log cannot be extended and its subjects cannot be found or erased");
+            ExitCode::SUCCESS
+        }
+        Err(store::StoreError::File { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!(
+                "unticked keygen: {} already exists; refusing to overwrite a key file (it is a log's identity)",
+                out.display()
+            );
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("unticked keygen: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Options {
     pub www: PathBuf,
     pub addr: String,
     pub db: PathBuf,
+    /// `--key`: the key file to sign with (made by `unticked keygen`); `None` is `<db>.key`.
+    pub key: Option<PathBuf>,
     /// Records a second one client address may post (0: no limit).
     pub rate_limit: u32,
     /// Caps on open connections, in total and per client address.
@@ -407,6 +409,26 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("unticked serve: refusing to start: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(key) = &options.key {
+        // A key given is never made here: an instance that made its own would sign a log
+        // nobody else's checkpoints extend. Checked before the database file is created.
+        if let Err(e) = crate::store::Keys::load(key) {
+            eprintln!(
+                "unticked serve: refusing to start: --key {}: {e} (make one with `unticked keygen --out {}`)",
+                key.display(),
+                key.display()
+            );
+            return ExitCode::from(2);
+        }
+        if crate::statics::under_web_root(&options.www, key) {
+            eprintln!(
+                "unticked serve: refusing to start: the key file {} is under the web root {}",
+                key.display(),
+                options.www.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     // After the layout check: a serve that refuses to start writes nothing under --www.
     if let Err(e) = crate::compile::write(&compiled, &options.www.join("pkg")) {
         eprintln!("{e}");
@@ -421,7 +443,11 @@ pub fn main(options: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let store = match Store::open(&options.db, &crate::texts::Shown::compiled(&compiled)) {
+    let store = match Store::open_with_key(
+        &options.db,
+        options.key.as_deref(),
+        &crate::texts::Shown::compiled(&compiled),
+    ) {
         Ok(store) => store,
         Err(e) => {
             eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e);

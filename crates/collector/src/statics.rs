@@ -79,6 +79,15 @@ pub fn check_layout(www: &Path, db: &Path) -> Result<(), LayoutError> {
     }
 }
 
+/// Whether `file` (a key file given with `serve --key`) lies under the web root, by
+/// canonical paths as [`check_layout`] compares them.
+pub fn under_web_root(www: &Path, file: &Path) -> bool {
+    match (std::fs::canonicalize(www), std::fs::canonicalize(file)) {
+        (Ok(root), Ok(file)) => file.starts_with(root),
+        _ => false,
+    }
+}
+
 /// The static file server: the canonical web root (`None` when `--www` does not exist) and
 /// the files it must never hand out.
 #[derive(Debug, Clone)]

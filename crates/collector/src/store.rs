@@ -165,11 +165,21 @@ impl Keys {
     /// Reads the key file, or creates it (0600) with fresh keys when there is none.
     pub fn load_or_create(path: &Path) -> Result<Keys, StoreError> {
         if !path.exists() {
-            let mut seed = [0u8; 64];
-            getrandom::fill(&mut seed).map_err(|e| StoreError::NoRandomness(e.to_string()))?;
-            let text = format!("{}\n{}\n", hex(&seed[..32]), hex(&seed[32..]));
-            write_private(path, &text)?;
+            Keys::create(path)?;
         }
+        Keys::load(path)
+    }
+
+    /// Writes a new key file (0600) with fresh keys (`unticked keygen`).
+    ///
+    /// # Errors
+    /// [`StoreError::File`] with `AlreadyExists` when `path` exists: it is never overwritten,
+    /// since a key file is its log's identity.
+    pub fn create(path: &Path) -> Result<Keys, StoreError> {
+        let mut seed = [0u8; 64];
+        getrandom::fill(&mut seed).map_err(|e| StoreError::NoRandomness(e.to_string()))?;
+        let text = format!("{}\n{}\n", hex(&seed[..32]), hex(&seed[32..]));
+        write_private(path, &text)?;
         Keys::load(path)
     }
 
@@ -447,7 +457,15 @@ pub(crate) fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connectio
 impl Store {
     /// Opens (or creates) the database at `path` and its key file, rebuilds the tree from
     /// the stored records, and records every purpose text `config` can show.
+    // serve and import open with `--key` (Store::open_with_key); the tests keep the short form.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn open(path: &Path, texts: &Shown) -> Result<Store, StoreError> {
+        Store::open_with_key(path, None, texts)
+    }
+
+    /// [`Store::open`] with the key file `serve --key` names: `Some` must exist (it is read,
+    /// never created); `None` is `<db>.key`, created on first start.
+    pub fn open_with_key(path: &Path, key_file: Option<&Path>, texts: &Shown) -> Result<Store, StoreError> {
         create_private(path)?;
         let mut write = open_connection(path, OpenFlags::default())?;
         // WAL with FULL: a commit is on disk when it returns (the 201 waits for it).
@@ -472,7 +490,7 @@ impl Store {
         if !has_birthday_salt {
             write.execute_batch("ALTER TABLE subjects ADD COLUMN birthday_salt BLOB")?;
         }
-        let key_path = Keys::path_for(path);
+        let key_path = key_file.map_or_else(|| Keys::path_for(path), Path::to_path_buf);
         let has_records = write
             .query_row("SELECT 1 FROM log LIMIT 1", [], |_| Ok(()))
             .optional()?
@@ -485,7 +503,11 @@ impl Store {
                 key: key_path,
             });
         }
-        let keys = Keys::load_or_create(&key_path)?;
+        let keys = match key_file {
+            Some(given) => Keys::load(given)?,
+            None => Keys::load_or_create(&key_path)?,
+        };
+        refuse_foreign_key(&write, path, &key_path, &keys)?;
         store_texts(&mut write, texts)?;
         let read = open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let reports = open_connection(path, OpenFlags::default())?;
@@ -1128,6 +1150,27 @@ fn checkpoint_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Checkpoint> {
         signature: row.get(2)?,
         timestamp: row.get(3)?,
     })
+}
+
+/// A key file that did not sign the log's latest checkpoint belongs to another log: with it
+/// new checkpoints would not extend the old ones, and the subject index (an HMAC under the
+/// other key's secret) would find nobody, so no subject could be erased (GDPR Art. 17).
+fn refuse_foreign_key(conn: &Connection, db: &Path, key_path: &Path, keys: &Keys) -> Result<(), StoreError> {
+    let Some(latest) = latest_checkpoint(conn)? else {
+        return Ok(());
+    };
+    let key = keys.verifying();
+    let body = checkpoint_body(&origin_of(&key), latest.size, &latest.root, latest.timestamp);
+    let signed = ed25519_dalek::Signature::from_slice(&latest.signature)
+        .is_ok_and(|signature| key.verify_strict(body.as_bytes(), &signature).is_ok());
+    if signed {
+        Ok(())
+    } else {
+        Err(StoreError::ForeignKey {
+            db: db.to_path_buf(),
+            key: key_path.to_path_buf(),
+        })
+    }
 }
 
 fn latest_checkpoint(conn: &Connection) -> Result<Option<Checkpoint>, StoreError> {
