@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{root, serve_demo, unticked, Served};
+use common::{post_demo_records, serve_demo, unticked, Served};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -70,26 +70,6 @@ fn list(addr: &str, path: &str) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-/// Posts the bench's demo records (every other one gives e-mail offers to
-/// shopper{i}@example.lv); returns the acknowledged ids.
-fn post_demo(addr: &str, n: usize, acked: &Path) -> Vec<String> {
-    let out = unticked()
-        .arg("bench")
-        .args(["--url", &format!("http://{addr}"), "-n", &n.to_string(), "-c", "2"])
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--acked")
-        .arg(acked)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(acked)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// The subjects the acknowledged records gave e-mail offers to, with their record ids.
 fn givers(addr: &str, acked: &[String]) -> BTreeMap<String, String> {
     let (status, export) = admin(addr, "GET", "/v1/admin/export", "");
@@ -117,7 +97,7 @@ fn the_audience_and_the_suppression_list_follow_withdrawal_restriction_and_recti
     let db = dir.path().join("log.db");
     let server = serve(&db);
     let addr = server.addr.clone();
-    let acked = post_demo(&addr, 12, &dir.path().join("acked.txt"));
+    let acked = post_demo_records(&addr, 12, &dir.path().join("acked.txt"));
     let givers = givers(&addr, &acked);
     assert!(givers.len() >= 3, "{givers:?}");
 
@@ -345,7 +325,7 @@ fn the_lists_and_the_rights_refuse_what_they_cannot_answer() {
         (404, "unknown-subject".into())
     );
     // A replacement that is someone already: refused, unless merged on purpose.
-    let acked = post_demo(addr, 4, &dir.path().join("acked.txt"));
+    let acked = post_demo_records(addr, 4, &dir.path().join("acked.txt"));
     assert!(!acked.is_empty());
     let (status, export) = admin(addr, "GET", "/v1/admin/export", "");
     assert_eq!(status, 200);

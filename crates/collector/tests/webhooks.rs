@@ -5,7 +5,7 @@
 mod common;
 
 use base64ct::{Base64, Encoding};
-use common::{root, serve_demo, unticked, Served};
+use common::{post_demo_records, root, serve_demo, unticked, Served};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -195,25 +195,6 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Posts `n` demo records (every other one gives e-mail offers), returning the acknowledged ids.
-fn post(addr: &str, n: usize, acked: &Path) -> Vec<String> {
-    let out = unticked()
-        .arg("bench")
-        .args(["--url", &format!("http://{addr}"), "-n", &n.to_string(), "-c", "4"])
-        .arg("--config")
-        .arg(root().join("www/consent.json"))
-        .arg("--acked")
-        .arg(acked)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    std::fs::read_to_string(acked)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 /// Whether the stored record `id` gives the purpose `email-offers`.
 fn gives_email_offers(addr: &str, id: &str) -> bool {
     let (status, body) = http(addr, "GET", &format!("/v1/records/{id}"), "");
@@ -243,7 +224,7 @@ fn no_event_is_lost_across_kill_9_and_a_failing_receiver() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let settings = settings(dir.path(), port, "");
     let mut server = serve(&db, &settings);
-    let acked = post(&server.addr, 20, &dir.path().join("acked.txt"));
+    let acked = post_demo_records(&server.addr, 20, &dir.path().join("acked.txt"));
     assert!(acked.len() >= 16, "{}", acked.len());
     let (_, pending) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
     let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
@@ -317,7 +298,7 @@ fn events_past_their_retry_window_are_dead_lettered_and_replayed() {
     receiver(listener, seen.clone());
     let settings = settings(dir.path(), port, "retry_for_seconds = 1");
     let server = serve(&db, &settings);
-    post(&server.addr, 4, &dir.path().join("acked.txt"));
+    post_demo_records(&server.addr, 4, &dir.path().join("acked.txt"));
     let dead = || {
         let (_, body) = http(&server.addr, "GET", "/v1/admin/webhooks/dead", "");
         serde_json::from_str::<serde_json::Value>(&body).unwrap()
@@ -380,7 +361,7 @@ fn measure_deliveries_per_second() {
     let settings = settings(dir.path(), port, "retry_for_seconds = 0");
     let server = serve(&db, &settings);
     let start = Instant::now();
-    let acked = post(&server.addr, 4000, &dir.path().join("acked.txt"));
+    let acked = post_demo_records(&server.addr, 4000, &dir.path().join("acked.txt"));
     let posted = start.elapsed();
     let counts = || {
         let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
@@ -422,7 +403,7 @@ fn an_erasure_is_told_to_the_webhooks_by_an_event_that_names_no_contact() {
     let url = format!("http://127.0.0.1:{port}/hooks/unticked");
     let settings = settings_to(dir.path(), &url, &["given", "erased"], "");
     let server = serve(&db, &settings);
-    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    post_demo_records(&server.addr, 2, &dir.path().join("acked.txt"));
     wait_for("a given event", Duration::from_secs(20), || {
         !accepted_of(&seen, "consent.given").is_empty()
     });
@@ -489,7 +470,7 @@ fn a_subjects_later_event_waits_for_their_failing_earlier_one() {
     let url = format!("http://127.0.0.1:{port}/hooks/unticked");
     let settings = settings_to(dir.path(), &url, &["given", "withdrawn"], "");
     let server = serve(&db, &settings);
-    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    post_demo_records(&server.addr, 2, &dir.path().join("acked.txt"));
     wait_for("a failed given attempt", Duration::from_secs(20), || {
         !seen.order.lock().unwrap().is_empty()
     });
@@ -599,7 +580,7 @@ fn a_new_purpose_version_tells_each_subject_outdated_once() {
     let url = format!("http://127.0.0.1:{port}/hooks/unticked");
     let settings = settings_to(dir.path(), &url, &["given", "outdated"], "");
     let mut server = serve(&db, &settings);
-    post(&server.addr, 6, &dir.path().join("acked.txt"));
+    post_demo_records(&server.addr, 6, &dir.path().join("acked.txt"));
     std::thread::sleep(Duration::from_millis(1000));
     wait_for("the given events", Duration::from_secs(20), || {
         let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
@@ -707,7 +688,7 @@ fn https_endpoints_are_delivered_to_when_their_certificate_is_trusted() {
         ),
     );
     let server = serve(&db, &settings);
-    post(&server.addr, 2, &dir.path().join("acked.txt"));
+    post_demo_records(&server.addr, 2, &dir.path().join("acked.txt"));
     wait_for("the event over TLS", Duration::from_secs(20), || {
         !accepted_of(&seen, "consent.given").is_empty()
     });

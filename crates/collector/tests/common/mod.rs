@@ -142,3 +142,24 @@ pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
     thread::spawn(move || for _ in lines {});
     Served { child, addr, key }
 }
+
+/// Posts `n` demo records to the collector at `addr` with `unticked bench --url` (every
+/// other one gives e-mail offers to shopper{i}@example.lv), appending the acknowledged ids
+/// to `acked`; returns them.
+pub fn post_demo_records(addr: &str, n: usize, acked: &Path) -> Vec<String> {
+    let out = unticked()
+        .arg("bench")
+        .args(["--url", &format!("http://{addr}"), "-n", &n.to_string(), "-c", "4"])
+        .arg("--config")
+        .arg(root().join("www/consent.json"))
+        .arg("--acked")
+        .arg(acked)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(acked)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
