@@ -9,8 +9,6 @@ mod common;
 
 use common::{root, serve_demo, unticked, Served};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 
 const ADMIN: &str = "assisted-test-admin-token-0123456789";
 const STAFF: &str = "assisted-test-staff-token-9876543210";
@@ -25,26 +23,9 @@ fn serve(db: &std::path::Path) -> Served {
 
 /// One HTTP/1.1 request with `token` as its bearer (none when empty): (status, body).
 fn http(addr: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let authorization = if token.is_empty() {
-        String::new()
-    } else {
-        format!("Authorization: Bearer {token}\r\n")
-    };
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let token = Some(token).filter(|t| !t.is_empty());
+    let answer = common::request(addr, method, path, token, "application/json", body);
+    (answer.status, answer.body)
 }
 
 fn json(text: &str) -> serde_json::Value {

@@ -4,8 +4,6 @@
 mod common;
 
 use common::{root, run, serve_demo, unticked, Served};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,19 +71,8 @@ fn serve(db: &Path) -> Served {
 
 /// One HTTP/1.1 request: (status, head in lower case, body).
 fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_ascii_lowercase(), body.to_string())
+    let answer = common::request(addr, method, path, Some(TOKEN), content_type, body);
+    (answer.status, answer.head, answer.body)
 }
 
 /// `POST /v1/admin/subjects`: where the subject stands, and their history.

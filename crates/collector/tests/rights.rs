@@ -7,8 +7,6 @@ mod common;
 
 use common::{post_demo_records, serve_demo, unticked, Served};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 
 const TOKEN: &str = "rights-test-admin-token-0123456789abcdef";
@@ -19,39 +17,8 @@ fn serve(db: &Path) -> Served {
 
 /// One HTTP/1.1 request; `token` None sends no Authorization header.
 fn http(addr: &str, method: &str, path: &str, body: &str, content_type: &str, token: Option<&str>) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (status, body)
-}
-
-/// The body of a chunked transfer (RFC 9112 §7.1), as a mailing tool's HTTP client reads it.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").expect("a chunk size line");
-        let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
+    let answer = common::request(addr, method, path, token, content_type, body);
+    (answer.status, answer.body)
 }
 
 fn admin(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
