@@ -88,7 +88,7 @@ fn list_query(
 
 /// The ids of the records a stored record carries over (a rectification's), read cheaply:
 /// most records are not one.
-fn carried(bytes: &str) -> Vec<String> {
+pub(crate) fn carried(bytes: &str) -> Vec<String> {
     if !bytes.contains("\"rectifies\"") {
         return Vec::new();
     }
@@ -107,7 +107,7 @@ fn carried(bytes: &str) -> Vec<String> {
 
 /// Where a scanned subject stands, restrictions applied. Records were checked when they
 /// were stored; one that no longer reads is damage `unticked verify` reports.
-fn standing_of(
+pub(crate) fn standing_of(
     collector: &Collector,
     terms: &[Terms],
     subject: &ScannedSubject,

@@ -236,31 +236,40 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
     let mut conn = connection(collector).map_err(|e| e.to_string())?;
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(|e| e.to_string())?;
-    let subjects: Vec<(Vec<u8>, String, String)> = {
-        let mut statement = conn
-            .prepare("SELECT lookup, MIN(identifier), MIN(channel) FROM subjects GROUP BY lookup")
-            .map_err(|e| e.to_string())?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())?
-    };
     let terms = unticked_core::consent::Terms::of(&collector.config);
+    // One ordered scan of every subject (crate::rights, as the audience lists read them),
+    // keeping only the purposes that stand outdated or expired on a channel of the kind of
+    // the subject's contact (a number disclosed for phone calls is told of its SMS purposes
+    // too). Those are few; they are written one transaction each below.
+    let mut lapsed: Vec<(Vec<u8>, String, Vec<unticked_core::consent::Standing>)> = Vec::new();
+    collector
+        .store
+        .scan_subjects(&CONTACT_CHANNELS, crate::rights::carried, |subject| {
+            let kinds: Vec<Option<&str>> = subject
+                .channels
+                .iter()
+                .map(|c| {
+                    <unticked_core::config::Channel as unticked_core::vocabulary::Named>::from_name(c)
+                        .and_then(|c| c.contact())
+                })
+                .collect();
+            let told: Vec<_> = crate::rights::standing_of(collector, &terms, &subject, &[], now)
+                .into_iter()
+                .filter(|s| matches!(s.now, Now::Outdated { .. } | Now::Expired { .. }))
+                .filter(|s| kinds.contains(&s.channel.contact()))
+                .collect();
+            if !told.is_empty() {
+                lapsed.push((subject.lookup, subject.identifier, told));
+            }
+            true
+        })
+        .map_err(|e| e.to_string())?;
     // When the events are written (and due): the clock, whatever `now` the states are at.
     let written = now_ms();
     let mut enqueued = 0;
-    for (lookup, identifier, channel) in subjects {
+    for (lookup, identifier, standings) in lapsed {
         let subject = record::hex(&lookup);
-        let history = crate::lifecycle::history(collector, &identifier).map_err(|r| format!("{r:?}"))?;
-        let events = history.events(&collector.history);
-        for standing in unticked_core::consent::standing(&terms, &events, now) {
-            // The contact reaches every channel of its kind: a number disclosed for phone
-            // calls is told of its SMS purposes too.
-            let kind = <unticked_core::config::Channel as unticked_core::vocabulary::Named>::from_name(&channel)
-                .and_then(|c| c.contact());
-            if standing.channel.contact() != kind {
-                continue;
-            }
+        for standing in standings {
             let (event, endpoints, record_id, entry) = match &standing.now {
                 Now::Outdated {
                     record,
@@ -342,6 +351,9 @@ struct Due {
     created_at: u64,
     attempts: u32,
 }
+
+/// Every channel a subject's contact can be disclosed for.
+const CONTACT_CHANNELS: [&str; 4] = ["email", "sms", "phone", "post"];
 
 /// How many events of different subjects go out at once.
 const IN_FLIGHT: usize = 32;
