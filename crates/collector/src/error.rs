@@ -12,23 +12,29 @@ use std::sync::Arc;
 /// Why storage failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     #[error("{}: {source}", path.display())]
     File { path: PathBuf, source: std::io::Error },
-    #[error("{}: SQLite: {source}", path.display())]
-    Database { path: PathBuf, source: rusqlite::Error },
+    #[error("{}: {message}", path.display())]
+    Database { path: PathBuf, message: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{}: not an unticked key file", .0.display())]
     NotAKeyFile(PathBuf),
     /// A new key for an existing log would orphan its checkpoints and make its subjects
     /// unfindable, and so unerasable.
-    #[error("{} holds records but its key file {} is missing; restore it from backup", db.display(), key.display())]
-    KeyMissing { db: PathBuf, key: PathBuf },
+    #[error("{db} holds records but its key file {} is missing; restore it from backup", key.display())]
+    KeyMissing { db: String, key: PathBuf },
     /// The key file did not sign the log's checkpoints: it is another log's.
-    #[error("{}: the key file {} did not sign this log's checkpoints (it belongs to another log); give the log's own key file", db.display(), key.display())]
-    ForeignKey { db: PathBuf, key: PathBuf },
+    #[error("{db}: the key file {} did not sign this log's checkpoints (it belongs to another log); give the log's own key file", key.display())]
+    ForeignKey { db: String, key: PathBuf },
+    /// Collectors sharing a PostgreSQL log share its key: none may make its own.
+    #[error("a PostgreSQL log needs --key FILE, the key every collector of the log shares (make it once with `unticked keygen --out FILE`)")]
+    PostgresNeedsKey,
+    /// The records read do not hash to the root the checkpoint signed.
+    #[error("the records stored do not hash to the signed root of the checkpoint at size {0}; run `unticked verify`")]
+    RootMismatch(u64),
     #[error("the log has no record at index {0}; run `unticked verify`")]
     Gap(u64),
     #[error("no randomness for a new key: {0}")]
@@ -49,6 +55,15 @@ pub enum StoreError {
     Batch(Arc<StoreError>),
     #[error("a blocking task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+}
+
+impl crate::db::IsBroken for StoreError {
+    fn is_broken(&self) -> bool {
+        match self {
+            StoreError::Db(e) => e.is_broken(),
+            _ => false,
+        }
+    }
 }
 
 /// Every stable `code` the HTTP API answers with, each beside its status: defined once here,

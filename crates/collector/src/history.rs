@@ -531,7 +531,7 @@ mod tests {
         let recorder = Recorder::start(store.clone(), sha256.clone(), text.clone(), every);
         // Rewound by hand: only the recorder's ticks can move it on.
         let rewind = || {
-            rusqlite::Connection::open(store.path())
+            rusqlite::Connection::open(store.location().file().unwrap())
                 .unwrap()
                 .execute("UPDATE configs SET last_served = 3000", [])
                 .unwrap()

@@ -40,7 +40,7 @@ use crate::store::{Appended, Store};
 
 /// What `unticked import` is given.
 pub struct Options {
-    pub db: PathBuf,
+    pub db: crate::db::Location,
     /// `--key`: the log's key file, as `serve --key` is given it; `None` is `<db>.key`.
     pub key: Option<PathBuf>,
     pub config: PathBuf,
@@ -687,23 +687,25 @@ pub fn main(options: Options) -> ExitCode {
             return fail(&format!("--key {}: {e}", key.display()));
         }
     }
-    let log_lock = match crate::lock::hold(&options.db) {
+    // A SQLite file has one writer at a time (crate::lock); PostgreSQL sequences in the
+    // database, so an import runs beside the collectors serving the log.
+    let log_lock = match options.db.file().map(crate::lock::hold).transpose() {
         Ok(lock) => lock,
         Err(e) => return fail(&e),
     };
-    let store = match Store::open_with_key(
+    let store = match Store::open_at(
         &options.db,
         options.key.as_deref(),
         &crate::texts::Shown::compiled(&compiled),
     ) {
         Ok(store) => store,
-        Err(e) => return fail(&format!("cannot open the log {}: {e}", options.db.display())),
+        Err(e) => return fail(&format!("cannot open the log {}: {e}", options.db)),
     };
     // The records name this config: kept, as serve keeps the one it serves, so that what
     // they were made under can be shown (crate::history).
     let config_sha256 = compiled.site.config_sha256.clone();
     if let Err(e) = store.config_served(&config_sha256, &text, now) {
-        return fail(&format!("cannot record the config in {}: {e}", options.db.display()));
+        return fail(&format!("cannot record the config in {}: {e}", options.db));
     }
     let closing = store.clone();
     let mut writers = config.origins.clone();
@@ -779,7 +781,9 @@ pub fn main(options: Options) -> ExitCode {
     if let Err(e) = closing.close() {
         eprintln!("unticked import: the log was not checkpointed ({e}); its WAL is replayed on the next start");
     }
-    log_lock.release();
+    if let Some(lock) = log_lock {
+        lock.release();
+    }
     code
 }
 

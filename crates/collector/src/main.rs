@@ -10,6 +10,7 @@ mod admin;
 mod assisted;
 mod bench;
 mod compile;
+mod db;
 mod effects;
 mod error;
 mod history;
@@ -82,9 +83,11 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// The SQLite log; created with its key file (`<db>.key`) on first start.
-        #[arg(long, default_value = "unticked.db")]
-        db: PathBuf,
+        /// The log: a SQLite file, created with its key file (`<db>.key`) on first start, or
+        /// a PostgreSQL URL (`postgres://user@host/database`, which needs --key) that
+        /// several collectors may write at once.
+        #[arg(long, default_value = "unticked.db", value_parser = parse_location)]
+        db: db::Location,
         /// The key file that signs checkpoints and keys the subject index, made by
         /// `unticked keygen`; it must exist (serve never makes it). Default: `<db>.key`,
         /// created on first start.
@@ -161,9 +164,10 @@ enum Command {
     Import {
         /// The CSV file.
         file: PathBuf,
-        /// The SQLite log (`unticked serve --db`); it must not be served meanwhile.
-        #[arg(long, default_value = "unticked.db")]
-        db: PathBuf,
+        /// The log (`unticked serve --db`): a SQLite file must not be served meanwhile; a
+        /// PostgreSQL log may be.
+        #[arg(long, default_value = "unticked.db", value_parser = parse_location)]
+        db: db::Location,
         /// The log's key file, as `unticked serve --key` is given it; `<db>.key` by default.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
@@ -409,4 +413,12 @@ fn read_anchors(
         anchors.extend(verify::Anchor::from_witness(&read(path, "--witness")?)?);
     }
     Ok(anchors)
+}
+
+/// `--db`: a PostgreSQL URL, or else a SQLite file.
+fn parse_location(text: &str) -> Result<db::Location, String> {
+    if text.is_empty() {
+        return Err("an empty --db: give a SQLite file or a postgres:// URL".into());
+    }
+    Ok(db::Location::parse(text))
 }

@@ -15,12 +15,12 @@
 
 use std::sync::Arc;
 
+use crate::db::params;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64ct::{Base64UrlUnpadded, Encoding};
-use rusqlite::params;
 use unticked_core::capture::{Capture, Disclosure, SALT_LEN};
 use unticked_core::config::{Channel, DoubleOptIn};
 use unticked_core::record::{self, Act, ConsentRecord, PurposeEntry, Signer, State as ConsentState};
@@ -89,15 +89,15 @@ pub fn effect(collector: &Collector, accepted: &Accepted) -> Option<Effect> {
     let lookup = collector.store.lookup(&address);
     let signup = record.id.clone();
     let locale = record.locale.clone();
-    Some(Box::new(move |tx: &rusqlite::Transaction, _index: u64| {
+    Some(Box::new(move |tx: &mut dyn crate::db::Sql, _index: u64| {
         let now = crate::store::now_ms();
         tx.execute(
             "INSERT INTO links (id, kind, lookup, identifier, channel, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, 'email', ?5, ?6)",
-            params![&id[..], LINK_KIND, &lookup[..], address, now, deadline],
+            params![&id[..], LINK_KIND, &lookup[..], &address, now, deadline],
         )?;
         tx.execute(
             "INSERT INTO confirm_mail (link_id, signup, lookup, address, locale, deadline, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            params![&id[..], signup, &lookup[..], address, locale, deadline, now],
+            params![&id[..], &signup, &lookup[..], &address, &locale, deadline, now],
         )?;
         Ok(())
     }))

@@ -23,7 +23,7 @@ pub struct Options {
     pub config: PathBuf,
     pub www: PathBuf,
     pub addr: String,
-    pub db: PathBuf,
+    pub db: crate::db::Location,
     /// `--key`: the key file to sign with (made by `unticked keygen`); `None` is `<db>.key`.
     pub key: Option<PathBuf>,
     /// Records a second one client address may post (0: no limit).
@@ -105,7 +105,7 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
     let mut allowed = config.origins.clone();
     allowed.extend(settings.public_origins.iter().cloned());
     let writers = crate::http::Writers::new(&allowed);
-    let statics = Arc::new(crate::statics::Statics::new(&www, store.path()));
+    let statics = Arc::new(crate::statics::Statics::new(&www, store.location().file()));
     // Each address may post `rate_limit` records a second, in bursts of three seconds'
     // worth, and store `daily_quota` a day (crate::limit).
     let limits = crate::limit::Limits::new(settings.rate_limit, settings.daily_quota);
@@ -405,9 +405,11 @@ pub fn main(options: Options) -> ExitCode {
         return ExitCode::from(2);
     }
     // Before anything is created: a key or a WAL under the web root would be downloadable.
-    if let Err(e) = crate::statics::check_layout(&options.www, &options.db) {
-        eprintln!("unticked serve: refusing to start: {e}");
-        return ExitCode::FAILURE;
+    if let Some(file) = options.db.file() {
+        if let Err(e) = crate::statics::check_layout(&options.www, file) {
+            eprintln!("unticked serve: refusing to start: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Some(key) = &options.key {
         // A key given is never made here: an instance that made its own would sign a log
@@ -434,23 +436,24 @@ pub fn main(options: Options) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(e.exit_code());
     }
-    // Held until serve returns: the tree it keeps in memory must be the only writer's
-    // (crate::lock), so `unticked import` refuses while it runs.
-    let log_lock = match crate::lock::hold(&options.db) {
+    // Held until serve returns: the tree it keeps in memory must be the only writer's of a
+    // SQLite file (crate::lock), so `unticked import` refuses while it runs. PostgreSQL
+    // sequences in the database: any number of collectors write its log.
+    let log_lock = match options.db.file().map(crate::lock::hold).transpose() {
         Ok(lock) => lock,
         Err(e) => {
             eprintln!("unticked serve: refusing to start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let store = match Store::open_with_key(
+    let store = match Store::open_at(
         &options.db,
         options.key.as_deref(),
         &crate::texts::Shown::compiled(&compiled),
     ) {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("unticked serve: cannot open the log {}: {}", options.db.display(), e);
+            eprintln!("unticked serve: cannot open the log {}: {}", options.db, e);
             return ExitCode::FAILURE;
         }
     };
@@ -461,10 +464,7 @@ pub fn main(options: Options) -> ExitCode {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     if let Err(e) = store.config_served(&config_sha256, &text, started) {
-        eprintln!(
-            "unticked serve: cannot record the config served in {}: {e}",
-            options.db.display()
-        );
+        eprintln!("unticked serve: cannot record the config served in {}: {e}", options.db);
         return ExitCode::FAILURE;
     }
     if let Some(target) = &options.witness {
@@ -500,7 +500,7 @@ pub fn main(options: Options) -> ExitCode {
         // Tests and build.sh read this line to find the port.
         println!(
             "unticked: log {} (checkpoints signed by {}, key {})",
-            options.db.display(),
+            options.db,
             store.origin(),
             unticked_core::record::base64url(store.public_key().as_bytes())
         );
@@ -565,7 +565,9 @@ pub fn main(options: Options) -> ExitCode {
     // The background tasks (webhooks, confirmation mails) end with the runtime; then nothing
     // writes any more, and the lock can go.
     drop(runtime);
-    log_lock.release();
+    if let Some(lock) = log_lock {
+        lock.release();
+    }
     stopped
 }
 

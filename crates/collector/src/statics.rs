@@ -97,14 +97,15 @@ pub struct Statics {
 }
 
 impl Statics {
-    pub fn new(www: &Path, db: &Path) -> Statics {
+    /// `db`: the SQLite file, whose files are never served (a PostgreSQL log has none here).
+    pub fn new(www: &Path, db: Option<&Path>) -> Statics {
         let root = std::fs::canonicalize(www).ok();
         if root.is_none() {
             tracing::warn!(www = %www.display(), "the web root does not exist; no static files are served");
         }
         Statics {
             root,
-            private: resolved_database_files(db),
+            private: db.map(resolved_database_files).unwrap_or_default(),
         }
     }
 

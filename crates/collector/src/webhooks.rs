@@ -6,13 +6,13 @@
 //! HMAC-SHA256>`), retrying with exponential backoff until `retry_for_seconds`, then
 //! dead-letters them for `POST /v1/admin/webhooks/replay`. See docs/webhooks.md.
 
+use crate::db::{params, DbError, Dialect, Sql, SqlExt};
 use crate::records::Accepted;
 use crate::settings::{Webhook, WebhookEvent};
 use crate::state::Collector;
-use crate::store::{now_ms, open_connection, Effect};
+use crate::store::{now_ms, Effect};
 use base64ct::{Base64, Encoding};
 use hmac::{Hmac, KeyInit, Mac};
-use rusqlite::{params, Connection, OpenFlags};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,7 +117,7 @@ pub fn effects(collector: &Collector, accepted: &Accepted) -> Vec<Effect> {
         return Vec::new();
     }
     let id = record.id.clone();
-    vec![Box::new(move |tx: &rusqlite::Transaction<'_>, idx: u64| {
+    vec![Box::new(move |tx: &mut dyn Sql, idx: u64| {
         let now = now_ms();
         for e in &events {
             let payload = serde_json::json!({
@@ -152,7 +152,7 @@ struct Pending {
 /// Writes one event to the outbox, due now.
 #[allow(clippy::too_many_arguments)] // one column each
 fn enqueue(
-    tx: &rusqlite::Connection,
+    tx: &mut dyn Sql,
     endpoint: &str,
     subject: &str,
     event_id: &str,
@@ -160,7 +160,7 @@ fn enqueue(
     record_idx: Option<u64>,
     payload: &serde_json::Value,
     now: u64,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO webhook_outbox (endpoint, subject, event_id, type, record_idx, payload, created_at, next_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
@@ -170,7 +170,7 @@ fn enqueue(
             event_id,
             event.as_str(),
             record_idx,
-            payload.to_string(),
+            &payload.to_string(),
             now
         ],
     )?;
@@ -193,9 +193,7 @@ fn subscribed(collector: &Collector, event: WebhookEvent) -> Vec<String> {
 /// (they carry the contact, Art. 17); this one carries only the subject's keyed index, the
 /// `subject` every earlier event carried beside the identifier, so that a receiver can find
 /// and erase its copy (Art. 17(2): tell those the data was disclosed to, Art. 19).
-pub fn erased(
-    collector: &Collector,
-) -> impl Fn(&rusqlite::Transaction<'_>, &str) -> rusqlite::Result<()> + Send + 'static {
+pub fn erased(collector: &Collector) -> impl Fn(&mut dyn Sql, &str) -> Result<(), DbError> + Send + Sync + 'static {
     let endpoints = subscribed(collector, WebhookEvent::Erased);
     move |tx, subject| {
         let now = now_ms();
@@ -233,9 +231,6 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
     if outdated.is_empty() && expired.is_empty() {
         return Ok(0);
     }
-    let mut conn = connection(collector).map_err(|e| e.to_string())?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| e.to_string())?;
     let terms = unticked_core::consent::Terms::of(&collector.config);
     // One ordered scan of every subject (crate::rights, as the audience lists read them),
     // keeping only the purposes that stand outdated or expired on a channel of the kind of
@@ -293,25 +288,25 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
                 _ => continue,
             };
             let stored = collector.store.record(record_id).map_err(|e| e.to_string())?;
-            // Immediate: the write lock first, then the check that no erasure came between
-            // the read above and now (an event must not carry an erased contact).
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(|e| e.to_string())?;
-            let still_held = tx
-                .prepare("SELECT 1 FROM subjects WHERE lookup = ?1")
-                .and_then(|mut s| s.exists([&lookup]))
-                .map_err(|e| e.to_string())?;
+            // The write lock first (SQLite's BEGIN IMMEDIATE; on PostgreSQL the subject's
+            // rows locked, which an erasure's first UPDATE of them waits for), then the
+            // check that no erasure came between the read above and now (an event must not
+            // carry an erased contact).
+            let held_check = match collector.store.location().dialect() {
+                Dialect::Sqlite => "SELECT 1 FROM subjects WHERE lookup = ?1",
+                Dialect::Postgres => "SELECT 1 FROM subjects WHERE lookup = ?1 FOR UPDATE",
+            };
+            let written_here = collector.store.pool().transaction(|tx| {
+            let mut enqueued = 0;
+            let still_held = tx.value::<i64>(held_check, params![&lookup])?.is_some();
             if !still_held {
-                break;
+                return Ok::<_, DbError>(None);
             }
             for url in endpoints {
-                let told = tx
-                    .execute(
-                        "INSERT OR IGNORE INTO webhook_notified (endpoint, subject, purpose, state, record, notified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![url, subject, standing.purpose, event.as_str(), record_id, written],
-                    )
-                    .map_err(|e| e.to_string())?;
+                let told = tx.execute(
+                        "INSERT INTO webhook_notified (endpoint, subject, purpose, state, record, notified_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                        params![url, &subject, &standing.purpose, event.as_str(), record_id, written],
+                    )?;
                 if told == 0 {
                     continue; // this endpoint knows already
                 }
@@ -333,10 +328,16 @@ pub fn sweep(collector: &Collector, now: u64) -> Result<usize, String> {
                 });
                 let event_id = format!("msg_{record_id}_{}_{}", standing.purpose, event.as_str());
                 let index = stored.as_ref().map(|(i, _)| *i);
-                enqueue(&tx, url, &subject, &event_id, event, index, &payload, written).map_err(|e| e.to_string())?;
+                enqueue(tx, url, &subject, &event_id, event, index, &payload, written)?;
                 enqueued += 1;
             }
-            tx.commit().map_err(|e| e.to_string())?;
+            Ok(Some(enqueued))
+            }).map_err(|e| e.to_string())?;
+            match written_here {
+                Some(n) => enqueued += n,
+                // Erased meanwhile: nothing more of them.
+                None => break,
+            }
         }
     }
     Ok(enqueued)
@@ -413,6 +414,12 @@ pub fn start(collector: Arc<Collector>) {
     let dispatcher = collector.clone();
     tokio::spawn(async move {
         loop {
+            // With several collectors on one PostgreSQL log, one delivers (an event sent
+            // twice at once would break the order per subject).
+            if !dispatcher.store.leads_background_work() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             let delivered = match run_once(&dispatcher, &tls).await {
                 Ok(n) => n,
                 Err(e) => {
@@ -435,6 +442,10 @@ pub fn start(collector: Arc<Collector>) {
         tokio::spawn(async move {
             loop {
                 let c = collector.clone();
+                if !collector.store.leads_background_work() {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
                 match tokio::task::spawn_blocking(move || sweep(&c, now_ms())).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(events = n, "webhooks: consents outdated or expired, told"),
@@ -447,39 +458,35 @@ pub fn start(collector: Arc<Collector>) {
     }
 }
 
-fn connection(collector: &Collector) -> rusqlite::Result<Connection> {
-    open_connection(collector.store.path(), OpenFlags::default())
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string()))))
-}
-
 /// One pass: every due event whose earlier events (same endpoint and subject) are settled.
 /// The events of one pass are of different (endpoint, subject) pairs, so they may go out at
 /// once ([`IN_FLIGHT`]) without breaking the order per subject; their outcomes are written
 /// in one transaction.
-async fn run_once(collector: &Arc<Collector>, tls: &Arc<Tls>) -> rusqlite::Result<usize> {
-    let mut conn = connection(collector)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    let due = {
-        let mut statement = conn.prepare_cached(
+async fn run_once(collector: &Arc<Collector>, tls: &Arc<Tls>) -> Result<usize, DbError> {
+    let pool = collector.store.pool();
+    let due = pool.run(|sql| {
+        sql.rows(
             "SELECT seq, endpoint, event_id, record_idx, payload, created_at, attempts FROM webhook_outbox o \
              WHERE delivered_at IS NULL AND dead_at IS NULL AND next_at <= ?1 AND NOT EXISTS ( \
                SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint AND p.subject = o.subject \
                AND p.seq < o.seq AND p.delivered_at IS NULL AND p.dead_at IS NULL) \
              ORDER BY seq LIMIT 256",
-        )?;
-        let rows = statement.query_map([now_ms()], |row| {
+            params![now_ms()],
+        )?
+        .into_iter()
+        .map(|mut row| {
             Ok(Due {
                 seq: row.get(0)?,
-                endpoint: row.get(1)?,
-                event_id: row.get(2)?,
+                endpoint: row.take(1)?,
+                event_id: row.take(2)?,
                 record_idx: row.get(3)?,
-                payload: row.get(4)?,
+                payload: row.take(4)?,
                 created_at: row.get(5)?,
                 attempts: row.get(6)?,
             })
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
-    };
+        })
+        .collect::<Result<Vec<_>, DbError>>()
+    })?;
     let mut delivered = 0;
     let mut due = due.into_iter().peekable();
     while due.peek().is_some() {
@@ -501,14 +508,15 @@ async fn run_once(collector: &Arc<Collector>, tls: &Arc<Tls>) -> rusqlite::Resul
                 outcomes.push(done);
             }
         }
-        let tx = conn.transaction()?;
         let now = now_ms();
+        delivered += pool.transaction(|tx| {
+        let mut delivered = 0;
         for (event, hook, payload, outcome) in outcomes {
             match outcome {
                 Ok(()) => {
                     tx.execute(
                         "UPDATE webhook_outbox SET delivered_at = ?1, attempts = attempts + 1, last_error = NULL, payload = ?2 WHERE seq = ?3",
-                        params![now, payload, event.seq],
+                        params![now, &payload, event.seq],
                     )?;
                     delivered += 1;
                 }
@@ -519,12 +527,13 @@ async fn run_once(collector: &Arc<Collector>, tls: &Arc<Tls>) -> rusqlite::Resul
                     tracing::warn!(seq = event.seq, attempts, dead, %error, "webhooks: delivery failed");
                     tx.execute(
                         "UPDATE webhook_outbox SET attempts = ?1, last_error = ?2, next_at = ?3, dead_at = ?4, payload = ?5 WHERE seq = ?6",
-                        params![attempts, error, now + wait, dead.then_some(now), payload, event.seq],
+                        params![attempts, &error, now + wait, dead.then_some(now), &payload, event.seq],
                     )?;
                 }
             }
         }
-        tx.commit()?;
+        Ok::<_, DbError>(delivered)
+        })?;
     }
     Ok(delivered)
 }
@@ -682,63 +691,64 @@ where
 }
 
 /// The rows the admin API lists: pending (`dead = false`) or dead-lettered.
-pub fn list(collector: &Collector, dead: bool) -> rusqlite::Result<serde_json::Value> {
-    let conn = connection(collector)?;
+pub fn list(collector: &Collector, dead: bool) -> Result<serde_json::Value, DbError> {
     let condition = if dead {
         "dead_at IS NOT NULL"
     } else {
         "delivered_at IS NULL AND dead_at IS NULL"
     };
-    let mut statement = conn.prepare(&format!(
+    let statement = format!(
         "SELECT seq, endpoint, event_id, type, attempts, last_error, next_at, created_at, dead_at FROM webhook_outbox WHERE {condition} ORDER BY seq LIMIT 1000"
-    ))?;
-    let events = statement
-        .query_map([], |row| {
-            Ok(serde_json::json!({
-                "seq": row.get::<_, i64>(0)?,
-                "endpoint": row.get::<_, String>(1)?,
-                "id": row.get::<_, String>(2)?,
-                "type": format!("consent.{}", row.get::<_, String>(3)?),
-                "attempts": row.get::<_, i64>(4)?,
-                "last_error": row.get::<_, Option<String>>(5)?,
-                "next_attempt_at": row.get::<_, i64>(6)?,
-                "created_at": row.get::<_, i64>(7)?,
-                "dead_at": row.get::<_, Option<i64>>(8)?,
-            }))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let count = |sql: &str| conn.query_row(sql, [], |row| row.get::<_, i64>(0));
-    Ok(serde_json::json!({
-        "events": events,
-        "counts": {
-            "pending": count("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND dead_at IS NULL")?,
-            "delivered": count("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NOT NULL")?,
-            "dead": count("SELECT COUNT(*) FROM webhook_outbox WHERE dead_at IS NOT NULL")?,
-        }
-    }))
+    );
+    collector.store.pool().snapshot(|sql| {
+        let events = sql
+            .rows(&statement, params![])?
+            .into_iter()
+            .map(|mut row| {
+                Ok(serde_json::json!({
+                    "seq": row.get::<i64>(0)?,
+                    "endpoint": row.take::<String>(1)?,
+                    "id": row.take::<String>(2)?,
+                    "type": format!("consent.{}", row.take::<String>(3)?),
+                    "attempts": row.get::<i64>(4)?,
+                    "last_error": row.take::<Option<String>>(5)?,
+                    "next_attempt_at": row.get::<i64>(6)?,
+                    "created_at": row.get::<i64>(7)?,
+                    "dead_at": row.get::<Option<i64>>(8)?,
+                }))
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        let mut count = |statement: &str| -> Result<i64, DbError> { Ok(sql.value(statement, params![])?.unwrap_or(0)) };
+        Ok(serde_json::json!({
+            "events": events,
+            "counts": {
+                "pending": count("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND dead_at IS NULL")?,
+                "delivered": count("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NOT NULL")?,
+                "dead": count("SELECT COUNT(*) FROM webhook_outbox WHERE dead_at IS NOT NULL")?,
+            }
+        }))
+    })
 }
 
 /// Puts dead events (`seqs`, or all) back to pending, due now, their retry window restarted.
-pub fn replay(collector: &Collector, seqs: Option<&[i64]>) -> rusqlite::Result<usize> {
-    let conn = connection(collector)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+pub fn replay(collector: &Collector, seqs: Option<&[i64]>) -> Result<usize, DbError> {
     let now = now_ms();
-    match seqs {
-        None => conn.execute(
+    collector.store.pool().transaction(|sql| match seqs {
+        None => sql.execute(
             "UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, next_at = ?1, created_at = ?1 WHERE dead_at IS NOT NULL",
-            [now],
+            params![now],
         ),
         Some(seqs) => {
             let mut n = 0;
             for seq in seqs {
-                n += conn.execute(
+                n += sql.execute(
                     "UPDATE webhook_outbox SET dead_at = NULL, attempts = 0, next_at = ?1, created_at = ?1 WHERE dead_at IS NOT NULL AND seq = ?2",
-                    params![now, seq],
+                    params![now, *seq],
                 )?;
             }
             Ok(n)
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -821,7 +831,7 @@ mod tests {
             },
         );
         crate::optin_tests::sign_up(&app, &config, &sha).await;
-        let conn = Connection::open(&db).unwrap();
+        let conn = rusqlite::Connection::open(&db).unwrap();
         let events: Vec<serde_json::Value> = conn
             .prepare("SELECT payload FROM webhook_outbox ORDER BY seq")
             .unwrap()
