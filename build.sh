@@ -303,6 +303,9 @@ start_postgres() {
     if "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -s \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR" start; then
       export UNTICKED_TEST_POSTGRES="postgres://$user@127.0.0.1:$port/postgres"
+      # How the restart test (tests/postgres_restart.rs) stops and starts this cluster.
+      export UNTICKED_TEST_POSTGRES_STOP="${PG_RUN[*]} $PG_BIN/pg_ctl -D $PG_DIR/data -m fast -w -s stop"
+      export UNTICKED_TEST_POSTGRES_START="${PG_RUN[*]} $PG_BIN/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log -w -s -o '-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR' start"
       echo "PostgreSQL on $UNTICKED_TEST_POSTGRES" >&2
       return 0
     fi
@@ -317,7 +320,7 @@ stop_postgres() {
   "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w -s stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
   PG_DIR=""
-  unset UNTICKED_TEST_POSTGRES
+  unset UNTICKED_TEST_POSTGRES UNTICKED_TEST_POSTGRES_STOP UNTICKED_TEST_POSTGRES_START
 }
 
 test_all() {
@@ -331,8 +334,15 @@ test_all() {
   cargo clippy -p unticked-core --no-default-features --all-targets -- -D warnings
   start_postgres
   trap stop_postgres EXIT
-  step "native tests (PostgreSQL ones on the throwaway cluster)"
+  step "native tests on SQLite (and the PostgreSQL fault tests on the throwaway cluster)"
   cargo test --workspace
+  # The collector's shared suite again, every log on PostgreSQL (tests/common: a database
+  # per log). keygen_cli and lint_cli are not in it: they test SQLite's key file beside the
+  # log and the linter, which has no log; the postgres_* tests ran above.
+  step "native tests of the collector on PostgreSQL"
+  UNTICKED_TEST_BACKEND=postgres cargo test -p unticked-collector \
+    --test assisted --test durability --test history_cli --test http_edge --test import_cli \
+    --test rights --test serve_cli --test webhooks --test witness
   size
   step "the wasm's exports from Node (no browser)"
   node --test tests/wasm/

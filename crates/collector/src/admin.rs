@@ -567,7 +567,7 @@ mod tests {
         assert_eq!(all.lines().count(), 4, "the records stay");
         let key = crate::verify::public_key(None, &Keys::path_for(&db)).unwrap();
         assert!(
-            crate::verify::verify(&db, &key, None, &[]).is_ok(),
+            crate::verify::verify(&crate::db::Location::from(db.as_path()), &key, None, &[]).is_ok(),
             "and the log still verifies"
         );
     }

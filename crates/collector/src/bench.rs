@@ -29,8 +29,17 @@ impl<E: std::fmt::Display> From<E> for BenchError {
 }
 
 pub struct Options {
-    /// A running collector; without it the bench starts its own on a fresh log.
-    pub url: Option<String>,
+    /// Running collectors (one log behind them); without any the bench starts its own.
+    pub urls: Vec<String>,
+    /// The log of the collectors the bench starts: a fresh SQLite file of its own by default,
+    /// or a PostgreSQL database (with `key`), which should be empty.
+    pub db: Option<crate::db::Location>,
+    pub key: Option<PathBuf>,
+    /// How many collectors the bench starts on `db`.
+    pub instances: usize,
+    /// Send a record again after a 503 or a lost connection, as the widget's outbox does,
+    /// until it is stored.
+    pub retry: bool,
     pub config: PathBuf,
     pub www: PathBuf,
     pub records: usize,
@@ -164,16 +173,29 @@ fn start_collector(
     options: &Options,
     config: &std::path::Path,
     dir: &std::path::Path,
+    public_origin: Option<&str>,
 ) -> Result<(Child, String), BenchError> {
-    let mut child = Command::new(std::env::current_exe()?)
+    let mut command = Command::new(std::env::current_exe()?);
+    command
         .env(crate::admin::TOKEN_VARIABLE, BENCH_TOKEN)
         .arg("serve")
         .arg("--config")
         .arg(config)
         .arg("--www")
-        .arg(&options.www)
-        .arg("--db")
-        .arg(dir.join("bench.db"))
+        .arg(&options.www);
+    match &options.db {
+        Some(db) => command.arg("--db").arg(db.to_url()),
+        None => command.arg("--db").arg(dir.join("bench.db")),
+    };
+    if let Some(key) = &options.key {
+        command.arg("--key").arg(key);
+    }
+    // Several collectors behind one address take the same records: each is told the first
+    // one's origin is its own, as instances behind a load balancer are told the shop's.
+    if let Some(origin) = public_origin {
+        command.args(["--public-origin", origin]);
+    }
+    let mut child = command
         .args(["--addr", "127.0.0.1:0", "--rate-limit", "0", "--daily-quota", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -196,6 +218,14 @@ fn start_collector(
     Err(BenchError("the collector did not start".into()))
 }
 
+/// Stops the collectors the bench started.
+fn stop(children: &mut Vec<Child>) {
+    for mut child in children.drain(..) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// Peak resident memory of a process, from Linux's /proc (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -206,45 +236,107 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 struct Outcome {
     latencies: Vec<Duration>,
     statuses: Vec<u16>,
+    /// Sends that met a 503, or no connection, and were made again (with `--retry`).
+    retried: Retried,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Retried {
+    unavailable: usize,
+    unconnected: usize,
+}
+
+/// The longest a record is retried for before the bench gives up on it.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(authority: &str) -> Result<Sender, BenchError> {
+    let stream = tokio::net::TcpStream::connect(authority).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Posts one record: its status and latency. With `retry`, a 503 or a lost connection is
+/// waited out and the same bytes sent again (backing off from 50 ms to 1 s, as the widget's
+/// outbox backs off), counting each retry; the latency is then from the first send.
+async fn post_one(
+    sender: &mut Option<Sender>,
+    authority: &str,
+    body: &str,
+    retry: bool,
+    retried: &mut Retried,
+) -> Result<(u16, Duration), BenchError> {
+    let first = Instant::now();
+    let mut wait = Duration::from_millis(50);
+    loop {
+        let attempt = async {
+            if sender.is_none() {
+                *sender = Some(connect(authority).await?);
+            }
+            let request = hyper::Request::post("/v1/records")
+                .header(hyper::header::HOST, authority)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(body.to_string())))?;
+            let response = sender.as_mut().expect("connected").send_request(request).await?;
+            let status = response.status().as_u16();
+            response.into_body().collect().await?;
+            Ok::<_, BenchError>(status)
+        }
+        .await;
+        match attempt {
+            Ok(503) | Err(_) if retry && first.elapsed() < RETRY_FOR => {
+                if attempt.is_err() {
+                    *sender = None;
+                    retried.unconnected += 1;
+                } else {
+                    retried.unavailable += 1;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+            Ok(status) => return Ok((status, first.elapsed())),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn post_all(
-    url: &str,
+    urls: &[String],
     bodies: Arc<Vec<(String, String)>>,
     concurrency: usize,
     acked: Option<Arc<Mutex<std::fs::File>>>,
+    retry: bool,
 ) -> Result<(Outcome, Duration), BenchError> {
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| BenchError("the bench speaks plain http to a local collector".into()))?
-        .to_string();
+    let authorities = urls
+        .iter()
+        .map(|url| {
+            url.strip_prefix("http://")
+                .map(str::to_string)
+                .ok_or_else(|| BenchError("the bench speaks plain http to a local collector".into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (bodies, next, authority, acked) = (bodies.clone(), next.clone(), authority.clone(), acked.clone());
+    for connection in 0..concurrency {
+        // The connections are spread over the collectors in turn, as a load balancer would.
+        let authority = authorities[connection % authorities.len()].clone();
+        let (bodies, next, acked) = (bodies.clone(), next.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome {
                 latencies: Vec::new(),
                 statuses: Vec::new(),
+                retried: Retried::default(),
             };
-            let stream = tokio::net::TcpStream::connect(&authority).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut sender = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((id, body)) = bodies.get(i) else { break };
-                let request = hyper::Request::post("/v1/records")
-                    .header(hyper::header::HOST, &authority)
-                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(body.clone())))?;
-                let sent = Instant::now();
-                let response = sender.send_request(request).await?;
-                let status = response.status().as_u16();
-                response.into_body().collect().await?;
-                outcome.latencies.push(sent.elapsed());
+                let (status, latency) = post_one(&mut sender, &authority, body, retry, &mut outcome.retried).await?;
+                outcome.latencies.push(latency);
                 outcome.statuses.push(status);
                 if status == 201 || status == 200 {
                     if let Some(file) = &acked {
@@ -260,11 +352,14 @@ async fn post_all(
     let mut all = Outcome {
         latencies: Vec::new(),
         statuses: Vec::new(),
+        retried: Retried::default(),
     };
     for task in tasks {
         let outcome = task.await??;
         all.latencies.extend(outcome.latencies);
         all.statuses.extend(outcome.statuses);
+        all.retried.unavailable += outcome.retried.unavailable;
+        all.retried.unconnected += outcome.retried.unconnected;
     }
     Ok((all, start.elapsed()))
 }
@@ -285,23 +380,37 @@ fn run(options: &Options) -> Result<(), BenchError> {
     let config =
         Config::from_json(&text).map_err(|_| BenchError("the config is not valid; run `unticked lint`".into()))?;
     let dir = tempfile::tempdir()?;
-    let (child, url) = match &options.url {
-        Some(url) => (None, url.trim_end_matches('/').to_string()),
-        None => {
-            let (child, url) = start_collector(options, &options.config, dir.path())?;
-            (Some(child), url)
+    let mut children: Vec<Child> = Vec::new();
+    let urls = if options.urls.is_empty() {
+        let mut urls: Vec<String> = Vec::new();
+        for _ in 0..options.instances.max(1) {
+            match start_collector(options, &options.config, dir.path(), urls.first().map(String::as_str)) {
+                Ok((child, url)) => {
+                    children.push(child);
+                    urls.push(url);
+                }
+                Err(e) => {
+                    stop(&mut children);
+                    return Err(e);
+                }
+            }
         }
+        urls
+    } else {
+        options
+            .urls
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .collect()
     };
+    let url = urls[0].clone();
     // The records come from the collector's own page, as the demo shop's do.
     eprintln!("unticked bench: signing {} records…", options.records);
     let config_sha256 = crate::compile::config_sha256(&text);
     let bodies = match deliveries(&config, &config_sha256, &url, options.records) {
         Ok(bodies) => Arc::new(bodies),
         Err(e) => {
-            if let Some(mut child) = child {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            stop(&mut children);
             return Err(e);
         }
     };
@@ -312,16 +421,19 @@ fn run(options: &Options) -> Result<(), BenchError> {
         None => None,
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    let posted = runtime.block_on(post_all(&url, bodies.clone(), options.concurrency.max(1), acked));
-    let peak = child.as_ref().and_then(|c| peak_rss_kib(c.id()));
-    let lists = match (&child, options.audience, &posted) {
-        (Some(_), true, Ok(_)) => Some(time_lists(&url)),
+    let posted = runtime.block_on(post_all(
+        &urls,
+        bodies.clone(),
+        options.concurrency.max(1),
+        acked,
+        options.retry,
+    ));
+    let peak = children.iter().filter_map(|c| peak_rss_kib(c.id())).max();
+    let lists = match (children.len(), options.audience, &posted) {
+        (1, true, Ok(_)) => Some(time_lists(&url)),
         _ => None,
     };
-    if let Some(mut child) = child {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    stop(&mut children);
     let (mut outcome, elapsed) = posted?;
     // After the run, so that it neither competes with the collector nor delays the first post.
     let (one_core, all_cores, cores) = verification_rates(&bodies);
@@ -333,11 +445,18 @@ fn run(options: &Options) -> Result<(), BenchError> {
     let stored = outcome.statuses.iter().filter(|&&s| s == 201).count();
     let other: Vec<&u16> = outcome.statuses.iter().filter(|&&s| s != 201).collect();
     println!(
-        "{} records over {} connections to {url}: {stored} stored (201), {} other answers",
+        "{} records over {} connections to {}: {stored} stored (201), {} other answers",
         bodies.len(),
         options.concurrency,
+        urls.join(" "),
         other.len()
     );
+    if options.retry {
+        println!(
+            "retried     {} sends after a 503 and {} after no connection, as the outbox does",
+            outcome.retried.unavailable, outcome.retried.unconnected
+        );
+    }
     println!(
         "ingest     {:>9.0} records/s   p50 {:.2} ms   p99 {:.2} ms",
         outcome.statuses.len() as f64 / elapsed.as_secs_f64(),
@@ -357,7 +476,7 @@ fn run(options: &Options) -> Result<(), BenchError> {
         // the same subjects move from the audience to the suppression list.
         let outdated = dir.path().join("consent-v2.json");
         std::fs::write(&outdated, bumped_email_offers(&text)?)?;
-        let (mut child, url) = start_collector(options, &outdated, dir.path())?;
+        let (mut child, url) = start_collector(options, &outdated, dir.path(), None)?;
         let lists = time_lists(&url);
         let _ = child.kill();
         let _ = child.wait();

@@ -54,6 +54,23 @@ impl Location {
 }
 
 /// For messages and logs: a PostgreSQL URL without its password (`user:secret@` → `user@`).
+impl From<&Path> for Location {
+    fn from(file: &Path) -> Location {
+        Location::Sqlite(file.to_path_buf())
+    }
+}
+
+impl Location {
+    /// The location as given, password included: for the command line of a child process,
+    /// never for a log line (that is what Display is for).
+    pub fn to_url(&self) -> std::ffi::OsString {
+        match self {
+            Location::Sqlite(path) => path.clone().into_os_string(),
+            Location::Postgres(url) => url.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -568,6 +585,12 @@ enum Connection {
 }
 
 /// One connection to either backend.
+/// How long a PostgreSQL connection may take to open.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a PostgreSQL session may sit idle inside a transaction before the server ends it.
+const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct Db {
     location: Location,
     connection: Connection,
@@ -595,14 +618,30 @@ impl Db {
                 Connection::Sqlite(conn)
             }
             Location::Postgres(url) => {
-                let mut client =
-                    in_place(|| postgres::Client::connect(url, postgres::NoTls)).map_err(|e| DbError::Open {
-                        location: location.to_string(),
-                        message: format!("PostgreSQL: {e}"),
-                    })?;
-                if access == Access::ReadOnly {
-                    in_place(|| client.batch_execute("SET default_transaction_read_only = on"))?;
+                let open_error = |e: postgres::Error| DbError::Open {
+                    location: location.to_string(),
+                    message: format!("PostgreSQL: {e}"),
+                };
+                let mut config: postgres::Config = url.parse().map_err(open_error)?;
+                // A database that is down must cost a request seconds, not the TCP timeout:
+                // it is answered 503 and the widget's outbox sends the record again.
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(CONNECT_TIMEOUT);
                 }
+                let mut client = in_place(|| config.connect(postgres::NoTls)).map_err(open_error)?;
+                // Our transactions never wait on the client side for long; one that does
+                // belongs to a collector that hangs (or, in the fault tests, stalls on
+                // purpose) while it holds the integration lock. PostgreSQL then ends its
+                // session, which releases the lock and rolls its batch back, and the next
+                // collector integrates the records (crate::store).
+                let mut setup = format!(
+                    "SET idle_in_transaction_session_timeout = {}; SET client_min_messages = warning;",
+                    IDLE_IN_TRANSACTION.as_millis()
+                );
+                if access == Access::ReadOnly {
+                    setup.push_str(" SET default_transaction_read_only = on;");
+                }
+                in_place(|| client.batch_execute(&setup))?;
                 Connection::Postgres {
                     client: Box::new(client),
                     statements: HashMap::new(),
@@ -697,7 +736,9 @@ impl Db {
         }
     }
 
-    fn is_closed(&self) -> bool {
+    /// Whether the connection is gone (PostgreSQL restarted, the network failed): it must be
+    /// opened anew.
+    pub fn is_closed(&self) -> bool {
         match &self.connection {
             Connection::Sqlite(_) => false,
             Connection::Postgres { client, .. } => client.is_closed(),

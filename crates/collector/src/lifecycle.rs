@@ -1398,7 +1398,12 @@ mod tests {
         }
         // And `unticked verify` finds the log clean, withdrawals and all.
         let db = dir.path().join("log.db");
-        let clean = crate::verify::verify(&db, &key.verifying(), Some(&key), &[]);
+        let clean = crate::verify::verify(
+            &crate::db::Location::from(db.as_path()),
+            &key.verifying(),
+            Some(&key),
+            &[],
+        );
         assert!(clean.is_ok(), "{:?}", clean.err());
     }
 

@@ -135,8 +135,24 @@ enum Command {
     /// p50/p99 latency and peak memory beside the raw signature verification rate.
     Bench {
         /// A running collector to post to; by default the bench starts its own on a fresh log.
+        /// Repeat it for several collectors of one log: the connections take them in turn.
+        #[arg(long = "url")]
+        urls: Vec<String>,
+        /// The log of the collectors the bench starts: by default a fresh SQLite file; a
+        /// PostgreSQL URL (with --key) for an empty database.
+        #[arg(long, conflicts_with = "urls", value_parser = parse_location)]
+        db: Option<db::Location>,
+        /// The key file of the collectors the bench starts (needed with a PostgreSQL --db).
+        #[arg(long, conflicts_with = "urls")]
+        key: Option<PathBuf>,
+        /// How many collectors the bench starts on --db, behind one address as if behind a
+        /// load balancer.
+        #[arg(long, default_value_t = 1, conflicts_with = "urls")]
+        instances: usize,
+        /// Send a record again after a 503 or a lost connection, as the widget's outbox does,
+        /// until it is stored (within two minutes).
         #[arg(long)]
-        url: Option<String>,
+        retry: bool,
         /// The config the records are made for (the collector's own).
         #[arg(long, default_value = "www/consent.json")]
         config: PathBuf,
@@ -154,7 +170,7 @@ enum Command {
         /// After the ingest, time the audience and suppression lists over the subjects the
         /// records made (half of them: every other record gives e-mail offers), then again
         /// after a new version of e-mail offers has made every consent outdated.
-        #[arg(long, conflicts_with = "url")]
+        #[arg(long, conflicts_with = "urls")]
         audience: bool,
     },
     /// Import a legacy contact list (CSV: `email` and/or `phone`, optional `source` and
@@ -193,10 +209,11 @@ enum Command {
     /// Recompute the log from its stored records and check every signed checkpoint.
     /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
     Verify {
-        /// The SQLite log written by `unticked serve`.
-        #[arg(long, default_value = "unticked.db", conflicts_with = "url")]
-        db: PathBuf,
-        /// The collector's key file; `<db>.key` by default.
+        /// The log written by `unticked serve`: a SQLite file or a PostgreSQL URL
+        /// (`postgres://user@host/database`, which needs --key or --public-key).
+        #[arg(long, default_value = "unticked.db", conflicts_with = "url", value_parser = parse_location)]
+        db: db::Location,
+        /// The collector's key file; `<db>.key` by default for a SQLite log.
         #[arg(long, conflicts_with = "url")]
         key: Option<PathBuf>,
         /// A running collector (http://host:port) instead of a file; reads its records with
@@ -258,7 +275,11 @@ fn main() -> ExitCode {
         }),
         Command::Keygen { out } => keygen(&out),
         Command::Bench {
-            url,
+            urls,
+            db,
+            key,
+            instances,
+            retry,
             config,
             www,
             records,
@@ -266,7 +287,11 @@ fn main() -> ExitCode {
             acked,
             audience,
         } => bench::main(bench::Options {
-            url,
+            urls,
+            db,
+            key,
+            instances,
+            retry,
             config,
             www,
             records,
@@ -309,8 +334,19 @@ fn main() -> ExitCode {
                     (url.clone(), outcome)
                 }
                 None => {
-                    let path = key.clone().unwrap_or_else(|| store::Keys::path_for(&db));
+                    let path = match (&key, db.file()) {
+                        (Some(key), _) => Ok(key.clone()),
+                        (None, Some(file)) => Ok(store::Keys::path_for(file)),
+                        (None, None) => Err(verify::Broken::Unreadable(
+                            "a PostgreSQL log has no key file beside it: give --key FILE (or --public-key)".into(),
+                        )),
+                    };
                     let outcome = anchors.and_then(|a| {
+                        let path = match (&path, &public_key) {
+                            (Ok(path), _) => path.clone(),
+                            (Err(_), Some(_)) => PathBuf::new(),
+                            (Err(e), None) => return Err(e.clone()),
+                        };
                         let public = verify::public_key(public_key.as_deref(), &path)?;
                         // The key file gives the keyed subject index too; an auditor with only
                         // the public key checks everything else.
@@ -321,7 +357,7 @@ fn main() -> ExitCode {
                         };
                         verify::verify(&db, &public, keys.as_ref(), &a)
                     });
-                    (db.display().to_string(), outcome)
+                    (db.to_string(), outcome)
                 }
             };
             match outcome {
@@ -335,6 +371,12 @@ fn main() -> ExitCode {
                         clean.anchors,
                         unticked_core::record::hex(&clean.root)
                     );
+                    if clean.pending > 0 {
+                        println!(
+                            "unticked verify: {what}: {} records sequenced after them await integration (never acknowledged; the next collector to run integrates them)",
+                            clean.pending
+                        );
+                    }
                     for what in clean.unchecked {
                         println!("unticked verify: not checked: {what}");
                     }

@@ -1480,7 +1480,10 @@ fn write_loop(mut db: Db, shared: &Shared, queue: &mpsc::Receiver<Job>) {
             match queue.recv_timeout(ORPHAN_CHECK) {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(e) = integrate(&mut db, shared, 0) {
+                    if let Err(e) = reopen_if_closed(&mut db, shared)
+                        .map_err(StoreError::from)
+                        .and_then(|()| integrate(&mut db, shared, 0))
+                    {
                         tracing::warn!(error = %e, "could not integrate the records waiting");
                     }
                     continue;
@@ -1501,7 +1504,10 @@ fn write_loop(mut db: Db, shared: &Shared, queue: &mpsc::Receiver<Job>) {
             }
         }
         let outcomes = if postgres {
-            commit_batch_postgres(&mut db, shared, &batch)
+            match reopen_if_closed(&mut db, shared) {
+                Ok(()) => commit_batch_postgres(&mut db, shared, &batch),
+                Err(e) => failed(&batch, e.into()),
+            }
         } else {
             commit_batch(&mut db, shared, &batch)
         };
@@ -1509,6 +1515,16 @@ fn write_loop(mut db: Db, shared: &Shared, queue: &mpsc::Receiver<Job>) {
             let _ = job.reply.send(outcome);
         }
     }
+}
+
+/// PostgreSQL: the writer's connection opened anew when the server dropped it (a restart,
+/// a failover). While the server is away this fails, and the batch is answered 503.
+fn reopen_if_closed(db: &mut Db, shared: &Shared) -> Result<(), DbError> {
+    if db.is_closed() {
+        *db = Db::open(&shared.location, Access::ReadWrite)?;
+        tracing::info!("writer reconnected to the database");
+    }
+    Ok(())
 }
 
 /// Every job of a failed batch gets its error.

@@ -13,11 +13,11 @@
 //! every checkpoint as it is made (`serve --witness`, then `verify --witness`): the log must
 //! still hold exactly each tree they signed.
 
+use crate::db::{params, Access, Db, DbError, Dialect, Location, Sql, SqlExt};
 use crate::store::{checkpoint_body, origin_of, Keys};
 use crate::texts::sha256_hex;
 use base64ct::Encoding;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
 use unticked_core::capture::{committed_bytes, Disclosure, SALT_LEN};
@@ -37,12 +37,16 @@ pub struct Clean {
     pub disclosures: u64,
     /// Checkpoints kept outside (`--checkpoint`, `--witness`) the log still holds.
     pub anchors: u64,
+    /// Records sequenced by a PostgreSQL instance that are not yet in the tree: never
+    /// acknowledged, and integrated by the next instance that runs (crate::store). Not
+    /// counted in `records`.
+    pub pending: u64,
     /// What could not be checked, and why.
     pub unchecked: Vec<&'static str>,
 }
 
 /// The first thing wrong with a log.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broken {
     /// The database or key cannot be read (exit 2).
     Unreadable(String),
@@ -149,15 +153,9 @@ impl Anchor {
     /// The database still holds this very checkpoint: the collector stores every checkpoint
     /// it publishes, and they are never removed, so a missing one or one signed with another
     /// time is a rewrite.
-    fn check_stored(&self, conn: &Connection) -> Result<(), Broken> {
-        let stored: Option<u64> = conn
-            .query_row(
-                "SELECT timestamp FROM checkpoints WHERE size = ?1",
-                [self.size],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| Broken::Unreadable(e.to_string()))?;
+    fn check_stored(&self, sql: &mut dyn Sql) -> Result<(), Broken> {
+        let stored: Option<u64> =
+            sql.value("SELECT timestamp FROM checkpoints WHERE size = ?1", params![self.size])?;
         let last = self.size.saturating_sub(1);
         match stored {
             None => Err(at(
@@ -209,241 +207,234 @@ struct StoredDisclosure {
     birthday_salt: Option<Vec<u8>>,
 }
 
-/// Verifies the log in `db` against the collector's public key, and the checkpoints kept
-/// outside it (`anchors`). With the key file's `keys`, the keyed subject index is checked
-/// too (it is an HMAC under the key file's secret, which an auditor holding only the public
-/// key does not have).
-pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[Anchor]) -> Result<Clean, Broken> {
-    let unreadable = |e: &dyn std::fmt::Display| Broken::Unreadable(e.to_string());
-    let origin = origin_of(public);
-    if !db.exists() {
-        return Err(Broken::Unreadable(format!("{}: no such file", db.display())));
+/// Records read at once: the log and its disclosures are walked page by page, by index, so
+/// that neither is held in memory whole and one connection serves both.
+const PAGE: u64 = 2048;
+
+impl From<DbError> for Broken {
+    fn from(e: DbError) -> Broken {
+        Broken::Unreadable(e.to_string())
     }
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| unreadable(&e))?;
+}
+
+/// Verifies the log at `location` (a SQLite file or a PostgreSQL database) against the
+/// collector's public key, and the checkpoints kept outside it (`anchors`). With the key
+/// file's `keys`, the keyed subject index is checked too (it is an HMAC under the key file's
+/// secret, which an auditor holding only the public key does not have).
+pub fn verify(
+    location: &Location,
+    public: &VerifyingKey,
+    keys: Option<&Keys>,
+    anchors: &[Anchor],
+) -> Result<Clean, Broken> {
+    if let Some(file) = location.file() {
+        if !file.exists() {
+            return Err(Broken::Unreadable(format!("{}: no such file", file.display())));
+        }
+    }
+    let mut db = Db::open(location, Access::ReadOnly)?;
     // One snapshot for every table: a collector writing meanwhile must not make a newer
     // checkpoint look like one whose records were removed.
-    conn.execute_batch("BEGIN").map_err(|e| unreadable(&e))?;
+    db.snapshot(|sql| verify_in(sql, public, keys, anchors))
+}
+
+fn verify_in(
+    sql: &mut dyn Sql,
+    public: &VerifyingKey,
+    keys: Option<&Keys>,
+    anchors: &[Anchor],
+) -> Result<Clean, Broken> {
+    let origin = origin_of(public);
 
     // Layer 3 (DESIGN.md): a text is stored under the SHA-256 of its UTF-8, which is what
     // the record signs; `GET /v1/texts/{sha256}` must never serve other wording.
     // Each text's purpose and locale, as `GET /v1/texts/{sha256}` labels it.
     let mut texts: HashMap<String, (String, String)> = HashMap::new();
-    {
-        let mut rows = conn
-            .prepare("SELECT sha256, purpose, locale, text FROM texts ORDER BY sha256")
-            .map_err(|e| unreadable(&e))?;
-        let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
-        while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
-            let sha256: String = row.get(0).map_err(|e| unreadable(&e))?;
-            let purpose: String = row.get(1).map_err(|e| unreadable(&e))?;
-            let locale: String = row.get(2).map_err(|e| unreadable(&e))?;
-            let text: String = row.get(3).map_err(|e| unreadable(&e))?;
-            let actual = sha256_hex(text.as_bytes());
-            if actual != sha256 {
-                return Err(Broken::Text {
-                    sha256,
-                    problem: format!(
-                        "the stored text of purpose {purpose} ({locale}) hashes to {actual}: its wording was changed or swapped"
-                    ),
-                });
-            }
-            texts.insert(sha256, (purpose, locale));
+    for mut row in sql.rows("SELECT sha256, purpose, locale, text FROM texts ORDER BY sha256", &[])? {
+        let sha256: String = row.take(0)?;
+        let purpose: String = row.take(1)?;
+        let locale: String = row.take(2)?;
+        let text: String = row.take(3)?;
+        let actual = sha256_hex(text.as_bytes());
+        if actual != sha256 {
+            return Err(Broken::Text {
+                sha256,
+                problem: format!(
+                    "the stored text of purpose {purpose} ({locale}) hashes to {actual}: its wording was changed or swapped"
+                ),
+            });
         }
+        texts.insert(sha256, (purpose, locale));
     }
 
-    check_configs(&conn)?;
+    check_configs(sql)?;
 
-    // The disclosures, walked beside the log in the same order (both by index), so that
-    // neither is held in memory whole.
-    // A log no collector of this version has opened yet has no birthday salts.
-    let has_birthday_salt = conn
-        .prepare("SELECT 1 FROM pragma_table_info('subjects') WHERE name = 'birthday_salt'")
-        .and_then(|mut q| q.exists([]))
-        .map_err(|e| unreadable(&e))?;
+    // A SQLite log no collector of this version has opened yet has no birthday salts; a
+    // PostgreSQL log was made with them.
+    let has_birthday_salt = match sql.dialect() {
+        Dialect::Postgres => true,
+        Dialect::Sqlite => sql
+            .value::<i64>(
+                "SELECT 1 FROM pragma_table_info('subjects') WHERE name = 'birthday_salt'",
+                &[],
+            )?
+            .is_some(),
+    };
     let birthday_salt = if has_birthday_salt { "birthday_salt" } else { "NULL" };
-    let mut disclosures = conn
-        .prepare(&format!(
-            "SELECT idx, position, channel, lookup, identifier, salt, birthday, {birthday_salt} FROM subjects ORDER BY idx, position"
-        ))
-        .map_err(|e| unreadable(&e))?;
-    let mut disclosures = disclosures
-        .query_map([], |row| {
-            Ok(StoredDisclosure {
-                index: row.get(0)?,
-                position: row.get(1)?,
-                channel: row.get(2)?,
-                lookup: row.get(3)?,
-                identifier: row.get(4)?,
-                salt: row.get(5)?,
-                birthday: row.get(6)?,
-                birthday_salt: row.get(7)?,
-            })
-        })
-        .map_err(|e| unreadable(&e))?
-        .peekable();
+    let disclosures_sql = format!(
+        "SELECT idx, position, channel, lookup, identifier, salt, birthday, {birthday_salt} FROM subjects WHERE idx >= ?1 AND idx < ?2 ORDER BY idx, position"
+    );
     let mut disclosures_checked = 0u64;
     let mut birthdays_unbound = 0u64;
 
     let mut tree = Tree::new();
-    // Each record's time received, checked against the checkpoints below.
-    let mut received: Vec<u64> = Vec::new();
-    let mut rows = conn
-        .prepare("SELECT idx, id, bytes, received_at FROM log ORDER BY idx")
-        .map_err(|e| unreadable(&e))?;
-    let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
-    while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
-        let expected = tree.len();
-        let idx: u64 = row.get(0).map_err(|e| unreadable(&e))?;
-        if idx != expected {
-            return Err(at(
-                expected,
-                format!("the record is missing (the next stored is at {idx})"),
-            ));
+    // Each record's time received, checked against the checkpoints below; none for a record
+    // sequenced by a PostgreSQL instance but not yet integrated into the tree.
+    let mut received: Vec<Option<u64>> = Vec::new();
+    // The first record sequenced but not yet integrated: on PostgreSQL an instance stores a
+    // batch first and integrates it in a second transaction (crate::store); a batch whose
+    // instance died between the two is integrated by the next instance. None was ever
+    // acknowledged, and every record after it must be awaiting integration too.
+    let mut first_pending: Option<u64> = None;
+    loop {
+        let start = tree.len();
+        let page = sql.rows(
+            "SELECT idx, id, bytes, received_at FROM log WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+            params![start, PAGE],
+        )?;
+        if page.is_empty() {
+            break;
         }
-        let id: String = row.get(1).map_err(|e| unreadable(&e))?;
-        let bytes: Vec<u8> = row.get(2).map_err(|e| unreadable(&e))?;
-        let received_at: i64 = row.get(3).map_err(|e| unreadable(&e))?;
-        let Ok(received_at) = u64::try_from(received_at) else {
-            return Err(at(idx, format!("received_at {received_at} is no time: it was edited")));
-        };
-        received.push(received_at);
-        let opened = match record::open(&bytes) {
-            Err(e) => return Err(at(idx, format!("the record does not open: {e}"))),
-            Ok(opened) if opened.record.id != id => {
-                return Err(at(
-                    idx,
-                    format!("stored under id {id} but it is record {}", opened.record.id),
-                ))
-            }
-            Ok(opened) => {
-                collector_signed_by_log(&opened, public).map_err(|problem| at(idx, problem))?;
-                opened.record
-            }
-        };
-        for purpose in &opened.purposes {
-            let Some((labelled, locale)) = texts.get(&purpose.text_sha256) else {
-                return Err(at(
-                    idx,
-                    format!(
-                        "purpose {} names text {}, which is not stored: what the shopper was shown is lost",
-                        purpose.id, purpose.text_sha256
-                    ),
-                ));
-            };
-            // The text's labels must be the record's: a text shown for purpose P in locale L
-            // is stored under P and L. (Its version is not compared: a version bump that kept
-            // the wording stores the text once, under the first version that showed it.)
-            if *labelled != purpose.id || *locale != opened.locale {
-                return Err(at(
-                    idx,
-                    format!(
-                        "text {} is labelled purpose {labelled} ({locale}), but the record showed it for {} ({})",
-                        purpose.text_sha256, purpose.id, opened.locale
-                    ),
-                ));
-            }
-        }
-        // Erased disclosures are simply absent (Art. 17, R10); those held must back the
-        // record's commitments, or a look-up, an export or an erasure acts on the wrong
-        // person.
-        while let Some(next) = disclosures.next_if(|d| d.as_ref().map_or(true, |d| d.index <= idx as i64)) {
-            let held = next.map_err(|e| unreadable(&e))?;
-            if held.index < idx as i64 {
-                return Err(at(
-                    u64::try_from(held.index).unwrap_or(0),
-                    "a disclosure is held for a record the log does not hold",
-                ));
-            }
-            let position = held.position;
-            let Some(commitment) = usize::try_from(position).ok().and_then(|p| opened.subjects.get(p)) else {
-                return Err(at(
-                    idx,
-                    format!(
-                        "a disclosure is held at position {position}, but the record commits to {} subjects",
-                        opened.subjects.len()
-                    ),
-                ));
-            };
-            if commitment.channel.as_str() != held.channel {
-                return Err(at(
-                    idx,
-                    format!(
-                        "the disclosure at position {position} is for {}, but the record commits to {} there",
-                        held.channel,
-                        commitment.channel.as_str()
-                    ),
-                ));
-            }
-            let disclosure = <[u8; SALT_LEN]>::try_from(held.salt.as_slice()).map(|salt| Disclosure {
-                channel: commitment.channel,
-                identifier: held.identifier.clone(),
-                salt,
+        let end = start + page.len() as u64;
+        let mut disclosures = sql
+            .rows(&disclosures_sql, params![start, end])?
+            .into_iter()
+            .map(|mut row| {
+                Ok::<_, DbError>(StoredDisclosure {
+                    index: row.take(0)?,
+                    position: row.take(1)?,
+                    channel: row.take(2)?,
+                    lookup: row.take(3)?,
+                    identifier: row.take(4)?,
+                    salt: row.take(5)?,
+                    birthday: row.take(6)?,
+                    birthday_salt: row.take(7)?,
+                })
             });
-            // The commitment is SHA-256(salt ‖ identifier) (R10, `Disclosure::committed_bytes`).
-            if disclosure.map_or(true, |d| sha256_hex(&d.committed_bytes()) != commitment.commitment) {
+        let mut disclosures = std::iter::from_fn(|| disclosures.next()).peekable();
+        for mut row in page {
+            let expected = tree.len();
+            let idx: i64 = row.take(0)?;
+            if idx != expected as i64 {
                 return Err(at(
-                    idx,
-                    format!(
-                        "the disclosure at position {position} ({}) does not hash to the record's commitment: its identifier or salt was changed",
-                        held.channel
-                    ),
+                    expected,
+                    format!("the record is missing (the next stored is at {idx})"),
                 ));
             }
-            // A birthday kept hashes, with its salt, to the record's commitment to it (R8,
-            // `Salted::committed_bytes`); one kept before records committed to birthdays has
-            // neither salt nor commitment, and cannot be checked.
-            if let Some(birthday) = &held.birthday {
-                let commitment = opened
-                    .beside
-                    .iter()
-                    .find(|b| b.field == ExtraField::Birthday)
-                    .map(|b| b.commitment.as_str());
-                match (commitment, &held.birthday_salt) {
-                    (None, None) => birthdays_unbound += 1,
-                    (Some(commitment), Some(salt)) if sha256_hex(&committed_bytes(salt, birthday)) == commitment => {}
-                    _ => {
-                        return Err(at(
-                            idx,
-                            format!(
-                                "the birthday kept with the disclosure at position {position} does not hash to the record's commitment: it or its salt was changed"
-                            ),
-                        ))
-                    }
+            let idx = expected;
+            let id: String = row.take(1)?;
+            let bytes: Vec<u8> = row.take(2)?;
+            let received_at: Option<i64> = row.take(3)?;
+            match received_at {
+                None => {
+                    first_pending.get_or_insert(idx);
+                    received.push(None);
+                }
+                Some(_) if first_pending.is_some() => {
+                    return Err(at(
+                        idx,
+                        "the record has a time received, but a record before it awaits integration: records were reordered",
+                    ));
+                }
+                Some(time) => {
+                    let Ok(time) = u64::try_from(time) else {
+                        return Err(at(idx, format!("received_at {time} is no time: it was edited")));
+                    };
+                    received.push(Some(time));
                 }
             }
-            if let Some(keys) = keys {
-                if keys.lookup(&held.identifier)[..] != held.lookup[..] {
+            let opened = match record::open(&bytes) {
+                Err(e) => return Err(at(idx, format!("the record does not open: {e}"))),
+                Ok(opened) if opened.record.id != id => {
+                    return Err(at(
+                        idx,
+                        format!("stored under id {id} but it is record {}", opened.record.id),
+                    ))
+                }
+                Ok(opened) => {
+                    collector_signed_by_log(&opened, public).map_err(|problem| at(idx, problem))?;
+                    opened.record
+                }
+            };
+            for purpose in &opened.purposes {
+                let Some((labelled, locale)) = texts.get(&purpose.text_sha256) else {
                     return Err(at(
                         idx,
                         format!(
-                            "the disclosure at position {position} ({}) is indexed under another key: a look-up or an erasure would miss it",
-                            held.channel
+                            "purpose {} names text {}, which is not stored: what the shopper was shown is lost",
+                            purpose.id, purpose.text_sha256
+                        ),
+                    ));
+                };
+                // The text's labels must be the record's: a text shown for purpose P in
+                // locale L is stored under P and L. (Its version is not compared: a version
+                // bump that kept the wording stores the text once, under the first version
+                // that showed it.)
+                if *labelled != purpose.id || *locale != opened.locale {
+                    return Err(at(
+                        idx,
+                        format!(
+                            "text {} is labelled purpose {labelled} ({locale}), but the record showed it for {} ({})",
+                            purpose.text_sha256, purpose.id, opened.locale
                         ),
                     ));
                 }
             }
-            disclosures_checked += 1;
+            // Erased disclosures are simply absent (Art. 17, R10); those held must back the
+            // record's commitments, or a look-up, an export or an erasure acts on the wrong
+            // person.
+            while let Some(next) = disclosures.next_if(|d| d.as_ref().map_or(true, |d| d.index <= idx as i64)) {
+                let held = next?;
+                if held.index < idx as i64 {
+                    return Err(at(
+                        u64::try_from(held.index).unwrap_or(0),
+                        "a disclosure is held for a record the log does not hold",
+                    ));
+                }
+                check_disclosure(&held, &opened, keys, idx, &mut birthdays_unbound)?;
+                disclosures_checked += 1;
+            }
+            tree.push(merkle::leaf_hash(&bytes));
         }
-        tree.push(merkle::leaf_hash(&bytes));
+        if let Some(held) = disclosures.next() {
+            let index = held?.index;
+            return Err(at(
+                u64::try_from(index).unwrap_or(0),
+                "a disclosure is held for a record the log does not hold",
+            ));
+        }
     }
-    if let Some(held) = disclosures.next() {
-        let index = held.map_err(|e| unreadable(&e))?.index;
+    // Disclosures below the first index or past the last record's.
+    if let Some(index) = sql.value::<i64>(
+        "SELECT idx FROM subjects WHERE idx < 0 OR idx >= ?1 ORDER BY idx LIMIT 1",
+        params![tree.len()],
+    )? {
         return Err(at(
             u64::try_from(index).unwrap_or(0),
             "a disclosure is held for a record the log does not hold",
         ));
     }
+    let integrated = first_pending.unwrap_or(tree.len());
 
-    let mut checkpoints = conn
-        .prepare("SELECT size, root, signature, timestamp FROM checkpoints ORDER BY size")
-        .map_err(|e| unreadable(&e))?;
-    let mut checkpoints = checkpoints.query([]).map_err(|e| unreadable(&e))?;
     let (mut covered, mut count, mut previous_timestamp) = (0u64, 0u64, 0u64);
-    while let Some(row) = checkpoints.next().map_err(|e| unreadable(&e))? {
-        let size: u64 = row.get(0).map_err(|e| unreadable(&e))?;
-        let root: Vec<u8> = row.get(1).map_err(|e| unreadable(&e))?;
-        let signature: Vec<u8> = row.get(2).map_err(|e| unreadable(&e))?;
-        let timestamp: u64 = row.get(3).map_err(|e| unreadable(&e))?;
+    for mut row in sql.rows(
+        "SELECT size, root, signature, timestamp FROM checkpoints ORDER BY size",
+        &[],
+    )? {
+        let size: u64 = row.take(0)?;
+        let root: Vec<u8> = row.take(1)?;
+        let signature: Vec<u8> = row.take(2)?;
+        let timestamp: u64 = row.take(3)?;
         let Ok(root) = <merkle::Hash>::try_from(root) else {
             return Err(at(
                 covered,
@@ -511,26 +502,36 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
         }
         for index in covered..size {
             // `received` has an entry for every index below `tree.len()`, which `size` does not exceed.
-            let time = received[index as usize];
-            if time != timestamp {
-                return Err(at(
-                    index,
-                    format!(
-                        "received at {time}, but the first checkpoint covering it (size {size}) was signed at {timestamp}: the time was changed, or a checkpoint removed"
-                    ),
-                ));
+            match received[index as usize] {
+                Some(time) if time == timestamp => {}
+                Some(time) => {
+                    return Err(at(
+                        index,
+                        format!(
+                            "received at {time}, but the first checkpoint covering it (size {size}) was signed at {timestamp}: the time was changed, or a checkpoint removed"
+                        ),
+                    ))
+                }
+                None => {
+                    return Err(at(
+                        index,
+                        format!(
+                            "the checkpoint of size {size} covers it, but it has no time received: the time was removed"
+                        ),
+                    ))
+                }
             }
         }
         covered = size;
         previous_timestamp = timestamp;
         count += 1;
     }
-    if covered < tree.len() {
+    if covered < integrated {
         return Err(at(covered, "the records from here on are in no signed checkpoint"));
     }
     for anchor in anchors {
         anchor.check(public, &tree)?;
-        anchor.check_stored(&conn)?;
+        anchor.check_stored(sql)?;
     }
     let mut unchecked = Vec::new();
     if keys.is_none() && disclosures_checked > 0 {
@@ -540,37 +541,115 @@ pub fn verify(db: &Path, public: &VerifyingKey, keys: Option<&Keys>, anchors: &[
         unchecked.push("birthdays kept before records committed to them: they have no commitment to check against");
     }
     Ok(Clean {
-        records: tree.len(),
+        records: integrated,
         checkpoints: count,
-        root: tree.root(tree.len()).unwrap_or_else(merkle::empty_root),
+        root: tree.root(integrated).unwrap_or_else(merkle::empty_root),
         texts: texts.len() as u64,
         disclosures: disclosures_checked,
         anchors: anchors.len() as u64,
+        pending: tree.len() - integrated,
         unchecked,
     })
+}
+
+/// A disclosure held beside record `idx` backs the record's commitment at its position.
+fn check_disclosure(
+    held: &StoredDisclosure,
+    opened: &unticked_core::record::ConsentRecord,
+    keys: Option<&Keys>,
+    idx: u64,
+    birthdays_unbound: &mut u64,
+) -> Result<(), Broken> {
+    let position = held.position;
+    let Some(commitment) = usize::try_from(position).ok().and_then(|p| opened.subjects.get(p)) else {
+        return Err(at(
+            idx,
+            format!(
+                "a disclosure is held at position {position}, but the record commits to {} subjects",
+                opened.subjects.len()
+            ),
+        ));
+    };
+    if commitment.channel.as_str() != held.channel {
+        return Err(at(
+            idx,
+            format!(
+                "the disclosure at position {position} is for {}, but the record commits to {} there",
+                held.channel,
+                commitment.channel.as_str()
+            ),
+        ));
+    }
+    let disclosure = <[u8; SALT_LEN]>::try_from(held.salt.as_slice()).map(|salt| Disclosure {
+        channel: commitment.channel,
+        identifier: held.identifier.clone(),
+        salt,
+    });
+    // The commitment is SHA-256(salt ‖ identifier) (R10, `Disclosure::committed_bytes`).
+    if disclosure.map_or(true, |d| sha256_hex(&d.committed_bytes()) != commitment.commitment) {
+        return Err(at(
+            idx,
+            format!(
+                "the disclosure at position {position} ({}) does not hash to the record's commitment: its identifier or salt was changed",
+                held.channel
+            ),
+        ));
+    }
+    // A birthday kept hashes, with its salt, to the record's commitment to it (R8,
+    // `Salted::committed_bytes`); one kept before records committed to birthdays has
+    // neither salt nor commitment, and cannot be checked.
+    if let Some(birthday) = &held.birthday {
+        let commitment = opened
+            .beside
+            .iter()
+            .find(|b| b.field == ExtraField::Birthday)
+            .map(|b| b.commitment.as_str());
+        match (commitment, &held.birthday_salt) {
+            (None, None) => *birthdays_unbound += 1,
+            (Some(commitment), Some(salt)) if sha256_hex(&committed_bytes(salt, birthday)) == commitment => {}
+            _ => {
+                return Err(at(
+                    idx,
+                    format!(
+                        "the birthday kept with the disclosure at position {position} does not hash to the record's commitment: it or its salt was changed"
+                    ),
+                ))
+            }
+        }
+    }
+    if let Some(keys) = keys {
+        if keys.lookup(&held.identifier)[..] != held.lookup[..] {
+            return Err(at(
+                idx,
+                format!(
+                    "the disclosure at position {position} ({}) is indexed under another key: a look-up or an erasure would miss it",
+                    held.channel
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every config served (crate::history) is stored under the SHA-256 of its text: the
 /// collector checks records against the version they name, so an edited config would let
 /// it take records against wording no shopper was shown, and `GET /v1/configs/{sha256}`
-/// give it out as the one they were. A log no collector of this version has opened has
-/// no configs.
-fn check_configs(conn: &Connection) -> Result<(), Broken> {
-    let unreadable = |e: &dyn std::fmt::Display| Broken::Unreadable(e.to_string());
-    let has_configs = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'configs'")
-        .and_then(|mut q| q.exists([]))
-        .map_err(|e| unreadable(&e))?;
-    if !has_configs {
+/// give it out as the one they were. A SQLite log no collector of this version has opened
+/// has no configs.
+fn check_configs(sql: &mut dyn Sql) -> Result<(), Broken> {
+    if sql.dialect() == Dialect::Sqlite
+        && sql
+            .value::<i64>(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'configs'",
+                &[],
+            )?
+            .is_none()
+    {
         return Ok(());
     }
-    let mut rows = conn
-        .prepare("SELECT sha256, text FROM configs ORDER BY first_served, sha256")
-        .map_err(|e| unreadable(&e))?;
-    let mut rows = rows.query([]).map_err(|e| unreadable(&e))?;
-    while let Some(row) = rows.next().map_err(|e| unreadable(&e))? {
-        let sha256: String = row.get(0).map_err(|e| unreadable(&e))?;
-        let text: String = row.get(1).map_err(|e| unreadable(&e))?;
+    for mut row in sql.rows("SELECT sha256, text FROM configs ORDER BY first_served, sha256", &[])? {
+        let sha256: String = row.take(0)?;
+        let text: String = row.take(1)?;
         let actual = crate::compile::config_sha256(&text);
         if actual != sha256 {
             return Err(Broken::Config {
@@ -683,6 +762,7 @@ pub fn verify_url(url: &str, token: &str, pinned: Option<&str>, anchors: &[Ancho
             texts: 0,
             disclosures: 0,
             anchors: anchors.len() as u64,
+            pending: 0,
             unchecked: vec!["texts, disclosures and times: those need the database (--db)"],
         })
     })
@@ -693,6 +773,7 @@ mod tests {
     use super::*;
     use crate::store::{Appended, Store};
     use crate::testing::{capture, demo_config, seal};
+    use rusqlite::Connection;
 
     /// A log of `n` records made through the store, as the collector makes it, each
     /// appended on its own (so each has its own checkpoint), refusing everything.
@@ -741,7 +822,7 @@ mod tests {
 
     fn check(db: &Path, key: &Path) -> Result<Clean, Broken> {
         let keys = Keys::load(key).map_err(|e| Broken::Unreadable(e.to_string()))?;
-        verify(db, &keys.verifying(), Some(&keys), &[])
+        verify(&Location::from(db), &keys.verifying(), Some(&keys), &[])
     }
 
     fn problem_at(db: &Path, key: &Path) -> (u64, String) {
@@ -866,7 +947,13 @@ mod tests {
                 },
             )
             .unwrap();
-        assert!(verify(&db, &public, None, std::slice::from_ref(&anchor)).is_ok());
+        assert!(verify(
+            &Location::from(db.as_path()),
+            &public,
+            None,
+            std::slice::from_ref(&anchor)
+        )
+        .is_ok());
         // Records and their checkpoints cut back together: consistent with itself…
         tamper(
             &db,
@@ -875,7 +962,12 @@ mod tests {
         assert!(check(&db, &key).is_ok(), "the log alone cannot tell");
         // …but not with the checkpoint the auditor kept.
         assert!(matches!(
-            verify(&db, &public, None, std::slice::from_ref(&anchor)),
+            verify(
+                &Location::from(db.as_path()),
+                &public,
+                None,
+                std::slice::from_ref(&anchor)
+            ),
             Err(Broken::At { index: 3, .. })
         ));
         let forged = Anchor {
@@ -883,7 +975,7 @@ mod tests {
             ..anchor
         };
         assert!(matches!(
-            verify(&db, &public, None, &[forged]),
+            verify(&Location::from(db.as_path()), &public, None, &[forged]),
             Err(Broken::Unreadable(_))
         ));
     }
@@ -1160,7 +1252,7 @@ mod tests {
         // Nor does the public key alone let it pass: the commitment is in the signed record.
         let public = public_key(None, &key).unwrap();
         assert!(matches!(
-            verify(&db, &public, None, &[]),
+            verify(&Location::from(db.as_path()), &public, None, &[]),
             Err(Broken::At { index: 1, .. })
         ));
     }
@@ -1183,7 +1275,7 @@ mod tests {
         assert_eq!(index, 2);
         assert!(problem.contains("erasure would miss it"), "{problem}");
         let public = public_key(None, &key).unwrap();
-        let clean = verify(&db, &public, None, &[]).unwrap();
+        let clean = verify(&Location::from(db.as_path()), &public, None, &[]).unwrap();
         assert!(
             clean.unchecked.iter().any(|what| what.contains("keyed subject index")),
             "{clean:?}"
@@ -1256,7 +1348,12 @@ mod tests {
             "one line per checkpoint, each written before its 201"
         );
         let public = public_key(None, &key).unwrap();
-        assert_eq!(verify(&db, &public, None, &anchors).unwrap().anchors, 5);
+        assert_eq!(
+            verify(&Location::from(db.as_path()), &public, None, &anchors)
+                .unwrap()
+                .anchors,
+            5
+        );
         // The newest records cut off with their checkpoints: no key needed, and the log
         // alone is consistent with itself…
         tamper(
@@ -1265,7 +1362,7 @@ mod tests {
         );
         assert!(check(&db, &key).is_ok(), "the log alone cannot tell");
         // …but the witness names the first checkpoint the log no longer holds.
-        match verify(&db, &public, None, &anchors) {
+        match verify(&Location::from(db.as_path()), &public, None, &anchors) {
             Err(Broken::At { index: 3, problem }) => assert!(problem.contains("witness line 4"), "{problem}"),
             other => panic!("expected the cut to be found at 3, got {other:?}"),
         }
@@ -1283,7 +1380,7 @@ mod tests {
         resign(&db, &key, 3, last + 5);
         assert!(check(&db, &key).is_ok(), "consistent with itself");
         let public = public_key(None, &key).unwrap();
-        match verify(&db, &public, None, &anchors) {
+        match verify(&Location::from(db.as_path()), &public, None, &anchors) {
             Err(Broken::At { index: 2, problem }) => assert!(problem.contains("signed anew"), "{problem}"),
             other => panic!("expected the rewrite to be found, got {other:?}"),
         }

@@ -206,7 +206,7 @@ fn the_staff_token_records_a_phone_consent_that_verifies_with_the_texts_read_out
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(said.contains(": 3 records,") && said.contains(": clean"), "{said}");
     drop(served);
-    let verified = unticked().arg("verify").arg("--db").arg(&db).output().unwrap();
+    let verified = common::verify_command(&db).output().unwrap();
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(
         verified.status.success() && said.contains(": 3 records,") && said.contains(": clean"),

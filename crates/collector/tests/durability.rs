@@ -105,7 +105,7 @@ fn every_acknowledged_record_survives_kill_9() {
             "acknowledged record {id} is there"
         );
     }
-    let verified = unticked().arg("verify").arg("--db").arg(&db).output().unwrap();
+    let verified = common::verify_command(&db).output().unwrap();
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{report}");
     assert!(report.contains(": clean"), "{report}");

@@ -1,9 +1,9 @@
 //! A real PostgreSQL for the tests (issue 16, item 5): the cluster `./build.sh test` starts
-//! (`start_postgres`) answers, and the row lock the planned sequencer rests on does what it
+//! (`start_postgres`) answers, and the row lock the sequencer rests on does what it
 //! must. transparency-dev/tessera's MySQL and PostgreSQL drivers let any number of
 //! front-ends reserve blocks of sequence numbers from a one-row table under
 //! `SELECT next FROM SeqCoord … FOR UPDATE`; this is that round trip across two
-//! connections, the seed of our sequencer (docs/operations.md, "Design: several instances").
+//! connections, the lock our sequencer takes (crate::store, docs/operations.md).
 //!
 //! Skipped, with the reason printed, when `UNTICKED_TEST_POSTGRES` is unset, so plain
 //! `cargo test` needs no database; `./build.sh test` sets it.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{post_demo_records, serve_demo, unticked, Served};
+use common::{post_demo_records, serve_demo, Served};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -225,7 +225,7 @@ fn the_audience_and_the_suppression_list_follow_withdrawal_restriction_and_recti
     drop(server);
 
     // The log only grew: it verifies, every record and every checkpoint.
-    let out = unticked().arg("verify").arg("--db").arg(&db).output().unwrap();
+    let out = common::verify_command(&db).output().unwrap();
     assert!(
         out.status.success(),
         "{}{}",

@@ -40,12 +40,7 @@ fn post(addr: &str, n: usize) {
 /// `unticked verify --db DB --public-key KEY [extra…]`: exit code and stdout.
 fn verify(db: &Path, key: &str, extra: &[&str]) -> (Option<i32>, String) {
     let out = run(
-        unticked()
-            .arg("verify")
-            .arg("--db")
-            .arg(db)
-            .args(["--public-key", key])
-            .args(extra),
+        common::verify_command(db).args(["--public-key", key]).args(extra),
         LIMIT,
     );
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -94,12 +89,12 @@ fn a_witness_file_holds_every_checkpoint_and_finds_a_cut_off_tail() {
 
     // Cut off the newest ten records with their checkpoints: no key is needed for that.
     let cut = sizes.iter().copied().filter(|s| *s <= 20).max().unwrap_or(0);
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute_batch(&format!(
-        "DELETE FROM log WHERE idx >= {cut}; DELETE FROM subjects WHERE idx >= {cut}; DELETE FROM checkpoints WHERE size > {cut};"
-    ))
-    .unwrap();
-    drop(conn);
+    common::sql_batch(
+        &db,
+        &format!(
+            "DELETE FROM log WHERE idx >= {cut}; DELETE FROM subjects WHERE idx >= {cut}; DELETE FROM checkpoints WHERE size > {cut};"
+        ),
+    );
     let (code, report) = verify(&db, &key, &[]);
     assert_eq!(code, Some(0), "the database alone cannot tell: {report}");
     let (code, report) = verify(&db, &key, &witness_arg);

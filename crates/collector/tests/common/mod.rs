@@ -98,9 +98,134 @@ impl Drop for Served {
     }
 }
 
+/// The variable that runs this suite on PostgreSQL (`./build.sh test` runs it once on each
+/// backend): `postgres`, with the cluster's URL in `UNTICKED_TEST_POSTGRES`.
+pub const BACKEND: &str = "UNTICKED_TEST_BACKEND";
+
+/// The URL of the PostgreSQL cluster the suite runs on, when it runs on one.
+pub fn postgres() -> Option<String> {
+    if std::env::var(BACKEND).ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let url = std::env::var("UNTICKED_TEST_POSTGRES")
+        .unwrap_or_else(|_| panic!("{BACKEND}=postgres needs UNTICKED_TEST_POSTGRES (`./build.sh test` sets both)"));
+    Some(url)
+}
+
+/// Whether this run is on SQLite.
+pub fn on_sqlite() -> bool {
+    postgres().is_none()
+}
+
+/// For a test of what holds on SQLite alone: true (and `why` printed) when this run is on
+/// PostgreSQL, where the test returns at once.
+pub fn skip_unless_sqlite(why: &str) -> bool {
+    if on_sqlite() {
+        return false;
+    }
+    eprintln!("SQLite only, skipped on PostgreSQL: {why}");
+    true
+}
+
+/// The `--db` (and, on PostgreSQL, `--key`) arguments for the log a test names by a file
+/// path: on SQLite the file itself (its key `<db>.key`, made on first start); on PostgreSQL
+/// a fresh database of its own, named after the path, and a key file `<db>.key` made with
+/// `unticked keygen` (a PostgreSQL log never makes its own key). The same path always
+/// gives the same database, so a test can stop a collector and start another on its log.
+pub fn db_args(db: &Path) -> Vec<std::ffi::OsString> {
+    match postgres() {
+        None => vec!["--db".into(), db.into()],
+        Some(cluster) => postgres_args(&cluster, db),
+    }
+}
+
+/// `--db` and `--key` for the PostgreSQL database standing for `db` on `cluster` (see
+/// [`db_args`]), whatever backend the run is on: for the tests of PostgreSQL itself.
+pub fn postgres_args(cluster: &str, db: &Path) -> Vec<std::ffi::OsString> {
+    let url = postgres_database(cluster, db);
+    let key = PathBuf::from(format!("{}.key", db.display()));
+    if !key.exists() {
+        let made = unticked().arg("keygen").arg("--out").arg(&key).output().unwrap();
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    }
+    vec!["--db".into(), url.into(), "--key".into(), key.into()]
+}
+
+/// The PostgreSQL database standing for the file `db`: created on first use.
+pub fn postgres_database(cluster: &str, db: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    db.hash(&mut hasher);
+    let name = format!("t{}_{:016x}", std::process::id(), hasher.finish());
+    let (base, _) = cluster.rsplit_once('/').expect("a URL ending in /database");
+    let url = format!("{base}/{name}");
+    let mut admin = postgres::Client::connect(cluster, postgres::NoTls).unwrap_or_else(|e| panic!("{cluster}: {e}"));
+    let exists = admin
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .is_some();
+    if !exists {
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    }
+    url
+}
+
+/// Runs `sql` (statements portable between SQLite and PostgreSQL) on the log a test names
+/// by `db`, as someone with access to the database would: a test's way to tamper.
+pub fn sql_batch(db: &Path, sql: &str) {
+    match postgres() {
+        None => rusqlite::Connection::open(db).unwrap().execute_batch(sql).unwrap(),
+        Some(cluster) => {
+            let url = postgres_database(&cluster, db);
+            postgres::Client::connect(&url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap();
+        }
+    }
+}
+
+/// The rows of `sql` on the log a test names by `db`, every column selected as text.
+pub fn sql_texts(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    match postgres() {
+        None => {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            let mut statement = conn.prepare(sql).unwrap();
+            let columns = statement.column_count();
+            statement
+                .query_map([], |row| (0..columns).map(|i| row.get::<_, String>(i)).collect())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        Some(cluster) => {
+            let url = postgres_database(&cluster, db);
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|row| (0..row.len()).map(|i| row.get::<_, String>(i)).collect())
+                .collect()
+        }
+    }
+}
+
+/// `unticked verify` of the log a test names by `db`, on this run's backend.
+pub fn verify_command(db: &Path) -> Command {
+    let mut command = unticked();
+    command.arg("verify").args(db_args(db));
+    command
+}
+
 /// `unticked serve` of the demo config and web root over the log `db`, on a free port of
 /// 127.0.0.1: add arguments, environment and pipes to it.
 pub fn serve_command(db: &Path) -> Command {
+    serve_command_with(db_args(db))
+}
+
+/// `unticked serve` as [`serve_command`], over the log that `db_args` name.
+pub fn serve_command_with(db_args: Vec<std::ffi::OsString>) -> Command {
     let mut command = unticked();
     command
         .arg("serve")
@@ -108,8 +233,7 @@ pub fn serve_command(db: &Path) -> Command {
         .arg(root().join("www/consent.json"))
         .arg("--www")
         .arg(root().join("www"))
-        .arg("--db")
-        .arg(db)
+        .args(db_args)
         .args(["--addr", "127.0.0.1:0"]);
     command
 }
@@ -117,8 +241,13 @@ pub fn serve_command(db: &Path) -> Command {
 /// `unticked serve` of the demo shop on a free port over `db`, with the per-second limit
 /// off, `args` added and `env` set; waits for the line that names its URL.
 pub fn serve_demo(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+    serve_demo_with(db_args(db), args, env)
+}
+
+/// [`serve_demo`] over the log that `db_args` name.
+pub fn serve_demo_with(db_args: Vec<std::ffi::OsString>, args: &[&str], env: &[(&str, &str)]) -> Served {
     use std::io::BufRead;
-    let mut child = serve_command(db)
+    let mut child = serve_command_with(db_args)
         .envs(env.iter().copied())
         .args(["--rate-limit", "0"])
         .args(args)
