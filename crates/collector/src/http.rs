@@ -1,10 +1,12 @@
 //! The collector's HTTP edge: its own accept loop over hyper's HTTP/1.1 server with bounded
-//! header time, header size and connections per client address, graceful shutdown; and the
+//! header time, header size and connections per client address (but for `--trusted-proxy`
+//! peers), graceful shutdown; and the
 //! checks a write passes before its body is read (origin, media type, declared length).
 //! docs/collector.md, "HTTP limits", lists every value and why.
 
 use crate::error::{refuse, Code, Refusal};
 use crate::limit::ClientKey;
+use crate::proxy::TrustedProxies;
 use crate::records::MAX_BODY;
 use crate::violations::MAX_REPORT;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -54,7 +56,9 @@ pub struct ConnectionLimits {
     /// All connections at once: kept below the file-descriptor limit, so the database, static
     /// files and `/healthz` always have descriptors left.
     pub total: usize,
-    /// Connections from one client address (one IPv6 /64, see [`ClientKey`]).
+    /// Connections from one client address (one IPv6 /64, see [`ClientKey`]); not applied
+    /// to a `--trusted-proxy` peer, a load balancer that holds connections for many shoppers
+    /// (the total still is).
     pub per_address: usize,
 }
 
@@ -76,19 +80,32 @@ struct Counts {
 /// One open connection's place in the counts; given back when dropped.
 struct Slot {
     counts: Arc<Mutex<Counts>>,
-    client: ClientKey,
+    /// `None` for a trusted proxy's connection, counted in the total only.
+    client: Option<ClientKey>,
 }
 
 impl Slot {
-    fn take(counts: &Arc<Mutex<Counts>>, peer: IpAddr, limits: ConnectionLimits) -> Option<Slot> {
-        let client = ClientKey::of(peer);
+    fn take(
+        counts: &Arc<Mutex<Counts>>,
+        peer: IpAddr,
+        limits: ConnectionLimits,
+        trusted: &TrustedProxies,
+    ) -> Option<Slot> {
+        // A connection is accepted before any header is read, so the client a proxy names is
+        // not known here: the proxy's own connections are bounded by the total alone.
+        let client = (!trusted.contains(peer)).then(|| ClientKey::of(peer));
         let mut held = counts.lock().unwrap_or_else(|e| e.into_inner());
-        let of_client = held.by_client.get(&client).copied().unwrap_or(0);
-        if held.total >= limits.total || of_client >= limits.per_address {
+        if held.total >= limits.total {
             return None;
         }
+        if let Some(client) = client {
+            let of_client = held.by_client.get(&client).copied().unwrap_or(0);
+            if of_client >= limits.per_address {
+                return None;
+            }
+            held.by_client.insert(client, of_client + 1);
+        }
         held.total += 1;
-        held.by_client.insert(client, of_client + 1);
         Some(Slot {
             counts: counts.clone(),
             client,
@@ -100,10 +117,12 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut held = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         held.total = held.total.saturating_sub(1);
-        if let Some(n) = held.by_client.get_mut(&self.client) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                held.by_client.remove(&self.client);
+        if let Some(client) = self.client {
+            if let Some(n) = held.by_client.get_mut(&client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    held.by_client.remove(&client);
+                }
             }
         }
     }
@@ -128,8 +147,15 @@ fn http1() -> hyper::server::conn::http1::Builder {
 /// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish
 /// (at most [`SHUTDOWN_GRACE`]) and returns once every connection is closed, so that nothing
 /// holds the store any more. Each request carries `ConnectInfo<SocketAddr>`, as with axum's
-/// `into_make_service_with_connect_info`: the rate limit counts by it.
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits, shutdown: impl Future<Output = ()>) {
+/// `into_make_service_with_connect_info`, and the `trusted` proxies: the rate limits count
+/// by the client they give ([`crate::limit::Client`]).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    trusted: TrustedProxies,
+    shutdown: impl Future<Output = ()>,
+) {
     let builder = http1();
     let counts = Arc::new(Mutex::new(Counts::default()));
     let graceful = GracefulShutdown::new();
@@ -148,15 +174,17 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnectionLimits,
                         continue;
                     }
                 };
-                let Some(slot) = Slot::take(&counts, peer.ip(), limits) else {
+                let Some(slot) = Slot::take(&counts, peer.ip(), limits, &trusted) else {
                     // Closed at once: no log line per connection, which a flood would fill.
                     drop(stream);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
+                let trusted = trusted.clone();
                 let service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(trusted.clone());
                     app.clone().oneshot(request)
                 });
                 let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
@@ -333,23 +361,56 @@ mod tests {
         };
         let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let first = Slot::take(&counts, a, limits).expect("first");
-        let second = Slot::take(&counts, same_64, limits).expect("second");
-        assert!(Slot::take(&counts, a, limits).is_none(), "a third from the same /64");
-        let other = Slot::take(&counts, "10.0.0.1".parse().unwrap(), limits).expect("another client");
+        let none = TrustedProxies::default();
+        let first = Slot::take(&counts, a, limits, &none).expect("first");
+        let second = Slot::take(&counts, same_64, limits, &none).expect("second");
         assert!(
-            Slot::take(&counts, "10.0.0.2".parse().unwrap(), limits).is_none(),
+            Slot::take(&counts, a, limits, &none).is_none(),
+            "a third from the same /64"
+        );
+        let other = Slot::take(&counts, "10.0.0.1".parse().unwrap(), limits, &none).expect("another client");
+        assert!(
+            Slot::take(&counts, "10.0.0.2".parse().unwrap(), limits, &none).is_none(),
             "the total cap"
         );
         drop((first, second, other));
         assert!(
-            Slot::take(&counts, a, limits).is_some(),
+            Slot::take(&counts, a, limits, &none).is_some(),
             "closed connections give their place back"
         );
         assert_eq!(
             ClientKey::of("::ffff:10.0.0.1".parse().unwrap()),
             ClientKey::of("10.0.0.1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_to_the_total_cap_only() {
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let limits = ConnectionLimits {
+            total: 4,
+            per_address: 1,
+        };
+        let trusted = TrustedProxies::new(vec![crate::proxy::parse_cidr("10.0.0.0/8").unwrap()]);
+        let balancer: IpAddr = "10.0.0.5".parse().unwrap();
+        let held: Vec<Slot> = (0..3)
+            .map(|i| Slot::take(&counts, balancer, limits, &trusted).unwrap_or_else(|| panic!("{i}")))
+            .collect();
+        let shopper: IpAddr = "203.0.113.7".parse().unwrap();
+        let direct = Slot::take(&counts, shopper, limits, &trusted).expect("a direct client");
+        assert!(
+            Slot::take(&counts, shopper, limits, &trusted).is_none(),
+            "a direct client still has its cap"
+        );
+        assert!(
+            Slot::take(&counts, balancer, limits, &trusted).is_none(),
+            "the total cap holds for the balancer too"
+        );
+        drop(held);
+        assert!(Slot::take(&counts, balancer, limits, &trusted).is_some());
+        drop(direct);
+        let held = counts.lock().unwrap();
+        assert_eq!((held.total, held.by_client.len()), (0, 0), "every place given back");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! forgotten, so memory follows the clients active within the last `burst` intervals; the
 //! number of keys is capped besides. The clock is passed in, so tests need not sleep.
 
+use crate::proxy::TrustedProxies;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use std::collections::HashMap;
@@ -53,9 +54,13 @@ impl ClientKey {
     }
 }
 
-/// The peer address of a request, as `into_make_service_with_connect_info` records it.
-/// Without one (a router called directly, as tests do), every request counts as one
-/// unspecified client: limits then hold for all of them together.
+/// The client of a request: its peer address, as `into_make_service_with_connect_info`
+/// records it (crate::http does the same), or, when that peer is one of the
+/// `--trusted-proxy` networks the request carries ([`TrustedProxies`], also put there by
+/// crate::http), the client its `X-Forwarded-For` names
+/// ([`TrustedProxies::client_address`]). Without a peer (a router called directly, as tests
+/// do), every request counts as one unspecified client: limits then hold for all of them
+/// together.
 #[derive(Debug, Clone, Copy)]
 pub struct Client(pub ClientKey);
 
@@ -63,10 +68,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Client, Infallible> {
-        let address = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        let address = match parts.extensions.get::<TrustedProxies>() {
+            Some(trusted) => trusted.client_address(peer, &parts.headers),
+            None => peer,
+        };
         Ok(Client(ClientKey::of(address)))
     }
 }
@@ -300,6 +309,33 @@ mod tests {
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:10.0.0.1"), key("10.0.0.1"));
+    }
+
+    /// The extractor counts by the forwarded client only when the request carries the
+    /// trusted networks (crate::http puts them on every request) and its peer is in them.
+    #[tokio::test]
+    async fn the_client_is_the_forwarded_one_only_behind_a_trusted_peer() {
+        let client_of = |peer: [u8; 4], trusted: Option<&str>| {
+            let mut request = axum::http::Request::get("/")
+                .header("x-forwarded-for", "6.6.6.6, 203.0.113.7")
+                .body(())
+                .unwrap();
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from((peer, 50000))));
+            if let Some(net) = trusted {
+                let nets = vec![crate::proxy::parse_cidr(net).unwrap()];
+                request.extensions_mut().insert(TrustedProxies::new(nets));
+            }
+            async move {
+                let (mut parts, ()) = request.into_parts();
+                let Ok(Client(key)) = Client::from_request_parts(&mut parts, &()).await;
+                key
+            }
+        };
+        assert_eq!(client_of([10, 0, 0, 5], Some("10.0.0.0/8")).await, key("203.0.113.7"));
+        assert_eq!(client_of([10, 0, 0, 5], None).await, key("10.0.0.5"));
+        assert_eq!(client_of([192, 0, 2, 1], Some("10.0.0.0/8")).await, key("192.0.2.1"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod optin;
 #[cfg(test)]
 mod optin_tests;
 mod pages;
+mod proxy;
 mod records;
 mod rights;
 mod serve;
@@ -101,16 +102,23 @@ enum Command {
         #[arg(long, default_value_t = http::ConnectionLimits::default().total)]
         max_connections: usize,
         /// Most connections open at once from one client address (IPv4 address or IPv6 /64);
-        /// behind a reverse proxy every client has the proxy's address, so raise it there.
+        /// not applied to --trusted-proxy peers, which hold connections for many clients.
         #[arg(long, default_value_t = http::ConnectionLimits::default().per_address)]
         max_connections_per_address: usize,
+        /// A load balancer or reverse proxy in front of the collector (a CIDR such as
+        /// 10.0.0.0/8 or fd00::/8, or one address); repeat for several. Requests from it are
+        /// counted by the client its X-Forwarded-For names, not by its own address; from
+        /// anywhere else that header is ignored (docs/operations.md, "Behind a load balancer").
+        #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = proxy::parse_cidr)]
+        trusted_proxies: Vec<ipnet::IpNet>,
         /// Publish each new checkpoint outside the database: a file path (one JSON line per
         /// checkpoint, synced before the records are acknowledged; keep it on another disk)
         /// or an http:// URL (POSTed in the background; never holds up a record).
         #[arg(long)]
         witness: Option<String>,
         /// Records one client address may store in any 24 hours (refilled evenly); past it
-        /// 429 quota-exceeded. 0 turns the quota off (behind a proxy, every client shares its address).
+        /// 429 quota-exceeded. 0 turns the quota off. Behind a proxy, give --trusted-proxy,
+        /// or every client shares its address.
         #[arg(long, default_value_t = 1000)]
         daily_quota: u32,
         /// The collector's own origin as browsers see it (https://shop.example), whose pages
@@ -253,6 +261,7 @@ fn main() -> ExitCode {
             rate_limit,
             max_connections,
             max_connections_per_address,
+            trusted_proxies,
             witness,
             daily_quota,
             public_origins,
@@ -268,6 +277,7 @@ fn main() -> ExitCode {
                 total: max_connections,
                 per_address: max_connections_per_address,
             },
+            trusted_proxies: proxy::TrustedProxies::new(trusted_proxies),
             witness,
             daily_quota,
             public_origins,

@@ -30,6 +30,8 @@ pub struct Options {
     pub rate_limit: u32,
     /// Caps on open connections, in total and per client address.
     pub connections: crate::http::ConnectionLimits,
+    /// `--trusted-proxy`: the load balancers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
     /// Where each new checkpoint is published: a file path or an http:// URL.
     pub witness: Option<String>,
     /// Records one client address may store a day (0: no quota).
@@ -549,7 +551,7 @@ pub fn main(options: Options) -> ExitCode {
         let recorder = history::Recorder::start(store.clone(), config_sha256, text, history::REFRESH);
         let app = app(options.www, config, store, settings);
         // Returns once every connection is closed, so the app and its store clones are gone.
-        crate::http::serve(listener, app, options.connections, shutdown).await;
+        crate::http::serve(listener, app, options.connections, options.trusted_proxies, shutdown).await;
         recorder.stop().await;
         // Fold the WAL into the database and close every connection, so that only the
         // database and its key are left on disk (no `-wal` or `-shm` with contacts in them).

@@ -79,11 +79,12 @@ fn serve_answers_on_the_printed_url_and_stops_on_sigterm() {
     // Read stdout on a thread, so waiting for a line can time out.
     let (lines_tx, lines) = mpsc::channel::<String>();
     let stdout = server.0.stdout.take().unwrap();
+    // Reads stdout to its end, also once the address is found and nobody listens: a closed
+    // pipe would make the server's next `println!` panic and the server exit, and the first
+    // request be reset (a race that failed these tests now and then).
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
+            let _ = lines_tx.send(line);
         }
     });
     let deadline = Instant::now() + LIMIT;
@@ -174,11 +175,12 @@ fn logged(mut child: Child) -> (Server, String, thread::JoinHandle<String>) {
     let stderr = child.stderr.take().unwrap();
     let server = Server(child);
     let (lines_tx, lines) = mpsc::channel::<String>();
+    // Reads stdout to its end, also once the address is found and nobody listens: a closed
+    // pipe would make the server's next `println!` panic and the server exit, and the first
+    // request be reset (a race that failed these tests now and then).
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
+            let _ = lines_tx.send(line);
         }
     });
     let log = thread::spawn(move || {
@@ -336,4 +338,108 @@ fn serve_refuses_double_opt_in_without_smtp() {
     assert!(stderr.contains("double opt-in (forms: newsletter)"), "{stderr}");
     assert!(stderr.contains("[smtp]"), "{stderr}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("serving"));
+}
+
+/// A bad `--trusted-proxy` is refused by the argument parser, naming the value.
+#[test]
+fn serve_refuses_a_trusted_proxy_that_is_not_a_cidr() {
+    for bad in ["10.0.0.0/33", "proxy.internal"] {
+        let output = run(
+            unticked().args(["serve", "--addr", "127.0.0.1:0", "--trusted-proxy", bad]),
+            LIMIT,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("--trusted-proxy") && stderr.contains(bad), "{stderr}");
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("serving"));
+    }
+}
+
+/// Behind a load balancer (issue 16): with `--trusted-proxy 127.0.0.1/32` the limits count
+/// by the client `X-Forwarded-For` names (its rightmost untrusted entry; what the shopper
+/// prepended is skipped), so one forwarded address is held back while another still gets
+/// through, and the log names the forwarded address. Without the flag the header is ignored
+/// and every request is one client, 127.0.0.1.
+#[test]
+fn trusted_proxy_limits_each_forwarded_client_and_without_it_the_header_is_ignored() {
+    let token = "serve-cli-admin-token-0123456789abcdef";
+    let (first, second) = ("6.6.6.6, 203.0.113.7", "198.51.100.9");
+    for trusted in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = serve_command(&dir.path().join("log.db"));
+        command.args(["--rate-limit", "1"]).env("UNTICKED_ADMIN_TOKEN", token);
+        if trusted {
+            command.args(["--trusted-proxy", "127.0.0.1/32"]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start unticked serve");
+        let (mut server, addr, log) = logged(child);
+        let send = |head: &str, forwarded_for: &str, body: &str| {
+            let mut stream = TcpStream::connect(&addr).unwrap();
+            stream.set_read_timeout(Some(LIMIT)).unwrap();
+            // One write: the whole request, its body only where it declares one (bytes the
+            // server never reads would make it reset the connection on close).
+            let request = format!(
+                "{head}\r\nHost: {addr}\r\nX-Forwarded-For: {forwarded_for}\r\nConnection: close\r\n\r\n{body}"
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            response.get(9..12).unwrap_or_default().to_string()
+        };
+        let post = |forwarded_for: &str| {
+            send(
+                "POST /v1/records HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2",
+                forwarded_for,
+                "{}",
+            )
+        };
+        let wrong_token = |forwarded_for: &str| {
+            send(
+                "GET /v1/admin/export HTTP/1.1\r\nAuthorization: Bearer wrong-guess",
+                forwarded_for,
+                "",
+            )
+        };
+
+        // Posts: a burst of three a second is let through (and refused 400, being empty),
+        // then 429. Sent back to back, far faster than one a second.
+        let mut statuses = Vec::new();
+        while statuses.last().map(String::as_str) != Some("429") && statuses.len() < 20 {
+            statuses.push(post(first));
+        }
+        let held_back = Instant::now();
+        assert_eq!(statuses.last().map(String::as_str), Some("429"), "{statuses:?}");
+        assert!(statuses.iter().filter(|s| *s == "400").count() >= 3, "{statuses:?}");
+        let other = post(second);
+        if trusted {
+            assert_eq!(other, "400", "another forwarded client is not held up");
+        } else if held_back.elapsed() < Duration::from_millis(800) {
+            // Within the second before the bucket refills, the same client (127.0.0.1).
+            assert_eq!(other, "429", "without --trusted-proxy the header is ignored");
+        }
+
+        // Wrong admin tokens: five, then held back for a minute (no race with the clock).
+        let guesses: Vec<String> = (0..6).map(|_| wrong_token(first)).collect();
+        assert_eq!(guesses[0], "401", "{guesses:?}");
+        assert_eq!(guesses[5], "429", "{guesses:?}");
+        let other = wrong_token(second);
+        assert_eq!(other, if trusted { "401" } else { "429" }, "trusted: {trusted}");
+
+        let log = stop_logged(&mut server, log);
+        assert!(log.contains("wrong bearer token"), "{log}");
+        if trusted {
+            assert!(log.contains("203.0.113.7") && log.contains("198.51.100.9"), "{log}");
+            assert!(
+                !log.contains("6.6.6.6"),
+                "what the shopper wrote is not the client: {log}"
+            );
+        } else {
+            assert!(log.contains("127.0.0.1") && !log.contains("203.0.113.7"), "{log}");
+        }
+    }
 }

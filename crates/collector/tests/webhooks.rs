@@ -306,8 +306,16 @@ fn events_past_their_retry_window_are_dead_lettered_and_replayed() {
     wait_for("the replayed events", Duration::from_secs(20), || {
         seen.accepted.lock().unwrap().len() == 2
     });
-    let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
-    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    // The receiver has them before the collector marks them delivered (one transaction
+    // after the batch's answers, crate::webhooks): wait for that too.
+    let counts = || {
+        let (_, list) = http(&server.addr, "GET", "/v1/admin/webhooks", "");
+        serde_json::from_str::<serde_json::Value>(&list).unwrap()
+    };
+    wait_for("the replayed events marked delivered", Duration::from_secs(20), || {
+        counts()["counts"]["delivered"] == 2
+    });
+    let list = counts();
     assert_eq!(list["counts"]["dead"], 0, "{list}");
     assert_eq!(list["counts"]["delivered"], 2, "{list}");
     // Erasing a subject erases their events too: the rows carry the identifier (Art. 17).
