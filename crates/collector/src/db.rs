@@ -253,6 +253,17 @@ pub struct Row {
 }
 
 impl Row {
+    /// Column `index` as a parameter, borrowed: to write a value read as it was.
+    pub fn param(&self, index: usize) -> Result<Param<'_>, DbError> {
+        match self.values.get(index) {
+            Some(Value::Null) => Ok(Param::Null),
+            Some(Value::Int(i)) => Ok(Param::Int(*i)),
+            Some(Value::Text(t)) => Ok(Param::Text(t)),
+            Some(Value::Blob(b)) => Ok(Param::Blob(b)),
+            None => Err(DbError::Invalid(format!("no column {index} in the row"))),
+        }
+    }
+
     /// Column `index` as `T`.
     pub fn get<T: FromValue>(&self, index: usize) -> Result<T, DbError> {
         self.values

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limit;
 mod lint;
 mod lock;
+mod migrate;
 mod optin;
 #[cfg(test)]
 mod optin_tests;
@@ -214,6 +215,22 @@ enum Command {
         #[arg(long, value_name = "ORIGIN")]
         public_origin: String,
     },
+    /// Copy a SQLite log, with everything beside it, into an empty PostgreSQL database, then
+    /// verify the copy against every checkpoint the source signed. Exit 0 when copied and
+    /// verified, 1 when the source or the copy does not verify, 2 when it cannot run (the
+    /// source in use or missing, the target not empty or unreachable).
+    Migrate {
+        /// The SQLite log (`unticked serve --db`); it must not be served meanwhile.
+        #[arg(long)]
+        from: PathBuf,
+        /// The empty PostgreSQL database: postgres://user@host/database.
+        #[arg(long, value_parser = parse_location)]
+        to: db::Location,
+        /// The log's key file; `<from>.key` by default. The PostgreSQL collectors take it
+        /// with --key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
     /// Recompute the log from its stored records and check every signed checkpoint.
     /// Exit 0 when clean, 1 naming the first bad index, 2 when the log cannot be read.
     Verify {
@@ -328,6 +345,7 @@ fn main() -> ExitCode {
             links,
             public_origin,
         }),
+        Command::Migrate { from, to, key } => migrate::main(migrate::Options { from, to, key }),
         Command::Verify {
             db,
             key,

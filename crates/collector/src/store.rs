@@ -1316,7 +1316,7 @@ fn checkpoint_row(mut row: crate::db::Row) -> Result<Checkpoint, StoreError> {
 
 /// Opens the SQLite file for the writer: created 0600, WAL, the schema, and the columns
 /// older logs lack.
-fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
+pub(crate) fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
     create_private(path)?;
     let location = Location::Sqlite(path.to_path_buf());
     let mut write = Db::open(&location, Access::ReadWrite).map_err(|e| match e {
@@ -1357,7 +1357,7 @@ fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
 }
 
 /// Opens PostgreSQL for the writer and makes the schema, once, whoever starts first.
-fn open_postgres(location: &Location) -> Result<Db, StoreError> {
+pub(crate) fn open_postgres(location: &Location) -> Result<Db, StoreError> {
     let mut write = Db::open(location, Access::ReadWrite)?;
     let schema = postgres_schema();
     write.transaction(|sql| {

@@ -154,8 +154,7 @@ impl Anchor {
     /// it publishes, and they are never removed, so a missing one or one signed with another
     /// time is a rewrite.
     fn check_stored(&self, sql: &mut dyn Sql) -> Result<(), Broken> {
-        let stored: Option<u64> =
-            sql.value("SELECT timestamp FROM checkpoints WHERE size = ?1", params![self.size])?;
+        let stored: Option<u64> = sql.value("SELECT timestamp FROM checkpoints WHERE size = ?1", params![self.size])?;
         let last = self.size.saturating_sub(1);
         match stored {
             None => Err(at(
