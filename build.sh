@@ -182,10 +182,33 @@ render_time() {
   node tools/render-time.mjs "$BASE_URL/checkout.html" "${LOADS:-15}"
 }
 
+# Ingest on SQLite, then on one throwaway PostgreSQL with 1, 2 and 4 collectors (each on a
+# fresh database, the same key), each run beside the raw verification rate; then look-ups
+# at 10^4, 10^5 and 10^6 records (LOOKUPS_AT) on SQLite and at 10^4 and 10^5 on PostgreSQL.
 bench() {
   build_collector_release
-  step "collector benchmark"
-  "$TARGET_DIR/release/unticked" bench --config www/consent.json --www www -n "${RECORDS:-20000}" -c "${CONNECTIONS:-32}"
+  local unticked="$TARGET_DIR/release/unticked" records=${RECORDS:-20000} connections=${CONNECTIONS:-32}
+  step "collector benchmark: SQLite"
+  "$unticked" bench --config www/consent.json --www www -n "$records" -c "$connections"
+  start_postgres
+  trap stop_postgres EXIT
+  local key base n
+  key=$(mktemp -u)
+  "$unticked" keygen --out "$key" >/dev/null
+  base=${UNTICKED_TEST_POSTGRES%/*}
+  for n in 1 2 4; do
+    step "collector benchmark: PostgreSQL, $n instance(s)"
+    "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE bench_$n"
+    "$unticked" bench --config www/consent.json --www www -n "$records" -c "$connections" \
+      --db "$base/bench_$n" --key "$key" --instances "$n"
+  done
+  step "look-ups as the log grows: SQLite"
+  "$unticked" bench --config www/consent.json --www www -c "$connections" --lookups-at "${LOOKUPS_AT:-10000,100000,1000000}"
+  step "look-ups as the log grows: PostgreSQL, 1 instance"
+  "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE bench_lookups"
+  "$unticked" bench --config www/consent.json --www www -c "$connections" --db "$base/bench_lookups" --key "$key" \
+    --lookups-at "${PG_LOOKUPS_AT:-10000,100000}"
+  rm -f "$key"
 }
 
 bench_audience() {
@@ -256,6 +279,8 @@ screenshots() {
 PG_DIR=""
 PG_BIN=""
 PG_RUN=()
+PG_PORT=""
+PG_USER=""
 
 postgres_bin() {
   local initdb
@@ -302,6 +327,8 @@ start_postgres() {
     port=$(free_port)
     if "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -s \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_DIR" start; then
+      PG_PORT=$port
+      PG_USER=$user
       export UNTICKED_TEST_POSTGRES="postgres://$user@127.0.0.1:$port/postgres"
       # How the restart test (tests/postgres_restart.rs) stops and starts this cluster.
       export UNTICKED_TEST_POSTGRES_STOP="${PG_RUN[*]} $PG_BIN/pg_ctl -D $PG_DIR/data -m fast -w -s stop"

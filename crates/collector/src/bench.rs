@@ -40,6 +40,9 @@ pub struct Options {
     /// Send a record again after a 503 or a lost connection, as the widget's outbox does,
     /// until it is stored.
     pub retry: bool,
+    /// Grow the log to each of these sizes and time look-ups at each (receipt with its
+    /// inclusion proof, consistency proof, subject), instead of one ingest.
+    pub lookups_at: Vec<usize>,
     pub config: PathBuf,
     pub www: PathBuf,
     pub records: usize,
@@ -99,6 +102,17 @@ fn deliveries(
     origin: &str,
     n: usize,
 ) -> Result<Vec<(String, String)>, BenchError> {
+    deliveries_of(config, config_sha256, origin, 0..n)
+}
+
+/// The deliveries of records `range` (shopper{i} for each i in it).
+fn deliveries_of(
+    config: &Config,
+    config_sha256: &str,
+    origin: &str,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<(String, String)>, BenchError> {
+    let n = range.len();
     let compiled = unticked_core::compiled::compile(config, config_sha256);
     let sheet = &compiled
         .sheet("checkout", &config.default_locale)
@@ -112,7 +126,7 @@ fn deliveries(
         .map_or(0, |d| d.as_millis() as u64);
     let run = Sha256::digest(start.to_be_bytes());
     let mut out = Vec::with_capacity(n);
-    for i in 0..n {
+    for i in range {
         let mut random = [0u8; 10];
         random[..2].copy_from_slice(&run[..2]);
         random[2..].copy_from_slice(&(i as u64).to_be_bytes());
@@ -216,6 +230,119 @@ fn start_collector(
         }
     }
     Err(BenchError("the collector did not start".into()))
+}
+
+/// How many look-ups of each kind are timed at each size.
+const LOOKUPS: usize = 300;
+
+/// Grows the log to each size of `--lookups-at` and times, at each, `LOOKUPS` look-ups of
+/// each kind over records spread through the whole log: how their cost grows with the log
+/// (an inclusion or consistency proof is O(log n) hashes; a subject is an index look-up).
+fn grow_and_look_up(
+    options: &Options,
+    urls: &[String],
+    config: &Config,
+    config_sha256: &str,
+) -> Result<(), BenchError> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let authority = urls[0].trim_start_matches("http://").to_string();
+    let mut ids: Vec<String> = Vec::new();
+    let mut size = 0usize;
+    for &target in &options.lookups_at {
+        if target <= size {
+            continue;
+        }
+        eprintln!("unticked bench: growing the log to {target} records…");
+        // In slices, so that memory holds one slice of signed records at a time.
+        while size < target {
+            let end = (size + 100_000).min(target);
+            let bodies = Arc::new(deliveries_of(config, config_sha256, &urls[0], size..end)?);
+            // Keep every 100th id (and the first), for the look-ups.
+            ids.extend(
+                bodies
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| (size + i).is_multiple_of(100))
+                    .map(|(_, (id, _))| id.clone()),
+            );
+            let (outcome, _) = runtime.block_on(post_all(urls, bodies, options.concurrency.max(1), None, true))?;
+            if let Some(status) = outcome.statuses.iter().find(|&&s| s != 201) {
+                return Err(BenchError(format!(
+                    "a record was answered {status} while growing the log"
+                )));
+            }
+            size = end;
+        }
+        let timed = runtime.block_on(time_lookups(&authority, &ids, size))?;
+        let line = |name: &str, mut t: Vec<Duration>| {
+            t.sort();
+            let q = |q: f64| t[((t.len() as f64 * q) as usize).min(t.len() - 1)].as_secs_f64() * 1e3;
+            format!("{name} p50 {:.2} ms p99 {:.2} ms", q(0.5), q(0.99))
+        };
+        println!(
+            "look-ups at {size:>8} records: {}; {}; {}",
+            line("receipt+inclusion", timed.0),
+            line("consistency proof", timed.1),
+            line("subject", timed.2)
+        );
+    }
+    Ok(())
+}
+
+/// Times `LOOKUPS` of each: `GET /v1/records/{id}`, `GET /v1/proofs/consistency` from a
+/// random earlier size, `POST /v1/admin/subjects` of a shopper who gave e-mail offers.
+async fn time_lookups(
+    authority: &str,
+    ids: &[String],
+    size: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>, Vec<Duration>), BenchError> {
+    let mut sender = connect(authority).await?;
+    let mut random = [0u8; 8 * LOOKUPS];
+    getrandom::fill(&mut random).map_err(|e| BenchError(e.to_string()))?;
+    let picks: Vec<u64> = random
+        .chunks(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    let mut timed = (Vec::new(), Vec::new(), Vec::new());
+    for (n, pick) in picks.iter().enumerate() {
+        for kind in 0..3 {
+            let request = match kind {
+                0 => hyper::Request::get(format!("/v1/records/{}", ids[*pick as usize % ids.len()]))
+                    .body(Full::new(Bytes::new()))?,
+                1 => hyper::Request::get(format!(
+                    "/v1/proofs/consistency?from={}&to={size}",
+                    1 + *pick as usize % size.max(1)
+                ))
+                .body(Full::new(Bytes::new()))?,
+                _ => hyper::Request::post("/v1/admin/subjects")
+                    .header(hyper::header::AUTHORIZATION, format!("Bearer {BENCH_TOKEN}"))
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(format!(
+                        "{{\"identifier\":\"shopper{}@example.lv\"}}",
+                        2 * (*pick as usize % size.div_ceil(2).max(1))
+                    ))))?,
+            };
+            let (mut parts, body) = request.into_parts();
+            parts.headers.insert(
+                hyper::header::HOST,
+                authority.parse().map_err(|_| BenchError("bad host".into()))?,
+            );
+            let sent = Instant::now();
+            let response = sender.send_request(hyper::Request::from_parts(parts, body)).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            if !status.is_success() {
+                return Err(BenchError(format!("look-up {n} of kind {kind} answered {status}")));
+            }
+            let took = sent.elapsed();
+            match kind {
+                0 => timed.0.push(took),
+                1 => timed.1.push(took),
+                _ => timed.2.push(took),
+            }
+        }
+    }
+    Ok(timed)
 }
 
 /// Stops the collectors the bench started.
@@ -404,6 +531,12 @@ fn run(options: &Options) -> Result<(), BenchError> {
             .collect()
     };
     let url = urls[0].clone();
+    if !options.lookups_at.is_empty() {
+        let config_sha256 = crate::compile::config_sha256(&text);
+        let grown = grow_and_look_up(options, &urls, &config, &config_sha256);
+        stop(&mut children);
+        return grown;
+    }
     // The records come from the collector's own page, as the demo shop's do.
     eprintln!("unticked bench: signing {} records…", options.records);
     let config_sha256 = crate::compile::config_sha256(&text);

@@ -106,7 +106,7 @@ pub enum Dialect {
 pub enum DbError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     #[error("{location}: {message}")]
     Open { location: String, message: String },
@@ -118,6 +118,18 @@ pub enum DbError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+/// A PostgreSQL error with what the server said: the crate's own Display of a server error
+/// is only "db error", its message and SQLSTATE are in its source.
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 impl DbError {
@@ -631,7 +643,7 @@ impl Db {
             Location::Postgres(url) => {
                 let open_error = |e: postgres::Error| DbError::Open {
                     location: location.to_string(),
-                    message: format!("PostgreSQL: {e}"),
+                    message: format!("PostgreSQL: {}", postgres_message(&e)),
                 };
                 let mut config: postgres::Config = url.parse().map_err(open_error)?;
                 // A database that is down must cost a request seconds, not the TCP timeout:
@@ -645,13 +657,17 @@ impl Db {
                 // purpose) while it holds the integration lock. PostgreSQL then ends its
                 // session, which releases the lock and rolls its batch back, and the next
                 // collector integrates the records (crate::store).
-                let mut setup = format!(
-                    "SET idle_in_transaction_session_timeout = {}; SET client_min_messages = warning;",
-                    IDLE_IN_TRANSACTION.as_millis()
-                );
-                if access == Access::ReadOnly {
-                    setup.push_str(" SET default_transaction_read_only = on;");
-                }
+                // A read-only session (`unticked verify`) holds no lock a writer waits for, and
+                // does its checking between the pages it reads: no timeout for it.
+                let setup = match access {
+                    Access::ReadWrite => format!(
+                        "SET idle_in_transaction_session_timeout = {}; SET client_min_messages = warning;",
+                        IDLE_IN_TRANSACTION.as_millis()
+                    ),
+                    Access::ReadOnly => {
+                        "SET default_transaction_read_only = on; SET client_min_messages = warning;".to_string()
+                    }
+                };
                 in_place(|| client.batch_execute(&setup))?;
                 Connection::Postgres {
                     client: Box::new(client),

@@ -162,6 +162,11 @@ enum Command {
         /// until it is stored (within two minutes).
         #[arg(long)]
         retry: bool,
+        /// Instead of one ingest: grow the bench's own log to each of these sizes (comma
+        /// separated, e.g. 10000,100000,1000000) and time look-ups at each (a receipt with its
+        /// inclusion proof, a consistency proof, a subject).
+        #[arg(long, value_delimiter = ',', conflicts_with = "urls")]
+        lookups_at: Vec<usize>,
         /// The config the records are made for (the collector's own).
         #[arg(long, default_value = "www/consent.json")]
         config: PathBuf,
@@ -307,6 +312,7 @@ fn main() -> ExitCode {
             key,
             instances,
             retry,
+            lookups_at,
             config,
             www,
             records,
@@ -319,6 +325,7 @@ fn main() -> ExitCode {
             key,
             instances,
             retry,
+            lookups_at,
             config,
             www,
             records,

@@ -107,7 +107,11 @@ fn every_acknowledged_record_survives_kill_9() {
     }
     let verified = common::verify_command(&db).output().unwrap();
     let report = String::from_utf8_lossy(&verified.stdout);
-    assert!(verified.status.success(), "{report}");
+    assert!(
+        verified.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
     assert!(report.contains(": clean"), "{report}");
 }
 
