@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, serve_demo, unticked, Served};
+use common::{lines, root, serve_demo, unticked, Served};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -42,14 +42,6 @@ fn get_status(addr: &str, path: &str) -> u16 {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 /// The attack's durability sweep, kept (issue 12): three times over one log, a stream of

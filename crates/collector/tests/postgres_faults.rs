@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{postgres_args, postgres_database, root, serve_demo_with, unticked, Served};
+use common::{lines, postgres_args, postgres_database, root, serve_demo_with, unticked, Served};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,14 +54,6 @@ fn bench(addr: &str, n: usize, acked: &Path, retry: bool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {

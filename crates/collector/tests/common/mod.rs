@@ -293,6 +293,15 @@ pub fn post_demo_records(addr: &str, n: usize, acked: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The lines of a file (an `--acked` list), none when it is not there yet.
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// An HTTP/1.1 answer as the tests read it: the status, the head in lower case, and the
 /// body (de-chunked when it came chunked).
 pub struct Answer {
