@@ -207,7 +207,7 @@ fn an_integrator_killed_mid_batch_is_completed_by_the_next_collector() {
     wait_for("the batch completed", Duration::from_secs(20), || {
         count(&cluster, &db, "SELECT count(*) FROM log WHERE received_at IS NULL") == 0
     });
-    let id = count_id(&cluster, &db);
+    let id = id_at(&cluster, &db, 1);
     let (index, proved) = served_with_proof(&next.addr, &id).expect("the record is held");
     assert_eq!(index, 1);
     assert!(proved);
@@ -221,12 +221,12 @@ fn an_integrator_killed_mid_batch_is_completed_by_the_next_collector() {
     assert!(!report.contains("await integration"), "{report}");
 }
 
-/// The id of the record at index 1.
-fn count_id(cluster: &str, db: &Path) -> String {
+/// The id of the record at `index`.
+fn id_at(cluster: &str, db: &Path, index: i64) -> String {
     let url = postgres_database(cluster, db);
     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     client
-        .query_one("SELECT id FROM log WHERE idx = 1", &[])
+        .query_one("SELECT id FROM log WHERE idx = $1", &[&index])
         .unwrap()
         .get(0)
 }
