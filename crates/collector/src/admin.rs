@@ -75,15 +75,31 @@ pub(crate) fn bearer_matches(
     expected: &str,
     role: &'static str,
 ) -> Result<(), Refusal> {
-    let unauthorised = || refuse(Code::Unauthorised, format!("a valid {role} bearer token is required"));
     let Some(given) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauthorised());
+        return Err(refuse(
+            Code::Unauthorised,
+            format!("a valid {role} bearer token is required"),
+        ));
     };
     let given = given
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    token_matches(collector, client, given, expected, role)
+}
+
+/// Whether `given` is `expected`, compared in constant time (both sides hashed first); a
+/// wrong one is counted against the address as [`authorised`] says. The console's sign-in
+/// (crate::console) shares this budget with the bearer tokens.
+pub(crate) fn token_matches(
+    collector: &Collector,
+    client: ClientKey,
+    given: &str,
+    expected: &str,
+    role: &'static str,
+) -> Result<(), Refusal> {
+    let unauthorised = || refuse(Code::Unauthorised, format!("a valid {role} bearer token is required"));
     let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(expected.as_bytes()));
     if a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
         return Ok(());
@@ -112,11 +128,16 @@ pub(crate) fn bearer_matches(
 /// number in international form (`+371…` or `00371…`).
 pub(crate) fn identifier_in(body: &[u8]) -> Result<String, Refusal> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let raw = value["identifier"].as_str().unwrap_or("");
+    identifier_from(value["identifier"].as_str().unwrap_or(""), value["channel"] == "post")
+}
+
+/// `raw` normalised as an identifier: an e-mail address or an international phone number,
+/// or, when `post`, a postal address.
+pub(crate) fn identifier_from(raw: &str, post: bool) -> Result<String, Refusal> {
     // A postal address is a contact too (the post channel): found, exported, restricted
     // and erased like any (Art. 15, 17), named by `"channel": "post"`, since an address
     // has no shape of its own to tell it from a mistyped number.
-    if value["channel"] == "post" {
+    if post {
         return unticked_core::capture::normalise_address(raw)
             .ok_or_else(|| refuse(Code::BadIdentifier, "identifier is a postal address (channel post)"));
     }
@@ -366,17 +387,26 @@ pub async fn erase(
         Ok(identifier) => identifier,
         Err(refusal) => return refusal.into_response(),
     };
+    match erase_subject(&collector, identifier).await {
+        Ok(erased) => axum::Json(serde_json::json!({ "erased": erased })).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Erases the subject known by the normalised `identifier` (Art. 17); returns how many of
+/// their rows went. The API and the console (crate::console) both erase through here.
+pub(crate) async fn erase_subject(collector: &Arc<Collector>, identifier: String) -> Result<usize, Refusal> {
     // It may wait for readers to let go of the write-ahead log: off the async threads.
     let store = collector.store.clone();
     // The subscribed webhooks are told, in the erasure's transaction (docs/webhooks.md).
-    let told = crate::webhooks::erased(&collector);
+    let told = crate::webhooks::erased(collector);
     match tokio::task::spawn_blocking(move || store.erase_with(&identifier, &told)).await {
         Ok(Ok(erased)) => {
             tracing::info!(erased, "admin: subject erased");
-            axum::Json(serde_json::json!({ "erased": erased })).into_response()
+            Ok(erased)
         }
-        Ok(Err(e)) => crate::error::unavailable(e).into_response(),
-        Err(e) => crate::error::unavailable(e).into_response(),
+        Ok(Err(e)) => Err(crate::error::unavailable(e)),
+        Err(e) => Err(crate::error::unavailable(e)),
     }
 }
 

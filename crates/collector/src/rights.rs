@@ -331,23 +331,34 @@ pub async fn restrict(
             serde_json::Value::Bool(lift) => *lift,
             _ => return Err(refuse(Code::BadBody, "\"lift\" is true or false")),
         };
-        if collector.store.subject(&identifier).map_err(unavailable)?.is_empty() {
-            return Err(refuse(Code::UnknownSubject, "no record names this subject"));
-        }
-        let changed = if lift {
-            collector.store.lift_restriction(&identifier, &purposes)
-        } else {
-            collector.store.restrict(&identifier, &purposes, now_ms())
-        }
-        .map_err(unavailable)?;
-        let restrictions = collector.store.restrictions(&identifier).map_err(unavailable)?;
-        tracing::info!(changed, lift, "admin: restriction changed");
-        Ok::<_, Refusal>(axum::Json(serde_json::json!({
-            "changed": changed,
-            "restricted": restrictions.iter().map(|r| serde_json::json!({"purpose": r.purpose, "since": r.since})).collect::<Vec<_>>(),
-        })))
+        restrict_purposes(&collector, &identifier, &purposes, lift).map(axum::Json)
     })();
     answer.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// Restricts (or, with `lift`, lifts the restriction of) `purposes` for the subject known
+/// by the normalised `identifier`; the API and the console (crate::console) both do it here.
+pub(crate) fn restrict_purposes(
+    collector: &Collector,
+    identifier: &str,
+    purposes: &[String],
+    lift: bool,
+) -> Result<serde_json::Value, Refusal> {
+    if collector.store.subject(identifier).map_err(unavailable)?.is_empty() {
+        return Err(refuse(Code::UnknownSubject, "no record names this subject"));
+    }
+    let changed = if lift {
+        collector.store.lift_restriction(identifier, purposes)
+    } else {
+        collector.store.restrict(identifier, purposes, now_ms())
+    }
+    .map_err(unavailable)?;
+    let restrictions = collector.store.restrictions(identifier).map_err(unavailable)?;
+    tracing::info!(changed, lift, "admin: restriction changed");
+    Ok(serde_json::json!({
+        "changed": changed,
+        "restricted": restrictions.iter().map(|r| serde_json::json!({"purpose": r.purpose, "since": r.since})).collect::<Vec<_>>(),
+    }))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -402,78 +413,92 @@ pub async fn rectify(
         authorised(&collector, &headers, client)?;
         let old = identifier_in(&body)?;
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let new =
-            crate::lifecycle::normalise_identifier(value["replacement"].as_str().unwrap_or("")).ok_or_else(|| {
-                refuse(
-                    Code::BadIdentifier,
-                    "replacement is an e-mail address or an international phone number (+371…)",
-                )
-            })?;
-        if new == old {
-            return Err(refuse(
-                Code::BadIdentifier,
-                "the replacement is the contact it replaces",
-            ));
-        }
-        if identifier_channel(&new) != identifier_channel(&old) {
-            return Err(refuse(
-                Code::BadIdentifier,
-                "an e-mail address is rectified by an e-mail address, a phone number by a phone number",
-            ));
-        }
-        // A replacement that already names a subject would pour one person's consents into
-        // another's contact: only on purpose (`"merge": true`), for two contacts of one person.
-        if value["merge"] != serde_json::Value::Bool(true)
-            && !collector.store.subject(&new).map_err(unavailable)?.is_empty()
-        {
-            return Err(refuse(
-                Code::SubjectExists,
-                "the replacement already names a subject; send \"merge\": true if both are this person's",
-            ));
-        }
-        let history = crate::lifecycle::history(&collector, &old)?;
-        if history.records.is_empty() {
-            return Err(refuse(Code::UnknownSubject, "no record names this subject"));
-        }
-        let ids: Vec<String> = history.records.iter().map(|(_, r, _)| r.id.clone()).collect();
-        if ids.len() > record::MAX_RECTIFIED {
-            return Err(refuse(
-                Code::BadBody,
-                format!(
-                    "the subject appears in {} records; one rectification carries at most {}",
-                    ids.len(),
-                    record::MAX_RECTIFIED
-                ),
-            ));
-        }
-        let carried = ids.len();
-        let capture = rectification(&collector, &new, ids)?;
-        let id = store_signed_by_collector(&collector, &capture).await?;
-        // The restrictions go with the subject; the old contact's rows go as on erasure.
-        collector.store.carry_restrictions(&old, &new).map_err(unavailable)?;
-        let store = collector.store.clone();
-        // The webhooks are told of the old contact's erasure as of any (Art. 19).
-        let told = crate::webhooks::erased(&collector);
-        let erasure = tokio::task::spawn_blocking(move || store.erase_with(&old, &told))
-            .await
-            .map_err(unavailable)?;
-        // The rows are gone once the erasure commits; a reader holding the write-ahead log
-        // only delays folding the old pages in. The rectification is done: say so, and say
-        // that erasing the old contact again finishes the folding (a retry of the whole
-        // rectification would find no subject).
-        let (erased, folded) = match erasure {
-            Ok(erased) => (Some(erased), true),
-            Err(crate::store::StoreError::WalBusy) => (None, false),
-            Err(e) => return Err(unavailable(e)),
-        };
-        tracing::info!(carried, folded, "admin: subject rectified");
-        Ok::<_, Refusal>(axum::Json(
-            serde_json::json!({ "record": id, "carried": carried, "erased": erased, "wal_folded": folded }),
-        ))
+        rectify_contact(
+            &collector,
+            old,
+            value["replacement"].as_str().unwrap_or(""),
+            value["merge"] == serde_json::Value::Bool(true),
+        )
+        .await
+        .map(axum::Json)
     };
     answer
         .await
         .map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// Replaces the contact `old` (normalised) by `replacement` as typed (Art. 16); `merge`
+/// allows a replacement that already names a subject. The API and the console
+/// (crate::console) both rectify here.
+pub(crate) async fn rectify_contact(
+    collector: &Arc<Collector>,
+    old: String,
+    replacement: &str,
+    merge: bool,
+) -> Result<serde_json::Value, Refusal> {
+    let new = crate::lifecycle::normalise_identifier(replacement).ok_or_else(|| {
+        refuse(
+            Code::BadIdentifier,
+            "replacement is an e-mail address or an international phone number (+371…)",
+        )
+    })?;
+    if new == old {
+        return Err(refuse(
+            Code::BadIdentifier,
+            "the replacement is the contact it replaces",
+        ));
+    }
+    if identifier_channel(&new) != identifier_channel(&old) {
+        return Err(refuse(
+            Code::BadIdentifier,
+            "an e-mail address is rectified by an e-mail address, a phone number by a phone number",
+        ));
+    }
+    // A replacement that already names a subject would pour one person's consents into
+    // another's contact: only on purpose (`"merge": true`), for two contacts of one person.
+    if !merge && !collector.store.subject(&new).map_err(unavailable)?.is_empty() {
+        return Err(refuse(
+            Code::SubjectExists,
+            "the replacement already names a subject; send \"merge\": true if both are this person's",
+        ));
+    }
+    let history = crate::lifecycle::history(collector, &old)?;
+    if history.records.is_empty() {
+        return Err(refuse(Code::UnknownSubject, "no record names this subject"));
+    }
+    let ids: Vec<String> = history.records.iter().map(|(_, r, _)| r.id.clone()).collect();
+    if ids.len() > record::MAX_RECTIFIED {
+        return Err(refuse(
+            Code::BadBody,
+            format!(
+                "the subject appears in {} records; one rectification carries at most {}",
+                ids.len(),
+                record::MAX_RECTIFIED
+            ),
+        ));
+    }
+    let carried = ids.len();
+    let capture = rectification(collector, &new, ids)?;
+    let id = store_signed_by_collector(collector, &capture).await?;
+    // The restrictions go with the subject; the old contact's rows go as on erasure.
+    collector.store.carry_restrictions(&old, &new).map_err(unavailable)?;
+    let store = collector.store.clone();
+    // The webhooks are told of the old contact's erasure as of any (Art. 19).
+    let told = crate::webhooks::erased(collector);
+    let erasure = tokio::task::spawn_blocking(move || store.erase_with(&old, &told))
+        .await
+        .map_err(unavailable)?;
+    // The rows are gone once the erasure commits; a reader holding the write-ahead log
+    // only delays folding the old pages in. The rectification is done: say so, and say
+    // that erasing the old contact again finishes the folding (a retry of the whole
+    // rectification would find no subject).
+    let (erased, folded) = match erasure {
+        Ok(erased) => (Some(erased), true),
+        Err(crate::store::StoreError::WalBusy) => (None, false),
+        Err(e) => return Err(unavailable(e)),
+    };
+    tracing::info!(carried, folded, "admin: subject rectified");
+    Ok(serde_json::json!({ "record": id, "carried": carried, "erased": erased, "wal_folded": folded }))
 }
 
 #[cfg(test)]
