@@ -10,6 +10,8 @@
 #   ./build.sh perf         Unticked vs vanilla-cookieconsent vs no widget on the checkout: load,
 #                           UI in DOM, submit, layout shift, bytes (Chromium, LOADS=30 interleaved)
 #   ./build.sh bench        collector records/s, p50/p99, peak RSS beside the raw verification rate
+#                           (SQLite; PostgreSQL with 1, 2, 4 instances), then bench-lookups
+#   ./build.sh bench-lookups  receipt, proof and subject look-ups at 10^4, 10^5, 10^6 records
 #   ./build.sh bench-audience  the audience and suppression lists timed at 10^5 subjects (200,000 records)
 #   ./build.sh bench-import `unticked import` of ROWS (10^5) rows with --links: rows/s, peak RSS, verify
 #   ./build.sh screenshots  refresh docs/*.png from the demo
@@ -202,8 +204,23 @@ bench() {
     "$unticked" bench --config www/consent.json --www www -n "$records" -c "$connections" \
       --db "$base/bench_$n" --key "$key" --instances "$n"
   done
+  rm -f "$key"
+  bench_lookups
+}
+
+# Look-ups (receipt with inclusion proof, consistency proof, subject) as the log grows: at
+# 10^4, 10^5 and 10^6 records (LOOKUPS_AT) on SQLite and at 10^4 and 10^5 (PG_LOOKUPS_AT) on
+# a throwaway PostgreSQL.
+bench_lookups() {
+  build_collector_release
+  local unticked="$TARGET_DIR/release/unticked" connections=${CONNECTIONS:-32} key base
   step "look-ups as the log grows: SQLite"
   "$unticked" bench --config www/consent.json --www www -c "$connections" --lookups-at "${LOOKUPS_AT:-10000,100000,1000000}"
+  start_postgres
+  trap stop_postgres EXIT
+  key=$(mktemp -u)
+  "$unticked" keygen --out "$key" >/dev/null
+  base=${UNTICKED_TEST_POSTGRES%/*}
   step "look-ups as the log grows: PostgreSQL, 1 instance"
   "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE bench_lookups"
   "$unticked" bench --config www/consent.json --www www -c "$connections" --db "$base/bench_lookups" --key "$key" \
@@ -368,7 +385,7 @@ test_all() {
   # log and the linter, which has no log; the postgres_* tests ran above.
   step "native tests of the collector on PostgreSQL"
   UNTICKED_TEST_BACKEND=postgres cargo test -p unticked-collector \
-    --test assisted --test durability --test history_cli --test http_edge --test import_cli \
+    --test assisted --test bundle_cli --test durability --test history_cli --test http_edge --test import_cli \
     --test rights --test serve_cli --test webhooks --test witness
   size
   step "the wasm's exports from Node (no browser)"
@@ -386,13 +403,14 @@ case "${1:-build}" in
   submit-time) submit_time ;;
   perf) perf ;;
   bench) bench ;;
+  bench-lookups) bench_lookups ;;
   bench-audience) bench_audience ;;
   bench-import) bench_import ;;
   screenshots) screenshots ;;
   setup) setup_build; setup_browser ;;
   postgres-probe) start_postgres; trap stop_postgres EXIT; cargo test -p unticked-collector --test postgres_probe -- --nocapture ;;
   *)
-    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-audience|bench-import|screenshots|setup|postgres-probe]" >&2
+    echo "usage: ./build.sh [build|serve|test|size|render-time|submit-time|perf|bench|bench-lookups|bench-audience|bench-import|screenshots|setup|postgres-probe]" >&2
     exit 2
     ;;
 esac

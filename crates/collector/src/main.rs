@@ -9,7 +9,10 @@ use std::process::ExitCode;
 mod admin;
 mod assisted;
 mod bench;
+mod bundle;
 mod compile;
+mod console;
+mod dashboard;
 mod db;
 mod effects;
 mod error;
@@ -262,6 +265,12 @@ enum Command {
         /// of every checkpoint in it (the first one it does not is reported).
         #[arg(long)]
         witness: Option<PathBuf>,
+        /// An evidence bundle (GET /v1/admin/records/{id}/bundle, POST
+        /// /v1/admin/subjects/bundle), checked offline without any database; pin the
+        /// collector's key with --public-key (docs/evidence.md). Exit 0 clean, 1 naming the
+        /// record and part that fails, 2 when the file is unreadable or not a bundle.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "url", "key", "checkpoint", "witness"])]
+        bundle: Option<PathBuf>,
     },
 }
 
@@ -360,7 +369,11 @@ fn main() -> ExitCode {
             public_key,
             checkpoint,
             witness,
+            bundle,
         } => {
+            if let Some(file) = bundle {
+                return bundle::main(&file, public_key.as_deref());
+            }
             let anchors = read_anchors(checkpoint.as_deref(), witness.as_deref());
             let (what, outcome) = match &url {
                 Some(url) => {

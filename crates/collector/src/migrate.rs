@@ -1,8 +1,10 @@
 //! `unticked migrate --from unticked.db --to postgres://…`: copies a SQLite log, with
 //! everything kept beside it (checkpoints, texts, configs served, subjects, restrictions,
-//! links, violation reports, mail and webhook outboxes), into an empty PostgreSQL database,
-//! then verifies the copy against every checkpoint the source signed. The key file does not
-//! move: the PostgreSQL collectors are given the same one with `--key`.
+//! links, violation reports and their days, mail and webhook outboxes), into an empty
+//! PostgreSQL database, then verifies the copy against every checkpoint the source signed.
+//! Every table of the source is copied ([`tables_of`] lists them from the source itself),
+//! so a table added to the schema moves without a change here. The key file does not move:
+//! the PostgreSQL collectors are given the same one with `--key`.
 //!
 //! The source is verified first (a broken log is not copied), held with its `<db>.lock` so
 //! that no collector writes it meanwhile, and copied in one PostgreSQL transaction: a copy

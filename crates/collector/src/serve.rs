@@ -155,6 +155,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
         .route("/v1/admin/subjects/erase", post(admin::erase))
         .route("/v1/admin/subjects/rectify", post(crate::rights::rectify))
         .route("/v1/admin/subjects/restrict", post(crate::rights::restrict))
+        .route("/v1/admin/subjects/bundle", post(crate::bundle::post_subject))
+        .route("/v1/admin/records/{id}/bundle", get(crate::bundle::get_record))
         .route("/v1/admin/audience", get(crate::rights::audience))
         .route("/v1/admin/suppression", get(crate::rights::suppression))
         .route("/v1/admin/export", get(admin::export_all))
@@ -184,6 +186,8 @@ pub fn app(www: PathBuf, config: Config, store: Store, settings: Settings) -> Ro
             get(crate::optin::confirm_page).post(crate::optin::confirm),
         )
         .route("/v1/violations", get(violations::list))
+        // The site owner's console (HTML, behind a session; crate::console).
+        .merge(crate::console::routes())
         // A method an API route does not take: the API's JSON, not an empty 405. Set before
         // the layers below, so that CORS still answers a preflight (OPTIONS) first.
         .method_not_allowed_fallback(|| async {

@@ -31,6 +31,7 @@ use unticked_core::capture::{Disclosure, Salted};
 use unticked_core::merkle::{self, Hash, Tree};
 use unticked_core::record::{base64url, hex};
 
+mod console;
 mod subjects;
 pub use subjects::ScannedSubject;
 
@@ -38,6 +39,16 @@ pub use subjects::ScannedSubject;
 const BATCH: usize = 512;
 /// Most distinct (kind, form, page) violation rows kept.
 const MAX_VIOLATION_ROWS: u64 = 10_000;
+/// How many UTC days of violation reports `violation_days` keeps (for crate::dashboard):
+/// the day of each new report and those before it; older days are deleted as reports come.
+pub(crate) const VIOLATION_DAYS_KEPT: u64 = 100;
+/// Most pages one day of `violation_days` names: with [`VIOLATION_DAYS_KEPT`] days, the
+/// table holds at most [`MAX_VIOLATION_ROWS`] rows of pages, and reports past a day's
+/// pages are counted in one row per kind whose page is empty ("other pages"), so a flood
+/// of made-up paths can neither grow the table nor hide how many reports came that day.
+const MAX_VIOLATION_PAGES_PER_DAY: u64 = MAX_VIOLATION_ROWS / VIOLATION_DAYS_KEPT;
+/// A UTC day in ms: days are counted from the epoch (Unix time has no leap seconds).
+pub(crate) const DAY_MS: u64 = 86_400_000;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
@@ -97,6 +108,15 @@ CREATE TABLE IF NOT EXISTS violations (
   first_seen INTEGER NOT NULL,
   last_seen INTEGER NOT NULL,
   PRIMARY KEY (kind, form, page)
+);
+-- The same reports per UTC day (days since the epoch), kind and page, for the dashboard's
+-- chart (crate::dashboard); page '' counts the reports past the day's cap of pages.
+CREATE TABLE IF NOT EXISTS violation_days (
+  day INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  page TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (day, kind, page)
 );
 -- Double opt-in confirmation mails, their outbox (crate::optin).
 CREATE TABLE IF NOT EXISTS confirm_mail (
@@ -167,7 +187,7 @@ INSERT INTO int_coord (id, size, timestamp) VALUES (1, 0, 0) ON CONFLICT DO NOTH
 /// record's `received_at` is NULL from its sequencing until its integration sets it to the
 /// timestamp of the checkpoint that first covers it.
 pub(crate) fn postgres_schema() -> String {
-    let tables = [SCHEMA, subjects::SCHEMA].concat();
+    let tables = [SCHEMA, subjects::SCHEMA, console::SCHEMA].concat();
     let tables = tables
         .replace("received_at INTEGER NOT NULL", "received_at BIGINT")
         .replace(
@@ -758,6 +778,28 @@ impl Store {
         })
     }
 
+    /// [`Store::entries`] with the time each record was received (ms since the epoch, the
+    /// collector's clock: with PostgreSQL, the checkpoint's that first covered it).
+    pub fn dated_entries(&self, start: u64, count: u64) -> Result<Vec<DatedEntry>, StoreError> {
+        let covered = self.covered();
+        let count = count.min(covered.saturating_sub(start));
+        self.shared.pool.run(|sql| {
+            sql.rows(
+                "SELECT idx, received_at, bytes FROM log WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                params![start, count],
+            )?
+            .into_iter()
+            .map(|mut row| {
+                Ok(DatedEntry {
+                    index: row.get(0)?,
+                    received_at: row.get(1)?,
+                    bytes: bytes_text(row.take(2)?),
+                })
+            })
+            .collect()
+        })
+    }
+
     /// Calls `each` with every record a checkpoint covers, in log order, and its
     /// disclosures still held.
     pub fn export(&self, mut each: impl FnMut(u64, &str, &[SubjectRow]) + Send) -> Result<(), StoreError> {
@@ -805,20 +847,74 @@ impl Store {
     /// UPDATE followed by an INSERT let both see no row, and the second INSERT then broke the
     /// primary key (a 503, and the report lost).
     pub fn note_violation(&self, kind: &str, rule: &str, form: &str, page: &str) -> Result<(), StoreError> {
+        self.note_violation_at(kind, rule, form, page, now_ms())
+    }
+
+    /// [`Store::note_violation`] at `now` (ms since the epoch): the totals and the day's
+    /// row (`violation_days`), in one transaction.
+    pub(crate) fn note_violation_at(
+        &self,
+        kind: &str,
+        rule: &str,
+        form: &str,
+        page: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
         let _one_at_a_time = self.shared.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let day = now / DAY_MS;
         // New rows only while there are fewer than MAX_VIOLATION_ROWS: reports are unsigned
         // and anyone can send them, so they must not be able to fill the disk. A row that
         // exists is counted whatever the table's size.
-        self.shared.pool.run(|sql| {
+        self.shared.pool.transaction(|sql| {
             sql.execute(
                 "INSERT INTO violations (kind, rule, form, page, count, first_seen, last_seen)
                  SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS TEXT), CAST(?4 AS TEXT), 1, CAST(?5 AS BIGINT), CAST(?5 AS BIGINT)
                  WHERE (SELECT count(*) FROM violations) < ?6
                     OR EXISTS (SELECT 1 FROM violations WHERE kind = ?1 AND form = ?3 AND page = ?4)
                  ON CONFLICT (kind, form, page) DO UPDATE SET count = violations.count + 1, last_seen = excluded.last_seen",
-                params![kind, rule, form, page, now_ms(), MAX_VIOLATION_ROWS],
+                params![kind, rule, form, page, now, MAX_VIOLATION_ROWS],
+            )?;
+            // Per day: the page's own row while the day names fewer than its cap of pages
+            // (or already names this one), the kind's "other pages" row ('') past it; and
+            // days older than those kept go.
+            sql.execute(
+                "INSERT INTO violation_days (day, kind, page, count)
+                 SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT),
+                        CASE WHEN EXISTS (SELECT 1 FROM violation_days WHERE day = ?1 AND kind = ?2 AND page = ?3)
+                               OR (SELECT count(*) FROM violation_days WHERE day = ?1 AND page <> '') < ?4
+                             THEN CAST(?3 AS TEXT) ELSE '' END,
+                        1
+                 WHERE true
+                 ON CONFLICT (day, kind, page) DO UPDATE SET count = violation_days.count + 1",
+                params![day, kind, page, MAX_VIOLATION_PAGES_PER_DAY],
+            )?;
+            sql.execute(
+                "DELETE FROM violation_days WHERE day < ?1",
+                params![(day + 1).saturating_sub(VIOLATION_DAYS_KEPT)],
             )?;
             Ok(())
+        })
+    }
+
+    /// The violation reports per day from `first_day` (days since the epoch, UTC) on:
+    /// `(day, kind, page, count)`, by day, kind and page; page `""` counts the reports
+    /// past the day's cap of pages.
+    pub fn violation_days(&self, first_day: u64) -> Result<Vec<ViolationDay>, StoreError> {
+        self.shared.pool.run(|sql| {
+            sql.rows(
+                "SELECT day, kind, page, count FROM violation_days WHERE day >= ?1 ORDER BY day, kind, page",
+                params![first_day],
+            )?
+            .into_iter()
+            .map(|mut row| {
+                Ok(ViolationDay {
+                    day: row.get(0)?,
+                    kind: row.take(1)?,
+                    page: row.take(2)?,
+                    count: row.get(3)?,
+                })
+            })
+            .collect()
         })
     }
 
@@ -1267,6 +1363,27 @@ pub struct ViolationRow {
     pub last_seen: u64,
 }
 
+/// Reports of one kind of violation on one page on one day (UTC), for crate::dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViolationDay {
+    /// Days since the epoch.
+    pub day: u64,
+    pub kind: String,
+    /// The page's path, or `""` for the reports past the day's cap of pages.
+    pub page: String,
+    pub count: u64,
+}
+
+/// A record of the log with the time it was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatedEntry {
+    pub index: u64,
+    /// ms since the epoch, by the collector's clock; `None` only for a record sequenced
+    /// but not yet covered by a checkpoint, which readers are not given.
+    pub received_at: Option<u64>,
+    pub bytes: String,
+}
+
 /// A preference or unsubscribe link, as kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkRow {
@@ -1335,6 +1452,7 @@ pub(crate) fn open_sqlite(path: &Path) -> Result<Db, StoreError> {
     write.run(|sql| {
         sql.batch(SCHEMA)?;
         sql.batch(subjects::SCHEMA)?;
+        sql.batch(console::SCHEMA)?;
         // Logs made before the birthday field (R8) get its column; erasing a subject's rows
         // erases the birthday with them. And the salt of the record's commitment to it, so
         // `unticked verify` can check each birthday kept against its record. Birthdays kept
@@ -1868,6 +1986,78 @@ mod tests {
         let rows = store.violations().unwrap();
         assert_eq!(rows.len(), ROUNDS);
         assert!(rows.iter().all(|row| row.count == RACERS as u64), "{rows:?}");
+    }
+
+    /// Reports per day (for crate::dashboard) are counted in the report's transaction and
+    /// bounded: past a day's cap of pages they count in the kind's "other pages" row, and
+    /// days older than those kept go, so made-up paths cannot grow the table.
+    #[test]
+    fn violation_days_are_counted_capped_and_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("log.db"),
+            &crate::texts::Shown::of(&crate::testing::demo_config()),
+        )
+        .unwrap();
+        let day = 20_790;
+        let at = |d: u64| d * DAY_MS + 1000;
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(day - 1))
+            .unwrap();
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(day))
+            .unwrap();
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(day))
+            .unwrap();
+        for i in 1..MAX_VIOLATION_PAGES_PER_DAY + 5 {
+            store
+                .note_violation_at("hidden-box", "R1", "checkout", &format!("/p{i}"), at(day))
+                .unwrap();
+        }
+        // A page the day already names still counts as itself.
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(day))
+            .unwrap();
+        let rows = store.violation_days(day).unwrap();
+        let of = |kind: &str, page: &str| rows.iter().find(|r| r.kind == kind && r.page == page).map(|r| r.count);
+        assert_eq!(of("submit-gated", "/a"), Some(3));
+        assert_eq!(
+            rows.iter().filter(|r| !r.page.is_empty()).count() as u64,
+            MAX_VIOLATION_PAGES_PER_DAY
+        );
+        assert_eq!(
+            of("hidden-box", ""),
+            Some(5),
+            "the reports past the cap, as other pages"
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.count).sum::<u64>(),
+            3 + MAX_VIOLATION_PAGES_PER_DAY + 4
+        );
+        assert_eq!(
+            store.violation_days(0).unwrap().len(),
+            rows.len() + 1,
+            "and the day before"
+        );
+        // The totals are counted as before, with the same reports.
+        let totals = store.violations().unwrap();
+        assert_eq!(totals.iter().find(|r| r.page == "/a").map(|r| r.count), Some(4));
+
+        // The last day kept that still holds `day`: the day before it goes.
+        let later = day + VIOLATION_DAYS_KEPT - 1;
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(later))
+            .unwrap();
+        let kept = store.violation_days(0).unwrap();
+        assert_eq!(kept.len(), rows.len() + 1);
+        assert_eq!((kept[0].day, kept[kept.len() - 1].day), (day, later));
+        store
+            .note_violation_at("submit-gated", "R3", "checkout", "/a", at(later + 1))
+            .unwrap();
+        assert!(store.violation_days(0).unwrap().iter().all(|r| r.day > day));
+        // PostgreSQL has the table too, with its types (crate::migrate copies every table).
+        assert!(postgres_schema().contains("CREATE TABLE IF NOT EXISTS violation_days (\n  day BIGINT NOT NULL"));
     }
 
     /// The database holds contacts: like its key, it and its WAL are the owner's only.
