@@ -12,23 +12,9 @@ import { createHmac, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, BINARY, ACCOUNT_SECRET, admin, stateOf, logSize, startServer, launchBrowser, openPage, fillCheckout, fixture, storedRecord, BOXES } from "./harness.mjs";
+import { ROOT, BINARY, ACCOUNT_SECRET, admin, stateOf, logSize, startServer, launchBrowser, openPage, fillCheckout, fixture, storedRecord, BOXES, axeViolations } from "./harness.mjs";
 
 const run = promisify(execFile);
-const AXE = readFileSync(path.join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
-
-/** axe-core's violations of WCAG 2.0–2.2 A and AA on the page as it is now. */
-async function axeViolations(page) {
-  // Evaluated through the DevTools protocol: the demo's strict CSP forbids inline scripts.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] },
-    });
-    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
-}
-
 const browser = await launchBrowser();
 const servers = [];
 after(async () => {

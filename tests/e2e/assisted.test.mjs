@@ -10,7 +10,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { ROOT, BINARY, ADMIN_TOKEN, STAFF_TOKEN, admin, logSize, startServer, launchBrowser, openPage, storedRecord } from "./harness.mjs";
+import { ROOT, BINARY, ADMIN_TOKEN, STAFF_TOKEN, admin, logSize, startServer, launchBrowser, openPage, storedRecord, axeViolations } from "./harness.mjs";
 
 const browser = await launchBrowser();
 const server = await startServer();
@@ -18,20 +18,6 @@ after(async () => {
   await browser.close();
   await server.stop();
 });
-
-const AXE = readFileSync(path.join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
-
-/** axe-core's violations of WCAG 2.0–2.2 A and AA on the page as it is now. */
-async function axeViolations(page) {
-  // Evaluated through the DevTools protocol: the strict CSP forbids inline scripts.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] },
-    });
-    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
-}
 
 const sha256 = (text) => createHash("sha256").update(text, "utf8").digest("hex");
 

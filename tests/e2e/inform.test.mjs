@@ -7,11 +7,10 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { ROOT, BINARY, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer } from "./harness.mjs";
+import { ROOT, BINARY, ADMIN_TOKEN, useShop, openPage, CHOICES, fillCheckout, fixture, deliveredRecord, startServer, axeViolations } from "./harness.mjs";
 
 const shop = useShop();
 const LANGUAGES = ["en", "lv", "pl", "cs", "de", "lt", "et"];
-const AXE = readFileSync(path.join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
 const SNAPSHOTS = path.join(ROOT, "tests/e2e/snapshots");
 
 async function checkout(lang, options) {
@@ -19,18 +18,6 @@ async function checkout(lang, options) {
   await opened.page.goto(`${shop.server.url}/checkout.html?lang=${lang}`);
   await opened.page.waitForSelector(CHOICES);
   return opened;
-}
-
-/** axe-core's violations of WCAG 2.0–2.2 A and AA on the page as it is now. */
-async function axeViolations(page) {
-  // Evaluated through the DevTools protocol: the demo's strict CSP forbids inline scripts.
-  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(AXE);
-  return page.evaluate(async () => {
-    const result = await window.axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"] },
-    });
-    return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-  });
 }
 
 for (const lang of LANGUAGES) {
