@@ -201,11 +201,13 @@ fn texts_of(collector: &Collector, bytes: &str) -> Result<Vec<serde_json::Value>
         if !seen.insert(purpose.text_sha256.clone()) {
             continue;
         }
-        if let Some((purpose_id, version, locale, text)) =
-            collector.store.text(&purpose.text_sha256).map_err(unavailable)?
-        {
+        // Labelled with what the record showed it for: the store keeps one row per hash,
+        // and the same wording may have been shown for another locale (an untranslated
+        // one) or purpose first, so its row's labels may be another's.
+        if let Some((_, _, _, text)) = collector.store.text(&purpose.text_sha256).map_err(unavailable)? {
             texts.push(serde_json::json!({
-                "sha256": purpose.text_sha256, "purpose": purpose_id, "version": version, "locale": locale, "text": text,
+                "sha256": purpose.text_sha256, "purpose": purpose.id, "version": purpose.version,
+                "locale": record.locale, "text": text,
             }));
         }
     }

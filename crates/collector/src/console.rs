@@ -245,10 +245,25 @@ pub fn language(headers: &HeaderMap, default_locale: &str) -> &'static str {
 
 /// `template` with each `{name}` replaced by its (already escaped) value.
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = escape(template);
-    for (name, value) in values {
-        out = out.replace(&format!("{{{name}}}"), value);
+    // One pass over the template, so a value that itself reads `{name}` (an address may)
+    // is never filled in again.
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&escape(&rest[..open]));
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (&after[..close], close)) {
+            Some((name, close)) if values.iter().any(|(n, _)| *n == name) => {
+                out.push_str(values.iter().find(|(n, _)| *n == name).map_or("", |(_, v)| v));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(&escape(rest));
     out
 }
 
@@ -316,9 +331,20 @@ fn session_id(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
-/// The request's live session, if it has one; an ended one is deleted on the way.
+/// A keyed hash of the admin token (under the collector's secret), kept with each session:
+/// a session opened with another token than today's has ended (the token was changed
+/// because it leaked, say). `None` while the console is off.
+fn token_mac(collector: &Collector) -> Option<[u8; 32]> {
+    let token = collector.admin_token.as_deref()?;
+    let mut data = b"unticked console token v1\0".to_vec();
+    data.extend_from_slice(token.as_bytes());
+    Some(collector.store.link_mac(&data))
+}
+
+/// The request's live session, if it has one; an ended one is deleted on the way. With the
+/// admin token unset no session is live, and one opened under another token has ended.
 fn session(collector: &Collector, headers: &HeaderMap) -> Result<Option<Session>, Refusal> {
-    let Some(value) = cookie_value(headers) else {
+    let (Some(value), Some(mac)) = (cookie_value(headers), token_mac(collector)) else {
         return Ok(None);
     };
     let id = session_id(&value);
@@ -331,7 +357,11 @@ fn session(collector: &Collector, headers: &HeaderMap) -> Result<Option<Session>
     };
     let now = now_ms();
     let idle = SESSION_IDLE.as_millis() as u64;
-    if now >= row.expires_at || now.saturating_sub(row.seen_at) >= idle {
+    let same_token = {
+        let (a, b) = (Sha256::digest(&row.token_mac), Sha256::digest(mac));
+        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    };
+    if !same_token || now >= row.expires_at || now.saturating_sub(row.seen_at) >= idle {
         collector
             .store
             .close_console_session(&id)
@@ -369,6 +399,20 @@ fn session_cookie(collector: &Collector, value: &str, max_age: std::time::Durati
 
 /// A whole console page. `session` adds the navigation and the sign-out button.
 fn document(lang: &str, w: &Words, title: &str, session: Option<&Session>, current: &str, body: &str) -> String {
+    headed(lang, w, title, &escape(title), session, current, body)
+}
+
+/// [`document`] with a heading (escaped markup) other than its title: the subject view's
+/// names the contact, its title does not, since titles go to the browser's history.
+fn headed(
+    lang: &str,
+    w: &Words,
+    title: &str,
+    heading: &str,
+    session: Option<&Session>,
+    current: &str,
+    body: &str,
+) -> String {
     let nav = session.map_or_else(String::new, |s| {
         let link = |href: &str, label: &str| {
             let here = if href == current { " aria-current=\"page\"" } else { "" };
@@ -393,7 +437,7 @@ fn document(lang: &str, w: &Words, title: &str, session: Option<&Session>, curre
          <link rel=\"stylesheet\" href=\"/admin/console.css\"></head>\
          <body><a class=\"skip\" href=\"#main\">{skip}</a>\
          <header class=\"bar\"><span class=\"brand\">{console}</span>{nav}</header>\
-         <main id=\"main\" tabindex=\"-1\"><h1>{title}</h1>{body}</main></body></html>",
+         <main id=\"main\" tabindex=\"-1\"><h1>{heading}</h1>{body}</main></body></html>",
         lang = escape(lang),
         title = escape(title),
         console = escape(&w.title),
@@ -596,7 +640,18 @@ async fn sign_in(
         return sign_in_page(&collector, lang, &w, StatusCode::NOT_FOUND, "");
     };
     let given = form.map(|Form(f)| f.token).unwrap_or_default();
-    if let Err(refusal) = crate::admin::token_matches(&collector, client, &given, &expected, "admin") {
+    // While the address is held back, no token is even compared (unlike the API, where the
+    // right token always passes): a guesser behind it learns nothing, whatever they send.
+    // The site owner held back with it waits too, or signs in from another address, and
+    // the API still answers their token.
+    let now = std::time::Instant::now();
+    let held_back = collector.limits.admin.check(client, now).map_err(|_| {
+        let wait = collector.limits.admin.charge(client, now);
+        tracing::warn!(client = %client.address(), wait_s = wait.as_secs(), "console: sign-in while held back");
+        crate::error::too_many(Code::RateLimited, "too many wrong admin tokens from this address", wait)
+    });
+    let checked = held_back.and_then(|()| crate::admin::token_matches(&collector, client, &given, &expected, "admin"));
+    if let Err(refusal) = checked {
         let message = match refusal.retry_after {
             Some(seconds) => fill(&w.too_many, &[("minutes", &seconds.div_ceil(60).max(1).to_string())]),
             None => escape(&w.wrong_token),
@@ -615,9 +670,12 @@ async fn sign_in(
     };
     let now = now_ms();
     let expires_at = now + SESSION_LIFETIME.as_millis() as u64;
+    let Some(mac) = token_mac(&collector) else {
+        return sign_in_page(&collector, lang, &w, StatusCode::NOT_FOUND, "");
+    };
     if let Err(e) = collector
         .store
-        .open_console_session(&session_id(&value), now, expires_at)
+        .open_console_session(&session_id(&value), &mac, now, expires_at)
     {
         return refusal_page(lang, &w, None, &crate::error::unavailable(e));
     }
@@ -852,9 +910,11 @@ fn subject_page(
 
     // The rights, each behind a confirmation.
     body.push_str(&rights_forms(collector, s, identifier, post));
-    // The document escapes its title: it gets the plain words and the identifier.
-    let title = w.subject_heading.replace("{identifier}", identifier);
-    page(status, document(s.lang, w, &title, Some(&s.session), "/admin", &body))
+    let heading = fill(&w.subject_heading, &[("identifier", &escape(identifier))]);
+    page(
+        status,
+        headed(s.lang, w, &w.nav_subjects, &heading, Some(&s.session), "/admin", &body),
+    )
 }
 
 /// Whether `checkpoint` carries the collector's signature over its note (C2SP
@@ -959,22 +1019,47 @@ fn receipt_check(
     latest: Option<&crate::store::Checkpoint>,
     latest_signed: bool,
 ) -> String {
-    let logged = collector.store.checkpoint_covering(index).ok().flatten();
+    let bad = || alert(&escape(&w.receipt_bad)).replace("<p ", "<p data-verified=\"no\" ");
+    // A store that cannot answer is no proof either way: it is said as a failed check.
+    let Ok(logged) = collector.store.checkpoint_covering(index) else {
+        return bad();
+    };
     let (Some(latest), Some(logged)) = (latest, logged) else {
         return format!("<p>{}</p>", escape(&w.receipt_pending));
     };
-    let bytes = collector.store.record_at(index).ok().flatten();
-    let proof = collector.store.inclusion(index, latest.size);
-    let included = match (bytes, proof) {
-        (Some(bytes), Some((_, proof))) => unticked_core::merkle::verify_inclusion(
+    let Ok(Some(bytes)) = collector.store.record_at(index) else {
+        return bad();
+    };
+    let included = collector.store.inclusion(index, latest.size).is_some_and(|(_, proof)| {
+        unticked_core::merkle::verify_inclusion(
             &unticked_core::merkle::leaf_hash(bytes.as_bytes()),
             index,
             latest.size,
             &proof,
             &latest.root,
-        ),
-        _ => false,
+        )
+    });
+    // The receipt's own checkpoint is the collector's too, and the latest tree extends it
+    // (RFC 9162 §2.1.4): the log was not rewritten since the record was acknowledged.
+    let key = collector.store.public_key();
+    let extended = if logged.size == latest.size {
+        logged.root == latest.root
+    } else {
+        logged.size < latest.size
+            && collector
+                .store
+                .consistency(logged.size, latest.size)
+                .is_some_and(|proof| {
+                    unticked_core::merkle::verify_consistency(
+                        logged.size,
+                        latest.size,
+                        &logged.root,
+                        &latest.root,
+                        &proof,
+                    )
+                })
     };
+    let included = included && extended && checkpoint_signed(collector, &logged, &key);
     if included && latest_signed {
         format!(
             "<p class=\"verified\" data-verified=\"yes\">{}</p><p class=\"hash\">root <code>{}</code></p>",
@@ -989,7 +1074,7 @@ fn receipt_check(
             record::hex(&latest.root)
         )
     } else {
-        alert(&escape(&w.receipt_bad)).replace("<p ", "<p data-verified=\"no\" ")
+        bad()
     }
 }
 
@@ -1005,24 +1090,30 @@ fn rights_forms(collector: &Collector, s: &Signed, identifier: &str, post: bool)
             label = escape(&purpose_label(collector, &p.id, s.lang)),
         ));
     }
+    // A postal address has no normal form a replacement could be checked against
+    // (crate::lifecycle::normalise_identifier): it is rectified by erasing it and asking again.
+    let rectify_form = format!(
+        "<form class=\"card\" method=\"post\" action=\"/admin/subject/rectify\">{hidden}<fieldset><legend>{rectify_legend}</legend>\
+         <label for=\"replacement\">{replacement}</label><input id=\"replacement\" name=\"replacement\" type=\"text\" autocomplete=\"off\" spellcheck=\"false\" required>\
+         <p class=\"check\"><input id=\"merge\" name=\"merge\" type=\"checkbox\" value=\"yes\"><label for=\"merge\">{merge}</label></p>\
+         <button type=\"submit\">{rectify}</button></fieldset></form>",
+        rectify_legend = escape(&w.rectify_legend),
+        replacement = escape(&w.replacement_label),
+        merge = escape(&w.merge_label),
+        rectify = escape(&w.rectify),
+    );
     format!(
         "<section aria-labelledby=\"rights\"><h2 id=\"rights\">{heading}</h2>\
          <form class=\"card\" method=\"post\" action=\"/admin/subject/erase\">{hidden}<fieldset><legend>{erase_legend}</legend>\
          <button type=\"submit\" class=\"danger\">{erase}</button></fieldset></form>\
-         <form class=\"card\" method=\"post\" action=\"/admin/subject/rectify\">{hidden}<fieldset><legend>{rectify_legend}</legend>\
-         <label for=\"replacement\">{replacement}</label><input id=\"replacement\" name=\"replacement\" type=\"text\" autocomplete=\"off\" spellcheck=\"false\" required>\
-         <p class=\"check\"><input id=\"merge\" name=\"merge\" type=\"checkbox\" value=\"yes\"><label for=\"merge\">{merge}</label></p>\
-         <button type=\"submit\">{rectify}</button></fieldset></form>\
+         {rectify_form}\
          <form class=\"card\" method=\"post\" action=\"/admin/subject/restrict\">{hidden}<fieldset><legend>{restrict_legend}</legend>{purposes}\
          <button type=\"submit\" name=\"lift\" value=\"\">{restrict}</button> <button type=\"submit\" name=\"lift\" value=\"yes\">{lift}</button></fieldset></form>\
          </section>",
         heading = escape(&w.rights_heading),
         erase_legend = escape(&w.erase_legend),
         erase = escape(&w.erase),
-        rectify_legend = escape(&w.rectify_legend),
-        replacement = escape(&w.replacement_label),
-        merge = escape(&w.merge_label),
-        rectify = escape(&w.rectify),
+        rectify_form = if post { String::new() } else { rectify_form },
         restrict_legend = escape(&w.restrict_legend),
         restrict = escape(&w.restrict),
         lift = escape(&w.lift),
@@ -1263,6 +1354,12 @@ async fn dashboard(
     }
 }
 
+/// The first 16 characters of a hash, as the tables show it (by characters: a hash from a
+/// query string may be anything).
+fn short_hash(hash: &str) -> String {
+    hash.chars().take(16).collect()
+}
+
 /// A config's text with its members one per line (keys sorted), so a line diff shows
 /// what changed rather than one changed line; a text that is not JSON is diffed as it is.
 fn diffable(text: &str) -> String {
@@ -1335,7 +1432,7 @@ async fn configs(
         body.push_str(&format!(
             "<tr data-sha256=\"{sha}\"><th scope=\"row\"><a href=\"/v1/configs/{sha}\"><code>{short}</code></a>{current}</th><td>{first}</td><td>{last}</td></tr>",
             sha = escape(&row.sha256),
-            short = escape(&row.sha256[..row.sha256.len().min(16)]),
+            short = escape(&short_hash(&row.sha256)),
             first = escape(&when(row.first_served)),
             last = escape(&when(row.last_served)),
         ));
@@ -1352,7 +1449,7 @@ async fn configs(
                 format!(
                     "<option value=\"{sha}\"{mark}>{short} · {first}</option>",
                     sha = escape(&row.sha256),
-                    short = escape(&row.sha256[..row.sha256.len().min(16)]),
+                    short = escape(&short_hash(&row.sha256)),
                     first = escape(&when(row.first_served)),
                 )
             })
@@ -1377,8 +1474,8 @@ async fn configs(
             let heading = fill(
                 &w.diff_heading,
                 &[
-                    ("from", &format!("<code>{}</code>", escape(&from[..from.len().min(16)]))),
-                    ("to", &format!("<code>{}</code>", escape(&to[..to.len().min(16)]))),
+                    ("from", &format!("<code>{}</code>", escape(&short_hash(from)))),
+                    ("to", &format!("<code>{}</code>", escape(&short_hash(to)))),
                 ],
             );
             body.push_str(&format!(
@@ -1626,17 +1723,28 @@ mod tests {
         let (app, store, _dir) = app();
         let now = now_ms();
         let idle = SESSION_IDLE.as_millis() as u64;
-        // Unused for longer than the idle timeout, and past its end.
-        store
-            .open_console_session(&session_id("idle"), now - idle - 1_000, now + 3_600_000)
-            .unwrap();
-        store
-            .open_console_session(&session_id("old"), now - 1_000, now - 1)
-            .unwrap();
-        store
-            .open_console_session(&session_id("live"), now - 1_000, now + 3_600_000)
-            .unwrap();
-        for value in ["idle", "old"] {
+        let mac = |token: &str| {
+            let mut data = b"unticked console token v1\0".to_vec();
+            data.extend_from_slice(token.as_bytes());
+            store.link_mac(&data)
+        };
+        // Unused for longer than the idle timeout, past its end, and opened under a token
+        // that is no longer the admin token.
+        let open = |value: &str, token: &str, at: u64, until: u64| {
+            store
+                .open_console_session(&session_id(value), &mac(token), at, until)
+                .unwrap()
+        };
+        open("idle", TOKEN, now - idle - 1_000, now + 3_600_000);
+        open("old", TOKEN, now - 1_000, now - 1);
+        open(
+            "rotated",
+            "the-token-before-it-was-changed-0123456789",
+            now - 1_000,
+            now + 3_600_000,
+        );
+        open("live", TOKEN, now - 1_000, now + 3_600_000);
+        for value in ["idle", "old", "rotated"] {
             let (status, _, body) = send(&app, get("/admin/dashboard", Some(value))).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{value}");
             assert!(body.contains("Your session has ended."), "{body}");
@@ -1649,6 +1757,21 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("type=\"password\""));
         assert!(!body.contains("Your session has ended."));
+    }
+
+    #[test]
+    fn a_template_is_filled_once_and_its_words_escaped() {
+        // An address may read `{replacement}`: it is not filled in again.
+        let filled = fill(
+            "Replace {identifier} with {replacement} <now>? {unknown}",
+            &[("identifier", "{replacement}@x.lv"), ("replacement", "new@x.lv")],
+        );
+        assert_eq!(
+            filled,
+            "Replace {replacement}@x.lv with new@x.lv &lt;now&gt;? {unknown}"
+        );
+        assert_eq!(fill("{", &[]), "{");
+        assert_eq!(fill("ā{n}ē", &[("n", "1")]), "ā1ē");
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl DashboardWords {
             outdated_title: s("Outdated consents"),
             outdated_caption: s(
                 "Consents given each UTC day under a version of the purpose older than the one served now (R11): \
-                 they are asked for again, and do not count as consent until renewed.",
+                 they are asked for again, unless renewed or withdrawn since.",
             ),
             violations_title: s("Violation reports"),
             violations_caption: s(
