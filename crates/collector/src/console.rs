@@ -301,9 +301,7 @@ impl Session {
 
     /// Whether the form's CSRF token is this session's (constant time).
     fn allows(&self, given: Option<&str>) -> bool {
-        let given = given.unwrap_or("");
-        let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(self.csrf.as_bytes()));
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::lifecycle::constant_time_eq(given.unwrap_or("").as_bytes(), self.csrf.as_bytes())
     }
 
     fn hidden(&self) -> String {
@@ -357,10 +355,7 @@ fn session(collector: &Collector, headers: &HeaderMap) -> Result<Option<Session>
     };
     let now = now_ms();
     let idle = SESSION_IDLE.as_millis() as u64;
-    let same_token = {
-        let (a, b) = (Sha256::digest(&row.token_mac), Sha256::digest(mac));
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    };
+    let same_token = crate::lifecycle::constant_time_eq(&row.token_mac, &mac);
     if !same_token || now >= row.expires_at || now.saturating_sub(row.seen_at) >= idle {
         collector
             .store
