@@ -504,43 +504,43 @@ pub fn main(options: Options) -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or(options.addr.clone());
         // Tests and build.sh read this line to find the port.
-        println!(
+        announce(format_args!(
             "unticked: log {} (checkpoints signed by {}, key {})",
             options.db,
             store.origin(),
             unticked_core::record::base64url(store.public_key().as_bytes())
-        );
-        println!("unticked: serving {} on http://{addr}/", options.www.display());
+        ));
+        announce(format_args!("unticked: serving {} on http://{addr}/", options.www.display()));
         let admin_token = std::env::var(admin::TOKEN_VARIABLE).ok().filter(|t| !t.is_empty());
         if admin_token.is_none() {
-            println!(
+            announce(format_args!(
                 "unticked: admin endpoints off (set {} to enable them)",
                 admin::TOKEN_VARIABLE
-            );
+            ));
         }
         if server.staff_token.is_none() {
-            println!(
+            announce(format_args!(
                 "unticked: phone consent off (set {} to a staff token, not the admin one)",
                 crate::assisted::STAFF_TOKEN_VARIABLE
-            );
+            ));
         }
         let public_origins = match listener.local_addr() {
             Ok(local) => public_origins(&options.public_origins, local),
             Err(_) => options.public_origins.clone(),
         };
         if public_origins.is_empty() {
-            println!(
+            announce(format_args!(
                 "unticked: only the config's origins may write; give the collector's own with --public-origin https://…"
-            );
+            ));
         }
         let account_secret = std::env::var(crate::lifecycle::ACCOUNT_SECRET_VARIABLE)
             .ok()
             .filter(|t| !t.is_empty());
         if account_secret.is_none() {
-            println!(
+            announce(format_args!(
                 "unticked: account form off (set {} to the secret the shop's backend signs account tokens with)",
                 crate::lifecycle::ACCOUNT_SECRET_VARIABLE
-            );
+            ));
         }
         let settings = Settings {
             admin_token,
@@ -565,7 +565,7 @@ pub fn main(options: Options) -> ExitCode {
         {
             eprintln!("unticked serve: the log was not checkpointed on shutdown ({}); its WAL is kept and replayed on the next start", e);
         }
-        println!("unticked: stopped");
+        announce(format_args!("unticked: stopped"));
         ExitCode::SUCCESS
     });
     // The background tasks (webhooks, confirmation mails) end with the runtime; then nothing
@@ -630,6 +630,16 @@ async fn received(signal: Option<tokio::signal::unix::Signal>) {
             signal.recv().await;
         }
         None => std::future::pending::<()>().await,
+    }
+}
+
+/// A line of the start-up banner on stdout. The collector's work is storing records, not
+/// telling a terminal: a closed or broken stdout (`serve | head -1`, a supervisor that
+/// dropped the pipe) must not stop it, as `println!` would by panicking.
+fn announce(line: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout(), "{line}") {
+        tracing::warn!(error = %e, "a start-up line could not be written to stdout");
     }
 }
 
