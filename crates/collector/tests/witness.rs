@@ -37,13 +37,19 @@ fn post(addr: &str, n: usize) {
     assert!(posted.status.success(), "{}", String::from_utf8_lossy(&posted.stderr));
 }
 
-/// `unticked verify --db DB --public-key KEY [extra…]`: exit code and stdout.
+/// `unticked verify --db DB --public-key KEY [extra…]`: exit code, and stdout then stderr
+/// (where a verify that cannot run says why).
 fn verify(db: &Path, key: &str, extra: &[&str]) -> (Option<i32>, String) {
     let out = run(
         common::verify_command(db).args(["--public-key", key]).args(extra),
         LIMIT,
     );
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), said)
 }
 
 /// The checkpoint's signed note verifies under `key` (base64url), as an auditor checks it.
