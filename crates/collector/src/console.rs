@@ -142,7 +142,14 @@ pub struct Words {
     pub text_missing: String,
     pub receipt: String,
     pub receipt_ok: String,
+    /// The inclusion proof does not lead to the latest root.
     pub receipt_bad: String,
+    /// The store did not answer, so nothing was checked.
+    pub receipt_unchecked: String,
+    /// The receipt's checkpoint or the latest one is not signed by this collector.
+    pub receipt_unsigned: String,
+    /// The latest checkpoint does not extend the receipt's (RFC 9162 §2.1.4).
+    pub receipt_not_extended: String,
     pub receipt_pending: String,
     pub download_record: String,
     pub bundle_heading: String,
@@ -1014,63 +1021,58 @@ fn receipt_check(
     latest: Option<&crate::store::Checkpoint>,
     latest_signed: bool,
 ) -> String {
-    let bad = || alert(&escape(&w.receipt_bad)).replace("<p ", "<p data-verified=\"no\" ");
-    // A store that cannot answer is no proof either way: it is said as a failed check.
+    // Each failed check is named: an owner told "the proof fails" when the store merely did
+    // not answer, or when the signature is what fails, is told a wrong fact.
+    let failed = |words: &str| alert(&escape(words)).replace("<p ", "<p data-verified=\"no\" ");
+    // A store that cannot answer is no proof either way.
     let Ok(logged) = collector.store.checkpoint_covering(index) else {
-        return bad();
+        return failed(&w.receipt_unchecked);
     };
     let (Some(latest), Some(logged)) = (latest, logged) else {
         return format!("<p>{}</p>", escape(&w.receipt_pending));
     };
     let Ok(Some(bytes)) = collector.store.record_at(index) else {
-        return bad();
+        return failed(&w.receipt_unchecked);
     };
-    let included = collector.store.inclusion(index, latest.size).is_some_and(|(_, proof)| {
-        unticked_core::merkle::verify_inclusion(
-            &unticked_core::merkle::leaf_hash(bytes.as_bytes()),
-            index,
-            latest.size,
-            &proof,
-            &latest.root,
-        )
-    });
-    // The receipt's own checkpoint is the collector's too, and the latest tree extends it
-    // (RFC 9162 §2.1.4): the log was not rewritten since the record was acknowledged.
+    // Both checkpoints, the receipt's own and the latest, are this collector's.
     let key = collector.store.public_key();
+    if !latest_signed || !checkpoint_signed(collector, &logged, &key) {
+        return failed(&w.receipt_unsigned);
+    }
+    let Some((_, proof)) = collector.store.inclusion(index, latest.size) else {
+        return failed(&w.receipt_unchecked);
+    };
+    let leaf = unticked_core::merkle::leaf_hash(bytes.as_bytes());
+    if !unticked_core::merkle::verify_inclusion(&leaf, index, latest.size, &proof, &latest.root) {
+        return failed(&w.receipt_bad);
+    }
+    // The latest tree extends the receipt's (RFC 9162 §2.1.4): the log was not rewritten
+    // since the record was acknowledged.
     let extended = if logged.size == latest.size {
         logged.root == latest.root
+    } else if logged.size > latest.size {
+        false
     } else {
-        logged.size < latest.size
-            && collector
-                .store
-                .consistency(logged.size, latest.size)
-                .is_some_and(|proof| {
-                    unticked_core::merkle::verify_consistency(
-                        logged.size,
-                        latest.size,
-                        &logged.root,
-                        &latest.root,
-                        &proof,
-                    )
-                })
+        let Some(proof) = collector.store.consistency(logged.size, latest.size) else {
+            return failed(&w.receipt_unchecked);
+        };
+        unticked_core::merkle::verify_consistency(logged.size, latest.size, &logged.root, &latest.root, &proof)
     };
-    let included = included && extended && checkpoint_signed(collector, &logged, &key);
-    if included && latest_signed {
-        format!(
-            "<p class=\"verified\" data-verified=\"yes\">{}</p><p class=\"hash\">root <code>{}</code></p>",
-            fill(
-                &w.receipt_ok,
-                &[
-                    ("index", &index.to_string()),
-                    ("logged", &logged.size.to_string()),
-                    ("size", &latest.size.to_string()),
-                ],
-            ),
-            record::hex(&latest.root)
-        )
-    } else {
-        bad()
+    if !extended {
+        return failed(&w.receipt_not_extended);
     }
+    format!(
+        "<p class=\"verified\" data-verified=\"yes\">{}</p><p class=\"hash\">root <code>{}</code></p>",
+        fill(
+            &w.receipt_ok,
+            &[
+                ("index", &index.to_string()),
+                ("logged", &logged.size.to_string()),
+                ("size", &latest.size.to_string()),
+            ],
+        ),
+        record::hex(&latest.root)
+    )
 }
 
 /// The forms of erasure, rectification and restriction for the subject.
@@ -1711,6 +1713,81 @@ mod tests {
         assert!(headers[header::SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
         let (status, _, _) = send(&app, get("/admin/dashboard", Some(&value))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Signs in; the session cookie and its CSRF token.
+    async fn signed_session(app: &Router) -> (String, String) {
+        let (_, headers, _) = send(app, post("/admin/sign-in", None, &format!("token={TOKEN}"))).await;
+        let cookie = headers[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap();
+        let cookie = cookie.trim_start_matches(&format!("{COOKIE}=")).to_string();
+        let (_, _, page) = send(app, get("/admin", Some(&cookie))).await;
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        (cookie, csrf.to_string())
+    }
+
+    /// Stores a demo checkout for jan@example.pl, in a checkpoint of its own.
+    async fn store_checkout(app: &Router) {
+        let config = crate::testing::demo_config();
+        let request = axum::http::Request::post("/v1/records")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::HOST, "127.0.0.1:8080")
+            .body(axum::body::Body::from(crate::testing::seal(
+                &crate::testing::capture(&config, &["email-offers"]),
+                1,
+            )))
+            .unwrap();
+        let (status, _, body) = send(app, request).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    async fn jans_page(app: &Router) -> (StatusCode, String) {
+        let (cookie, csrf) = signed_session(app).await;
+        let form = format!("identifier=jan%40example.pl&csrf={csrf}");
+        let (status, _, page) = send(app, post("/admin/subject", Some(&cookie), &form)).await;
+        (status, page)
+    }
+
+    /// A receipt that fails says which check failed: here the signature of the checkpoint
+    /// the first record was logged under, while the second record's receipt still holds.
+    #[tokio::test]
+    async fn a_failed_receipt_check_names_the_check_that_failed() {
+        let (app, _store, dir) = app();
+        store_checkout(&app).await;
+        store_checkout(&app).await;
+        let (status, page) = jans_page(&app).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page.matches("data-verified=\"yes\"").count(), 2, "{page}");
+        rusqlite::Connection::open(dir.path().join("log.db"))
+            .unwrap()
+            .execute_batch("UPDATE checkpoints SET signature = zeroblob(64) WHERE size = 1")
+            .unwrap();
+        let (_, page) = jans_page(&app).await;
+        let w = words("en").unwrap();
+        assert_eq!(page.matches("data-verified=\"yes\"").count(), 1, "{page}");
+        assert!(page.contains(&escape(&w.receipt_unsigned)), "{page}");
+        assert!(!page.contains(&escape(&w.receipt_bad)), "{page}");
+    }
+
+    /// A stored record that no longer opens is not left out of the subject's page (the
+    /// timeline could then say the opposite of what they chose): the page names the damage.
+    #[tokio::test]
+    async fn a_damaged_record_is_named_not_left_out_of_the_subject_page() {
+        let (app, _store, dir) = app();
+        store_checkout(&app).await;
+        rusqlite::Connection::open(dir.path().join("log.db"))
+            .unwrap()
+            .execute_batch(r#"UPDATE log SET bytes = CAST(replace(CAST(bytes AS TEXT), '"given"', '"giveN"') AS BLOB)"#)
+            .unwrap();
+        let (status, page) = jans_page(&app).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{page}");
+        assert!(page.contains("index 0 no longer opens"), "{page}");
+        assert!(page.contains("unticked verify"), "{page}");
     }
 
     #[tokio::test]

@@ -174,6 +174,9 @@ codes! {
     PurposeChannel = "purpose-channel", UNPROCESSABLE_ENTITY;
     /// Storage failed: the server's problem, which the widget's outbox retries.
     Unavailable = "unavailable", SERVICE_UNAVAILABLE;
+    /// A stored record no longer opens: the log was changed behind the collector's back
+    /// (`unticked verify` names the damage). Nothing is decided on what is left.
+    Damaged = "damaged", INTERNAL_SERVER_ERROR;
 }
 
 /// A refusal: a stable code (and so its status), and what is wrong.
@@ -204,6 +207,17 @@ pub(crate) fn refuse(code: Code, message: impl Into<String>) -> Refusal {
 pub(crate) fn unavailable(e: impl std::fmt::Debug) -> Refusal {
     tracing::error!(error = ?e, "storage unavailable");
     refuse(Code::Unavailable, "the record could not be stored now; retry later")
+}
+
+/// A stored record at `index` that no longer opens. Every record opened when it was stored
+/// (crate::records), so this is damage to the log; a subject's standing, bundle or page
+/// built without it could say the opposite of what they chose (a lost withdrawal).
+pub(crate) fn damaged(index: u64, e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(index, error = %e, "a stored record no longer opens; run `unticked verify`");
+    refuse(
+        Code::Damaged,
+        format!("the stored record at index {index} no longer opens ({e}): the log is damaged; `unticked verify` names what is wrong"),
+    )
 }
 
 /// 429 with `code` and `Retry-After`: a limit of [`crate::limit`] was reached (RFC 6585 §4).

@@ -145,12 +145,10 @@ pub fn history(collector: &Collector, identifier: &str) -> Result<History, Refus
         let Some(bytes) = collector.store.record_at(index).map_err(unavailable)? else {
             continue;
         };
-        // Stored records opened when they were stored; one that no longer does is damage
-        // `unticked verify` reports, and decides nothing here.
-        match record::open(bytes.as_bytes()) {
-            Ok(opened) => records.push((index, opened.record, rows)),
-            Err(_) => tracing::error!(index, "a stored record no longer opens; run `unticked verify`"),
-        }
+        // Stored records opened when they were stored; one that no longer does is damage,
+        // and the history is refused rather than told without it (crate::error::damaged).
+        let opened = record::open(bytes.as_bytes()).map_err(|e| crate::error::damaged(index, e))?;
+        records.push((index, opened.record, rows));
     }
     // A rectification (Art. 16, crate::rights) carries the records of the contact it
     // replaced over to this one: their decisions are this subject's, their disclosures gone.
@@ -169,10 +167,8 @@ pub fn history(collector: &Collector, identifier: &str) -> Result<History, Refus
         let Some((index, bytes)) = collector.store.record(&id).map_err(unavailable)? else {
             continue;
         };
-        match record::open(bytes.as_bytes()) {
-            Ok(opened) => records.push((index, opened.record, Vec::new())),
-            Err(_) => tracing::error!(index, "a stored record no longer opens; run `unticked verify`"),
-        }
+        let opened = record::open(bytes.as_bytes()).map_err(|e| crate::error::damaged(index, e))?;
+        records.push((index, opened.record, Vec::new()));
     }
     records.sort_by_key(|(index, _, _)| *index);
     Ok(History { records })
@@ -1475,6 +1471,55 @@ mod tests {
         let (status, _, page) = call(&app, "GET", &path_of(&links["preferences"]), "text/html", String::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(page.contains("id=\"link-invalid\""));
+    }
+
+    /// A stored record changed behind the collector's back no longer opens. Told without it,
+    /// the subject's history could say the opposite of what they chose (a withdrawal lost),
+    /// so every answer built on it is refused, naming the index and `unticked verify`.
+    #[tokio::test]
+    async fn a_damaged_record_refuses_the_subjects_answers_instead_of_leaving_it_out() {
+        let config = demo_config();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.db");
+        let app = app(&config, &db);
+        checkout(&app, &config, &["email-offers"]).await;
+        let links = json(
+            &app,
+            "/v1/admin/links",
+            r#"{"identifier":"jan@example.pl","channel":"email"}"#,
+        )
+        .await;
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(r#"UPDATE log SET bytes = CAST(replace(CAST(bytes AS TEXT), '"given"', '"giveN"') AS BLOB) WHERE idx = 0"#)
+            .unwrap();
+        for uri in ["/v1/admin/subjects", "/v1/admin/subjects/bundle"] {
+            let (status, _, body) = call(&app, "POST", uri, "application/json", JAN.to_string()).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}: {body}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["code"], "damaged", "{uri}");
+            let message = body["message"].as_str().unwrap();
+            assert!(
+                message.contains("index 0") && message.contains("unticked verify"),
+                "{message}"
+            );
+            assert!(!message.contains("jan@"), "no contact in the message: {message}");
+        }
+        let (status, _, _) = call(&app, "GET", &path_of(&links["preferences"]), "text/html", String::new()).await;
+        assert_eq!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no preferences page without the record"
+        );
+        // The subject can still be erased (Art. 17): erasure reads no history.
+        assert!(
+            json(&app, "/v1/admin/subjects/erase", JAN).await["erased"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        let answer = json(&app, "/v1/admin/subjects", JAN).await;
+        assert_eq!(answer["history"], serde_json::json!([]), "erased: {answer}");
     }
 
     #[tokio::test]

@@ -353,10 +353,11 @@ fn refused_page(collector: &Collector, headers: &HeaderMap, opened: &Opened) -> 
 
 /// The signup record, opened.
 fn signup_record(collector: &Collector, id: &str) -> Result<Option<ConsentRecord>, Refusal> {
-    let Some((_, bytes)) = collector.store.record(id).map_err(unavailable)? else {
+    let Some((index, bytes)) = collector.store.record(id).map_err(unavailable)? else {
         return Ok(None);
     };
-    Ok(record::open(bytes.as_bytes()).ok().map(|o| o.record))
+    let opened = record::open(bytes.as_bytes()).map_err(|e| crate::error::damaged(index, e))?;
+    Ok(Some(opened.record))
 }
 
 /// `GET /confirm/{token}`: the page with the button. Changes nothing.
