@@ -861,7 +861,16 @@ async fn record_by_collector(
     // A consent given at a checkout that disclosed an address and a number stands under
     // both: a change made through one link must reach the other, or the other contact
     // stays on the audience (Art. 7(3): withdrawing as easy as giving).
-    let history = history(collector, &link.identifier)?;
+    let history = match history(collector, &link.identifier) {
+        Ok(history) => history,
+        // An unsubscribe whose channel the link's own contact reaches has no other contact
+        // to look up, and a damaged record must not stop that withdrawal (Art. 7(3); see
+        // one_click_unsubscribe).
+        Err(refusal) if refusal.code == Code::Damaged && damaged_unsubscribe_withdraws(link, kind) => {
+            History { records: Vec::new() }
+        }
+        Err(refusal) => return Err(refusal),
+    };
     let also = co_contacts(collector, &history, &link.identifier, changes)?;
     let change = Change {
         identifier: &link.identifier,
@@ -875,6 +884,13 @@ async fn record_by_collector(
         also: &also,
     };
     store_signed_by_collector(collector, &change.capture(collector)?).await
+}
+
+/// Whether an unsubscribe through `link` still withdraws when the subject's history holds a
+/// damaged record: when its channel is reached by the link's own contact (an e-mail
+/// address's e-mail channel), the withdrawal needs no other contact from that history.
+fn damaged_unsubscribe_withdraws(link: &Link, kind: LinkKind) -> bool {
+    matches!(kind, LinkKind::Unsubscribe) && link.channel.contact() == identifier_channel(&link.identifier).contact()
 }
 
 /// The page for a link that does not work (any reason), or for an address held back.
@@ -1061,13 +1077,30 @@ pub async fn one_click_unsubscribe(
         )
         .into_response();
     }
-    let history = match history(&collector, &link.identifier) {
-        Ok(history) => history,
+    let (changes, locale) = match history(&collector, &link.identifier) {
+        Ok(history) => (
+            withdraw_all(&standing(&collector, &history), |s| s.channel == link.channel),
+            page_locale(&collector, Some(&history), &headers),
+        ),
+        // A damaged record must not cost the subject their withdrawal (Art. 7(3): as easy
+        // as giving). Where their history cannot be read whole, every purpose on the
+        // channel is withdrawn: the click says exactly that, and nothing stands after it.
+        Err(refusal)
+            if refusal.code == Code::Damaged && damaged_unsubscribe_withdraws(&link, LinkKind::Unsubscribe) =>
+        {
+            (
+                collector
+                    .config
+                    .purposes
+                    .iter()
+                    .filter(|p| p.channel == link.channel)
+                    .map(|p| (p.id.clone(), ConsentState::Withdrawn))
+                    .collect(),
+                page_locale(&collector, None, &headers),
+            )
+        }
         Err(refusal) => return refusal.into_response(),
     };
-    let standing = standing(&collector, &history);
-    let changes = withdraw_all(&standing, |s| s.channel == link.channel);
-    let locale = page_locale(&collector, Some(&history), &headers);
     if !changes.is_empty() {
         let recorded = record_by_collector(&collector, &link, locale, LinkKind::Unsubscribe, &changes, false).await;
         if let Err(refusal) = recorded {
@@ -1511,6 +1544,19 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR,
             "no preferences page without the record"
         );
+        // The withdrawal still works (Art. 7(3)): one click withdraws every purpose on the
+        // channel, and the collector signs the record of it.
+        let size = log_size(&app).await;
+        let (status, _, body) = call(
+            &app,
+            "POST",
+            &path_of(&links["unsubscribe"]),
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click".into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(log_size(&app).await, size + 1, "the withdrawal is recorded");
         // The subject can still be erased (Art. 17): erasure reads no history.
         assert!(
             json(&app, "/v1/admin/subjects/erase", JAN).await["erased"]
