@@ -1154,7 +1154,7 @@ fn colour_of(j: usize, series: &Series) -> (String, &'static str) {
 
 /// A day since the epoch as its UTC date, `2026-12-03`.
 fn date(day: u64) -> String {
-    let (y, m, d) = civil(day);
+    let (y, m, d) = unticked_core::consent::civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -1169,21 +1169,6 @@ fn instant(ms: u64, between: char, zone: &str) -> String {
         s / 60 % 60,
         s % 60
     )
-}
-
-/// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, http://howardhinnant.github.io/date_algorithms.html).
-fn civil(day: u64) -> (u64, u64, u64) {
-    let z = day + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -286,16 +286,7 @@ fn utc_date(ms: u64) -> String {
     let secs = ms / 1000;
     let days = (secs / 86_400) as i64;
     let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let (y, mo, d) = unticked_core::consent::civil_from_days(days);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
@@ -640,5 +631,16 @@ async fn send_due(
         if let Err(e) = collector.store.mail_tried(&mail.link_id, now, next) {
             tracing::error!(error = %e, "the confirmation outbox cannot be written");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The confirmation mail's deadline is a UTC date and time, leap days included.
+    #[test]
+    fn deadlines_read_as_utc_dates() {
+        assert_eq!(super::utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc_date(951_782_400_000 + 3_723_000), "2000-02-29 01:02 UTC");
+        assert_eq!(super::utc_date(1_796_342_400_000), "2026-12-04 00:00 UTC");
     }
 }

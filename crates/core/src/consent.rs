@@ -462,8 +462,11 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian, days since 1970-01-01).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+// Howard Hinnant's civil calendar algorithms (proleptic Gregorian, days since 1970-01-01,
+// http://howardhinnant.github.io/date_algorithms.html).
+
+/// The UTC date (year, month 1–12, day 1–31) of a day counted from 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
